@@ -1,0 +1,39 @@
+//! feedwerk: an RSS/Atom feed publisher and aggregator.
+//!
+//! Data flows one way through stages, each a module that owns one thing and hands the
+//! next stage a type:
+//!
+//! ```text
+//!  feeds/<source>/*.md ─┐
+//!  partner feeds ───────┼─► fetch ─► source (decode, parse) ─► normalise ─► dedupe ─► store ─► render ─► publish ─► serve
+//!  partner pages ───────┘  Fetched    ParsedFeed of Entry       Item         cluster    SQLite   bytes     files +   HTTP
+//!                                                                                                         catalog
+//! ```
+//!
+//! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line).
+//! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
+//!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish).
+//! - [`fetch`]: HTTP with conditional GET and limits → [`fetch::FetchOutcome`].
+//! - [`source`]: bytes or files → [`model::ParsedFeed`]; foreign parser types stay there.
+//! - [`dates`]: every date rule (RFC 822/3339, German forms, zones, DST).
+//! - [`normalise`]: `Entry` → `Item`: URLs, sanitised HTML, text, language, fingerprint.
+//! - [`dedupe`]: which stored story a new item repeats.
+//! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
+//! - [`render`] and [`publish`]: channel documents, written atomically, served from memory.
+//! - [`serve`]: the HTTP server over the published catalog.
+//! - [`pipeline`]: the only module that knows the order of the stages.
+//! - [`daemon`]: process lifecycle: schedule, signals.
+
+pub mod config;
+pub mod daemon;
+pub mod dates;
+pub mod dedupe;
+pub mod fetch;
+pub mod model;
+pub mod normalise;
+pub mod pipeline;
+pub mod publish;
+pub mod render;
+pub mod serve;
+pub mod source;
+pub mod store;

@@ -1,0 +1,324 @@
+//! The vocabulary every stage speaks: sources, entries as read, items as normalised,
+//! and the channels we publish.
+//!
+//! This module depends on nothing else in the crate, which is what keeps the pipeline
+//! one-way: each stage takes one of these types and hands the next stage another.
+//! Foreign types (feed-rs, rss, atom_syndication, reqwest, scraper) never appear here.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The configured, stable handle of a source (`[[source]] id`). Never the URL: partners
+/// move their feeds, and our IDs must not move with them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceId(pub String);
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl SourceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Our published, never-changing identifier of an item (see [`crate::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemId(pub String);
+
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// CSS selectors that turn a partner's HTML news page into entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSelectors {
+    /// One match per news item; the other selectors are applied inside it.
+    pub item: String,
+    pub title: String,
+    #[serde(default)]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// Where a source's entries come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// Markdown files with TOML front matter in a directory of ours.
+    Local { path: PathBuf },
+    /// A partner's RSS, Atom or JSON Feed document.
+    Feed { url: Url },
+    /// A partner's HTML page without a feed, read with CSS selectors.
+    Page {
+        url: Url,
+        selectors: PageSelectors,
+        /// chrono format strings tried in order on the date text.
+        date_formats: Vec<String>,
+    },
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::Local { .. } => "local",
+            SourceKind::Feed { .. } => "feed",
+            SourceKind::Page { .. } => "page",
+        }
+    }
+
+    /// The remote URL, for the kinds that have one.
+    pub fn url(&self) -> Option<&Url> {
+        match self {
+            SourceKind::Local { .. } => None,
+            SourceKind::Feed { url } | SourceKind::Page { url, .. } => Some(url),
+        }
+    }
+}
+
+/// One configured input, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: SourceId,
+    pub kind: SourceKind,
+    /// Human name, shown in outputs ("also at …", `atom:source`).
+    pub title: String,
+    /// The partner's website, for OPML and `atom:source` links.
+    pub homepage: Option<Url>,
+    /// Higher wins when the same story comes from several sources.
+    pub priority: i32,
+    /// Language used when neither the item nor the feed declares one.
+    pub language: Option<String>,
+    /// Zone for dates that carry none.
+    pub timezone: Tz,
+    /// Own cron schedule (seconds first), overriding `[publish] schedule` for fetching.
+    pub schedule: Option<String>,
+    /// Forced character encoding for partners that mislabel theirs.
+    pub encoding: Option<String>,
+    /// Extra hosts whose `<iframe>` embeds survive sanitising (video players).
+    pub allow_iframe_hosts: Vec<String>,
+}
+
+/// Text as a source delivered it: plain or HTML, not yet trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Text {
+    pub body: String,
+    pub kind: TextKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TextKind {
+    Plain,
+    Html,
+}
+
+impl Text {
+    pub fn plain(body: impl Into<String>) -> Self {
+        Text {
+            body: body.into(),
+            kind: TextKind::Plain,
+        }
+    }
+    pub fn html(body: impl Into<String>) -> Self {
+        Text {
+            body: body.into(),
+            kind: TextKind::Html,
+        }
+    }
+}
+
+/// What a source adapter read from one item: untrusted and unnormalised.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Entry {
+    /// The source's own identifier (RSS `guid`, Atom `id`, JSON Feed `id`), untouched.
+    pub guid: Option<String>,
+    /// The item's link as written (may be relative).
+    pub link: Option<String>,
+    pub title: Option<Text>,
+    pub summary: Option<Text>,
+    pub content: Option<Text>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub authors: Vec<String>,
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    /// Base for relative URLs: `xml:base`, else the item link, else the feed link.
+    pub base: Option<Url>,
+    /// A stable key the adapter already knows (local posts: their path), used for the ID.
+    pub stable_key: Option<String>,
+    /// Where it came from, for error messages: `file.md:3` or `URL#item 4`.
+    pub origin: String,
+}
+
+/// What a source adapter read from one document: feed-level facts plus entries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedFeed {
+    /// `rss2`, `atom`, `rss1`, `rss0`, `json`, `page`, `local`.
+    pub format: String,
+    pub title: Option<String>,
+    pub link: Option<Url>,
+    pub id: Option<String>,
+    pub updated: Option<DateTime<Utc>>,
+    pub language: Option<String>,
+    pub entries: Vec<Entry>,
+    /// Problems with single entries that did not stop the rest (file and line, item index).
+    pub problems: Vec<String>,
+}
+
+/// How an item's `published` time was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DateSource {
+    /// The source gave a usable date.
+    Declared,
+    /// No date (or a date far in the future): the time we first saw it.
+    FirstSeen,
+}
+
+/// Text fingerprint used by deduplication (see `normalise::fingerprint`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Version of the hash family; signatures of other versions are recomputed.
+    pub version: u32,
+    /// blake3 of the normalised text, hex, for exact-content matches.
+    pub text_hash: String,
+    /// MinHash signature over word shingles.
+    pub minhash: Vec<u32>,
+    /// How many distinct shingles the text has (for containment estimates).
+    pub shingles: u32,
+}
+
+/// One normalised item: trusted, comparable and safe to publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// Our published ID, stable across fetches and edits.
+    pub id: ItemId,
+    pub source: SourceId,
+    /// The source's own identifier, untouched (for provenance and dedup keys).
+    pub guid: Option<String>,
+    /// Link for readers: absolute, tracking parameters removed.
+    pub url: Option<Url>,
+    /// Identity form of the URL (scheme-less, no tracking, no fragment, no trailing slash).
+    pub canonical_url: Option<String>,
+    /// Plain text, entities decoded once, whitespace collapsed.
+    pub title: String,
+    /// Plain text, about 300 characters at most.
+    pub summary: String,
+    /// Sanitised HTML with absolute URLs.
+    pub content_html: Option<String>,
+    pub published: DateTime<Utc>,
+    pub updated: Option<DateTime<Utc>>,
+    pub date_source: DateSource,
+    pub authors: Vec<String>,
+    pub tags: Vec<String>,
+    /// BCP 47 tag (`de`, `en-GB`).
+    pub language: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    /// Normalised body text the fingerprint was made from.
+    pub text: String,
+    pub fingerprint: Fingerprint,
+}
+
+/// The feed formats we publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Rss,
+    Atom,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Rss, Format::Atom, Format::Json];
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Rss => "rss",
+            Format::Atom => "atom",
+            Format::Json => "json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Rss => "application/rss+xml; charset=utf-8",
+            Format::Atom => "application/atom+xml; charset=utf-8",
+            Format::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+}
+
+/// Which items a channel carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChannelFilter {
+    /// Empty: all sources.
+    pub sources: Vec<SourceId>,
+    /// Empty: any tag.
+    pub tags: Vec<String>,
+    /// Empty: any language.
+    pub languages: Vec<String>,
+}
+
+impl ChannelFilter {
+    pub fn matches(&self, item: &Item) -> bool {
+        (self.sources.is_empty() || self.sources.contains(&item.source))
+            && (self.tags.is_empty() || item.tags.iter().any(|t| self.tags.contains(t)))
+            && (self.languages.is_empty()
+                || item.language.as_ref().is_some_and(|l| {
+                    self.languages
+                        .iter()
+                        .any(|want| l == want || l.starts_with(&format!("{want}-")))
+                }))
+    }
+}
+
+/// One published feed: which items, how many, under which path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Path stem under the output dir, without extension: `combined` files are written
+    /// as `rss.xml`/`atom.xml`/`feed.json`, others as `<stem>.rss` etc.
+    pub stem: String,
+    pub title: String,
+    pub filter: ChannelFilter,
+    pub max_items: usize,
+}
+
+impl Channel {
+    /// Relative path of this channel's file in `format`.
+    pub fn path(&self, format: Format) -> String {
+        if self.stem.is_empty() {
+            match format {
+                Format::Rss => "rss.xml".into(),
+                Format::Atom => "atom.xml".into(),
+                Format::Json => "feed.json".into(),
+            }
+        } else {
+            format!("{}.{}", self.stem, format.extension())
+        }
+    }
+}
+
+/// Another copy of a story, kept as provenance on the published representative.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlsoAt {
+    pub source: SourceId,
+    pub source_title: String,
+    pub title: String,
+    pub url: Option<Url>,
+}
