@@ -1,0 +1,592 @@
+//! The SQLite store: every item ever seen, its published ID, its cluster, and each
+//! source's fetch state. The only persistent state; history lives here, not in RAM.
+//!
+//! WAL mode with one transaction per source update, so a crash at any moment leaves
+//! either the old or the new state of that source, never a mix.
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::{AlsoAt, DateSource, Item, ItemId, SourceId};
+
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: corrupt item row {id}: {source}")]
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("store: cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A source's fetch state as remembered between runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceState {
+    pub id: String,
+    pub url: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub next_fetch: Option<DateTime<Utc>>,
+    pub moved_to: Option<String>,
+    pub gone: bool,
+    pub fetch_count: i64,
+    pub items_held: i64,
+}
+
+/// An item held, the representative it was merged into (if any), and why.
+pub type HeldItem = (Item, Option<String>, Option<String>);
+
+/// A visible item with what the renderers need besides the item itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub item: Item,
+    /// The ID readers saw first (Atom `id`, RSS `guid`); never changes.
+    pub published_id: String,
+    /// Other copies of the same story.
+    pub also_at: Vec<AlsoAt>,
+}
+
+/// What one source update changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpsertReport {
+    pub new: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub duplicates: usize,
+    /// Items of this source that are now visible and were added or changed.
+    pub touched: Vec<ItemId>,
+}
+
+fn ts(d: DateTime<Utc>) -> i64 {
+    d.timestamp()
+}
+
+fn from_ts(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0).single().unwrap_or_default()
+}
+
+pub struct Store {
+    conn: Connection,
+    /// The tag-URI authority (`tag:<host>,<date>:…`), from the site's base URL.
+    authority: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and migrates it.
+    pub fn open(path: &Path, authority: &str) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Store::init(conn, authority)
+    }
+
+    /// An in-memory store, for tests and `--dry-run`.
+    pub fn in_memory(authority: &str) -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?, authority)
+    }
+
+    fn init(conn: Connection, authority: &str) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(include_str!("schema.sql"))?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(Store {
+            conn,
+            authority: authority.to_owned(),
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// `PRAGMA integrity_check`, for the crash tests and `feedwerk check`.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    // ---- sources ------------------------------------------------------------------------
+
+    pub fn source_state(&self, id: &SourceId) -> Result<SourceState, StoreError> {
+        let held: i64 = self.conn.query_row(
+            "SELECT count(*) FROM items WHERE source_id = ?1 AND withdrawn = 0",
+            [id.as_str()],
+            |r| r.get(0),
+        )?;
+        let row = self
+            .conn
+            .query_row(
+                "SELECT url, etag, last_modified, last_attempt, last_success, last_status, last_error,
+                        consecutive_failures, next_fetch, moved_to, gone, fetch_count
+                 FROM sources WHERE id = ?1",
+                [id.as_str()],
+                |r| {
+                    Ok(SourceState {
+                        id: id.to_string(),
+                        url: r.get(0)?,
+                        etag: r.get(1)?,
+                        last_modified: r.get(2)?,
+                        last_attempt: r.get::<_, Option<i64>>(3)?.map(from_ts),
+                        last_success: r.get::<_, Option<i64>>(4)?.map(from_ts),
+                        last_status: r.get(5)?,
+                        last_error: r.get(6)?,
+                        consecutive_failures: r.get(7)?,
+                        next_fetch: r.get::<_, Option<i64>>(8)?.map(from_ts),
+                        moved_to: r.get(9)?,
+                        gone: r.get(10)?,
+                        fetch_count: r.get(11)?,
+                        items_held: 0,
+                    })
+                },
+            )
+            .optional()?;
+        let mut s = row.unwrap_or_else(|| SourceState {
+            id: id.to_string(),
+            ..SourceState::default()
+        });
+        s.items_held = held;
+        Ok(s)
+    }
+
+    /// Saves a source's fetch state (validators, outcome, failures, next fetch).
+    pub fn save_source_state(&self, s: &SourceState) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sources (id, url, etag, last_modified, last_attempt, last_success, last_status,
+                                  last_error, consecutive_failures, next_fetch, moved_to, gone, fetch_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT(id) DO UPDATE SET url = ?2, etag = ?3, last_modified = ?4, last_attempt = ?5,
+                 last_success = ?6, last_status = ?7, last_error = ?8, consecutive_failures = ?9,
+                 next_fetch = ?10, moved_to = ?11, gone = ?12, fetch_count = ?13",
+            params![
+                s.id,
+                s.url,
+                s.etag,
+                s.last_modified,
+                s.last_attempt.map(ts),
+                s.last_success.map(ts),
+                s.last_status,
+                s.last_error,
+                s.consecutive_failures,
+                s.next_fetch.map(ts),
+                s.moved_to,
+                s.gone,
+                s.fetch_count,
+            ],
+        )?;
+        Ok(())
+    }
+
+    // ---- items --------------------------------------------------------------------------
+
+    /// The tag URI readers will see for an item, fixed at first sight (RFC 4151).
+    fn mint_published_id(&self, item: &Item) -> String {
+        self_mint(&self.authority, item)
+    }
+
+    pub fn get_item(&self, id: &ItemId) -> Result<Option<(Item, Option<String>)>, StoreError> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT data, dup_of FROM items WHERE id = ?1",
+                [&id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            Some((data, dup)) => Ok(Some((parse_item(&id.0, &data)?, dup))),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores one source's current items in one transaction and marks them as the
+    /// source's current window. Known items keep their
+    /// `first_seen`, published ID and (if undated) their first-seen date; new items are
+    /// checked for duplicates by `decide`, which returns the representative they join.
+    pub fn upsert_source_items(
+        &mut self,
+        source: &SourceId,
+        items: Vec<Item>,
+        now: DateTime<Utc>,
+        mut decide: impl FnMut(&Connection, &Item) -> Result<Option<(ItemId, String)>, rusqlite::Error>,
+    ) -> Result<UpsertReport, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut report = UpsertReport::default();
+        for mut item in items {
+            let existing: Option<(String, i64, i64, Option<String>)> = tx
+                .query_row(
+                    "SELECT data, first_seen, published, dup_of FROM items WHERE id = ?1",
+                    [&item.id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            match existing {
+                Some((data, first_seen, published, dup_of)) => {
+                    item.first_seen = from_ts(first_seen);
+                    if item.date_source == DateSource::FirstSeen {
+                        item.published = from_ts(published);
+                    }
+                    let json = serde_json::to_string(&item).expect("items serialise");
+                    if json == data {
+                        report.unchanged += 1;
+                        tx.execute(
+                            "UPDATE items SET last_seen = ?2, withdrawn = 0 WHERE id = ?1",
+                            params![item.id.0, ts(now)],
+                        )?;
+                    } else {
+                        report.changed += 1;
+                        if dup_of.is_none() {
+                            report.touched.push(item.id.clone());
+                        }
+                        tx.execute(
+                            "UPDATE items SET data = ?2, guid = ?3, canonical_url = ?4, text_hash = ?5,
+                                 published = ?6, last_seen = ?7, withdrawn = 0 WHERE id = ?1",
+                            params![
+                                item.id.0,
+                                json,
+                                item.guid,
+                                item.canonical_url,
+                                item.fingerprint.text_hash,
+                                ts(item.published),
+                                ts(now)
+                            ],
+                        )?;
+                    }
+                }
+                None => {
+                    item.first_seen = now;
+                    let dup = decide(&tx, &item)?;
+                    let published_id = self_mint(&self.authority, &item);
+                    let json = serde_json::to_string(&item).expect("items serialise");
+                    if dup.is_some() {
+                        report.duplicates += 1;
+                    } else {
+                        report.touched.push(item.id.clone());
+                    }
+                    report.new += 1;
+                    tx.execute(
+                        "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published, first_seen,
+                                            last_seen, published_id, dup_of, dup_reason, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
+                        params![
+                            item.id.0,
+                            source.as_str(),
+                            item.guid,
+                            item.canonical_url,
+                            item.fingerprint.text_hash,
+                            ts(item.published),
+                            ts(now),
+                            published_id,
+                            dup.as_ref().map(|d| d.0 .0.clone()),
+                            dup.as_ref().map(|d| d.1.clone()),
+                            json
+                        ],
+                    )?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO sources (id, window_at) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET window_at = ?2",
+            params![source.as_str(), ts(now)],
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Visible items (representatives, not withdrawn), newest first, ties by ID so the
+    /// order — and so the output bytes — are deterministic.
+    pub fn visible_items(&self, limit: usize) -> Result<Vec<StoredItem>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, data, published_id FROM items
+             WHERE dup_of IS NULL AND withdrawn = 0
+             ORDER BY published DESC, id ASC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, data, published_id) = row?;
+            out.push(StoredItem {
+                item: parse_item(&id, &data)?,
+                published_id,
+                also_at: Vec::new(),
+            });
+        }
+        drop(stmt);
+        for s in &mut out {
+            s.also_at = self.also_at(&s.item.id)?;
+        }
+        Ok(out)
+    }
+
+    /// The other copies of a representative's story.
+    pub fn also_at(&self, id: &ItemId) -> Result<Vec<AlsoAt>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0 ORDER BY first_seen, id",
+        )?;
+        let rows = stmt.query_map([&id.0], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out: Vec<AlsoAt> = Vec::new();
+        for row in rows {
+            let (id, data) = row?;
+            let item = parse_item(&id, &data)?;
+            out.push(AlsoAt {
+                source_title: item.source.to_string(),
+                source: item.source,
+                title: item.title,
+                url: item.url,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every item held, for `dupes --jsonl`: the item, the item it duplicates, and why.
+    pub fn all_items(&self) -> Result<Vec<HeldItem>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, data, dup_of, dup_reason FROM items ORDER BY source_id, first_seen, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, data, dup, reason) = row?;
+            out.push((parse_item(&id, &data)?, dup, reason));
+        }
+        Ok(out)
+    }
+
+    /// Drops the oldest items beyond the retention limits (per source: at most
+    /// `max_items`, none older than `max_age`). Returns how many were removed.
+    pub fn prune(
+        &mut self,
+        max_items: usize,
+        max_age: Option<chrono::Duration>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut n = tx.execute(
+            "DELETE FROM items WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, row_number() OVER (PARTITION BY source_id ORDER BY published DESC, id) AS rn
+                    FROM items) WHERE rn > ?1)",
+            [max_items as i64],
+        )?;
+        // The age limit only removes items that have left their source's current window:
+        // what a partner (or our own feeds/ directory) still lists is never pruned.
+        if let Some(age) = max_age {
+            n += tx.execute(
+                "DELETE FROM items WHERE published < ?1
+                 AND last_seen < coalesce((SELECT window_at FROM sources WHERE sources.id = items.source_id), 0)",
+                [ts(now - age)],
+            )?;
+        }
+        // Duplicates whose representative is gone become visible again rather than lost.
+        tx.execute(
+            "UPDATE items SET dup_of = NULL, dup_reason = NULL
+             WHERE dup_of IS NOT NULL AND dup_of NOT IN (SELECT id FROM items)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Remembered validators of a published output, so they survive restarts.
+    pub fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT content_hash, last_modified FROM outputs WHERE path = ?1",
+                [path],
+                |r| Ok((r.get::<_, String>(0)?, from_ts(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
+    pub fn save_output_state(
+        &self,
+        path: &str,
+        hash: &str,
+        last_modified: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO outputs (path, content_hash, last_modified) VALUES (?1, ?2, ?3)
+             ON CONFLICT(path) DO UPDATE SET content_hash = ?2, last_modified = ?3",
+            params![path, hash, ts(last_modified)],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Mints IDs the same way `upsert` does; exposed for tests.
+    pub fn published_id_for(&self, item: &Item) -> String {
+        self.mint_published_id(item)
+    }
+}
+
+fn self_mint(authority: &str, item: &Item) -> String {
+    let key = item
+        .id
+        .0
+        .split_once(':')
+        .map(|(_, k)| k)
+        .unwrap_or(&item.id.0);
+    format!(
+        "tag:{},{}:{}/{}",
+        authority,
+        item.first_seen.format("%Y-%m-%d"),
+        item.source,
+        key
+    )
+}
+
+fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
+    serde_json::from_str(data).map_err(|source| StoreError::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+impl Store {
+    /// Visible items matching `filter`, newest first, at most `limit`. Streams rows and
+    /// stops early, so memory stays bounded by `limit`, not by history.
+    pub fn visible_items_where(
+        &self,
+        filter: &crate::model::ChannelFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        if filter.tags.is_empty() && filter.languages.is_empty() && filter.sources.is_empty() {
+            return self.visible_items(limit);
+        }
+        let mut out = Vec::new();
+        {
+            let (sql, by_source) = if filter.sources.len() == 1 {
+                (
+                    "SELECT id, data, published_id FROM items
+                     WHERE dup_of IS NULL AND withdrawn = 0 AND source_id = ?1
+                     ORDER BY published DESC, id ASC",
+                    true,
+                )
+            } else {
+                (
+                    "SELECT id, data, published_id FROM items
+                     WHERE dup_of IS NULL AND withdrawn = 0
+                     ORDER BY published DESC, id ASC",
+                    false,
+                )
+            };
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let mut rows = if by_source {
+                stmt.query([filter.sources[0].as_str()])?
+            } else {
+                stmt.query([])?
+            };
+            while let Some(r) = rows.next()? {
+                if out.len() >= limit {
+                    break;
+                }
+                let id: String = r.get(0)?;
+                let data: String = r.get(1)?;
+                let item = parse_item(&id, &data)?;
+                if filter.matches(&item) {
+                    out.push(StoredItem {
+                        item,
+                        published_id: r.get(2)?,
+                        also_at: Vec::new(),
+                    });
+                }
+            }
+        }
+        for s in &mut out {
+            s.also_at = self.also_at(&s.item.id)?;
+        }
+        Ok(out)
+    }
+
+    /// Distinct tags among visible items.
+    pub fn visible_tags(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT j.value FROM items, json_each(items.data, '$.tags') AS j
+             WHERE items.dup_of IS NULL AND items.withdrawn = 0 ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Distinct primary languages among visible items.
+    pub fn visible_languages(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT json_extract(data, '$.language') FROM items
+             WHERE dup_of IS NULL AND withdrawn = 0 AND json_extract(data, '$.language') IS NOT NULL ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut langs: Vec<String> = Vec::new();
+        for l in rows {
+            let l = l?;
+            let primary = l.split('-').next().unwrap_or(&l).to_owned();
+            if !langs.contains(&primary) {
+                langs.push(primary);
+            }
+        }
+        Ok(langs)
+    }
+}
