@@ -1,0 +1,492 @@
+//! The one module that knows the order of the stages:
+//! sources → fetch → decode/parse → normalise → dedupe → store → render → publish.
+//!
+//! `feedwerk build` runs one [`Pipeline::refresh`] and one [`Pipeline::publish`]; the
+//! daemon runs them on its schedule. A broken source or post is data in the report,
+//! never a reason to stop the others.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
+
+use crate::config::Config;
+use crate::fetch::{FetchError, FetchOutcome, Fetcher, Validators};
+use crate::model::{
+    Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
+};
+use crate::normalise::{self, Context};
+use crate::publish::{self, Catalog, Document, PublishReport};
+use crate::render::{self, FeedDoc};
+use crate::source;
+use crate::store::{SourceState, Store, StoreError, StoredItem};
+
+/// How one source's refresh ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceStatus {
+    /// Fetched (or read) and stored.
+    Updated {
+        items: usize,
+        new: usize,
+        changed: usize,
+    },
+    /// The partner answered 304.
+    NotModified,
+    /// Not fetched this time (gone, or waiting out a back-off).
+    Skipped(String),
+    /// Fetch or parse failed; the items held stay published.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceReport {
+    pub id: SourceId,
+    pub status: SourceStatus,
+    /// Problems with single posts or entries (file and line, item), the rest published.
+    pub problems: Vec<String>,
+    /// A permanent redirect was followed: the operator should update the config.
+    pub moved_to: Option<String>,
+}
+
+/// Everything a cycle needs: config, store, HTTP client.
+pub struct Pipeline {
+    pub cfg: Arc<Config>,
+    store: Mutex<Store>,
+    fetcher: Fetcher,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] publish::PublishError),
+}
+
+impl Pipeline {
+    pub fn open(cfg: Config) -> Result<Pipeline, StoreError> {
+        let authority = cfg
+            .site
+            .base_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_owned();
+        let store = Store::open(&cfg.store.path, &authority)?;
+        let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
+        Ok(Pipeline {
+            cfg: Arc::new(cfg),
+            store: Mutex::new(store),
+            fetcher,
+        })
+    }
+
+    /// The store, for read-only commands (`sources`, `dupes`).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions
+        // roll back), so a poisoned lock is safe to reuse.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refreshes every configured source: fetches concurrently, then stores each
+    /// source's items in its own transaction.
+    pub async fn refresh(&self, now: DateTime<Utc>) -> Vec<SourceReport> {
+        let sources: Vec<Source> = self.cfg.sources.clone();
+        let deadline = self.cfg.fetch.timeout + Duration::from_secs(5);
+        let fetched: Vec<(Source, Result<Fetch, SourceReport>)> = stream::iter(sources)
+            .map(|s| async move {
+                let r = tokio::time::timeout(deadline, self.acquire(&s)).await;
+                let r = r.unwrap_or_else(|_| {
+                    Err(report(
+                        &s.id,
+                        SourceStatus::Failed(format!(
+                            "{}: no answer within {}s",
+                            s.id,
+                            deadline.as_secs()
+                        )),
+                    ))
+                });
+                (s, r)
+            })
+            .buffer_unordered(self.cfg.fetch.concurrency)
+            .collect()
+            .await;
+        let mut reports: Vec<SourceReport> = fetched
+            .into_iter()
+            .map(|(s, r)| match r {
+                Ok(f) => self.ingest(&s, f, now),
+                Err(rep) => {
+                    self.record_failure(&s, &rep, now);
+                    rep
+                }
+            })
+            .collect();
+        reports.sort_by(|a, b| a.id.cmp(&b.id));
+        let keep = self.cfg.store.max_items;
+        let age = self
+            .cfg
+            .store
+            .max_age
+            .and_then(|d| chrono::Duration::from_std(d).ok());
+        if let Err(e) = self.store().prune(keep, age, now) {
+            tracing::error!(error = %e, "pruning the store failed");
+        }
+        reports
+    }
+
+    /// Reads or fetches one source's raw material.
+    async fn acquire(&self, s: &Source) -> Result<Fetch, SourceReport> {
+        match &s.kind {
+            SourceKind::Local { path } => Ok(Fetch::Local(path.clone())),
+            SourceKind::Feed { url } | SourceKind::Page { url, .. } => {
+                let state = self
+                    .store()
+                    .source_state(&s.id)
+                    .map_err(|e| report(&s.id, SourceStatus::Failed(e.to_string())))?;
+                let same_url = state.url.as_deref() == Some(url.as_str());
+                if state.gone && same_url {
+                    return Err(report(
+                        &s.id,
+                        SourceStatus::Skipped(format!(
+                            "{url}: gone (HTTP 410); change the config to poll again"
+                        )),
+                    ));
+                }
+                let validators = if same_url {
+                    Validators {
+                        etag: state.etag.clone(),
+                        last_modified: state.last_modified.clone(),
+                    }
+                } else {
+                    Validators::default()
+                };
+                match self.fetcher.fetch(url, &validators).await {
+                    Ok(o) => Ok(Fetch::Remote(o)),
+                    Err(e) => {
+                        let mut r = report(&s.id, SourceStatus::Failed(e.to_string()));
+                        if matches!(e, FetchError::Gone { .. }) {
+                            r.problems.push("gone".into());
+                        }
+                        Err(r)
+                    }
+                }
+            }
+        }
+    }
+
+    fn record_failure(&self, s: &Source, rep: &SourceReport, now: DateTime<Utc>) {
+        let SourceStatus::Failed(msg) = &rep.status else {
+            return;
+        };
+        let store = self.store();
+        let mut st = store.source_state(&s.id).unwrap_or_default();
+        st.id = s.id.to_string();
+        st.url = s.kind.url().map(|u| u.to_string());
+        st.last_attempt = Some(now);
+        st.last_status = Some("error".into());
+        st.last_error = Some(msg.clone());
+        st.consecutive_failures += 1;
+        st.fetch_count += 1;
+        st.gone = rep.problems.iter().any(|p| p == "gone");
+        if let Err(e) = store.save_source_state(&st) {
+            tracing::error!(source = %s.id, error = %e, "cannot record failure");
+        }
+        tracing::warn!(source = %s.id, error = %msg, failures = st.consecutive_failures, "source failed; its items stay published");
+    }
+
+    /// Parses, normalises and stores what one source delivered.
+    fn ingest(&self, s: &Source, f: Fetch, now: DateTime<Utc>) -> SourceReport {
+        let mut rep = report(&s.id, SourceStatus::NotModified);
+        let (parsed, fetch_state) = match f {
+            Fetch::Local(path) => {
+                let (posts, errors) = source::local::read_dir(
+                    &path,
+                    s.id.as_str(),
+                    &self.cfg.site.base_url,
+                    s.timezone,
+                );
+                for e in &errors {
+                    tracing::error!(source = %s.id, "{e}");
+                }
+                rep.problems.extend(errors.iter().map(ToString::to_string));
+                let entries = posts
+                    .into_iter()
+                    .filter(|p| !p.draft)
+                    .map(|p| p.entry)
+                    .collect();
+                (
+                    ParsedFeed {
+                        format: "local".into(),
+                        language: s.language.clone(),
+                        entries,
+                        ..ParsedFeed::default()
+                    },
+                    None,
+                )
+            }
+            Fetch::Remote(FetchOutcome::NotModified { .. }) => {
+                let store = self.store();
+                let mut st = store.source_state(&s.id).unwrap_or_default();
+                st.last_attempt = Some(now);
+                st.last_success = Some(now);
+                st.last_status = Some("304 not modified".into());
+                st.last_error = None;
+                st.consecutive_failures = 0;
+                st.fetch_count += 1;
+                if let Err(e) = store.save_source_state(&st) {
+                    rep.status = SourceStatus::Failed(e.to_string());
+                }
+                return rep;
+            }
+            Fetch::Remote(FetchOutcome::Fetched(fetched)) => {
+                let origin = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
+                let parsed = match &s.kind {
+                    SourceKind::Page { .. } => Err(format!(
+                        "{origin}: page sources are handled by the page adapter"
+                    )),
+                    _ => {
+                        let decoded = source::decode::decode_xml(
+                            &fetched.body,
+                            fetched.charset.as_deref(),
+                            s.encoding.as_deref(),
+                        );
+                        source::feed::parse(
+                            &decoded.text,
+                            Some(&fetched.final_url),
+                            s.timezone,
+                            &origin,
+                        )
+                        .map_err(|e| e.to_string())
+                    }
+                };
+                match parsed {
+                    Ok(p) => (p, Some(fetched)),
+                    Err(msg) => {
+                        rep.status = SourceStatus::Failed(msg);
+                        self.record_failure(s, &rep, now);
+                        return rep;
+                    }
+                }
+            }
+        };
+        rep.problems.extend(parsed.problems.iter().cloned());
+        let ctx = Context {
+            source: s,
+            feed_link: parsed.link.as_ref(),
+            feed_language: parsed.language.as_deref(),
+            tag_map: &self.cfg.tags,
+            now,
+        };
+        let mut items: Vec<Item> = Vec::with_capacity(parsed.entries.len());
+        for e in &parsed.entries {
+            match normalise::normalise(e, &ctx) {
+                Ok(i) => items.push(i),
+                Err(err) => rep.problems.push(err.to_string()),
+            }
+        }
+        let count = items.len();
+        let dedupe_cfg = self.cfg.dedupe.clone();
+        let mut store = self.store();
+        let result = store.upsert_source_items(&s.id, items, now, |conn, item| {
+            crate::dedupe::find_duplicate(conn, item, &dedupe_cfg)
+        });
+        match result {
+            Ok(u) => {
+                rep.status = SourceStatus::Updated {
+                    items: count,
+                    new: u.new,
+                    changed: u.changed,
+                };
+            }
+            Err(e) => {
+                rep.status = SourceStatus::Failed(e.to_string());
+                return rep;
+            }
+        }
+        if let Some(f) = fetch_state {
+            let mut st: SourceState = store.source_state(&s.id).unwrap_or_default();
+            st.id = s.id.to_string();
+            st.url = s.kind.url().map(|u| u.to_string());
+            st.etag = f.validators.etag;
+            st.last_modified = f.validators.last_modified;
+            st.last_attempt = Some(now);
+            st.last_success = Some(now);
+            st.last_status = Some("200 ok".into());
+            st.last_error = None;
+            st.consecutive_failures = 0;
+            st.fetch_count += 1;
+            st.gone = false;
+            st.moved_to = f.moved_permanently.map(|u| u.to_string());
+            if let Some(m) = &st.moved_to {
+                tracing::warn!(source = %s.id, "moved permanently to {m}; update the config");
+                rep.moved_to = Some(m.clone());
+            }
+            if let Err(e) = store.save_source_state(&st) {
+                rep.status = SourceStatus::Failed(e.to_string());
+            }
+        }
+        rep
+    }
+
+    /// Every channel to publish: combined, per source, per tag, per language, and the
+    /// ones the config defines.
+    pub fn channels(&self) -> Result<Vec<Channel>, StoreError> {
+        let cfg = &self.cfg;
+        let max = cfg.publish.max_items;
+        let mut out = vec![Channel {
+            stem: String::new(),
+            title: cfg.site.title.clone(),
+            filter: ChannelFilter::default(),
+            max_items: max,
+        }];
+        if cfg.publish.per_source {
+            for s in &cfg.sources {
+                out.push(Channel {
+                    stem: format!("sources/{}", s.id),
+                    title: format!("{} – {}", cfg.site.title, s.title),
+                    filter: ChannelFilter {
+                        sources: vec![s.id.clone()],
+                        ..ChannelFilter::default()
+                    },
+                    max_items: max,
+                });
+            }
+        }
+        let store = self.store();
+        if cfg.publish.per_tag {
+            let mut seen = BTreeSet::new();
+            for tag in store.visible_tags()? {
+                let slug = slug::slugify(&tag);
+                if slug.is_empty() || !seen.insert(slug.clone()) {
+                    continue;
+                }
+                out.push(Channel {
+                    stem: format!("tags/{slug}"),
+                    title: format!("{} – {tag}", cfg.site.title),
+                    filter: ChannelFilter {
+                        tags: vec![tag],
+                        ..ChannelFilter::default()
+                    },
+                    max_items: max,
+                });
+            }
+        }
+        if cfg.publish.per_language {
+            for lang in store.visible_languages()? {
+                out.push(Channel {
+                    stem: format!("lang/{}", lang.to_lowercase()),
+                    title: format!("{} – {lang}", cfg.site.title),
+                    filter: ChannelFilter {
+                        languages: vec![lang],
+                        ..ChannelFilter::default()
+                    },
+                    max_items: max,
+                });
+            }
+        }
+        out.extend(cfg.channels.iter().cloned());
+        Ok(out)
+    }
+
+    /// Renders every channel from the store and publishes what changed.
+    pub fn publish(&self, now: DateTime<Utc>) -> Result<(Catalog, PublishReport), PipelineError> {
+        let channels = self.channels()?;
+        let sources: HashMap<SourceId, Source> = self
+            .cfg
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        let store = self.store();
+        let mut docs = Vec::new();
+        for ch in &channels {
+            let items = store.visible_items_where(&ch.filter, ch.max_items)?;
+            let doc = FeedDoc {
+                site: &self.cfg.site,
+                channel: ch,
+                items: &items,
+                sources: &sources,
+                websub_hub: self.cfg.publish.websub_hub.as_ref(),
+            };
+            for f in Format::ALL {
+                docs.push(Document {
+                    path: ch.path(f),
+                    content_type: f.content_type(),
+                    body: render::render(&doc, f),
+                    cache_control: "public, max-age=300",
+                });
+            }
+            if ch.stem.is_empty() {
+                docs.push(Document {
+                    path: "index.html".into(),
+                    content_type: "text/html; charset=utf-8",
+                    body: render::html::index(&doc),
+                    cache_control: "public, max-age=300",
+                });
+            }
+        }
+        let combined = &channels[0];
+        for s in self
+            .cfg
+            .sources
+            .iter()
+            .filter(|s| matches!(s.kind, SourceKind::Local { .. }))
+        {
+            let filter = ChannelFilter {
+                sources: vec![s.id.clone()],
+                ..ChannelFilter::default()
+            };
+            let items: Vec<StoredItem> =
+                store.visible_items_where(&filter, self.cfg.store.max_items)?;
+            let doc = FeedDoc {
+                site: &self.cfg.site,
+                channel: combined,
+                items: &items,
+                sources: &sources,
+                websub_hub: None,
+            };
+            for it in &items {
+                let Some(slug) = it.item.id.0.split_once(':').map(|(_, k)| k.to_owned()) else {
+                    continue;
+                };
+                let own =
+                    crate::source::local::post_url(&self.cfg.site.base_url, s.id.as_str(), &slug);
+                if it.item.url.as_ref() != Some(&own) {
+                    continue;
+                }
+                docs.push(Document {
+                    path: format!("posts/{}/{slug}.html", s.id),
+                    content_type: "text/html; charset=utf-8",
+                    body: render::html::post(&doc, it),
+                    cache_control: "public, max-age=300",
+                });
+            }
+        }
+        Ok(publish::publish(
+            &self.cfg.publish.output_dir,
+            docs,
+            &store,
+            now,
+        )?)
+    }
+
+    pub fn output_dir(&self) -> &Path {
+        &self.cfg.publish.output_dir
+    }
+}
+
+enum Fetch {
+    Local(std::path::PathBuf),
+    Remote(FetchOutcome),
+}
+
+fn report(id: &SourceId, status: SourceStatus) -> SourceReport {
+    SourceReport {
+        id: id.clone(),
+        status,
+        problems: Vec::new(),
+        moved_to: None,
+    }
+}
