@@ -1,1 +1,4 @@
+//! One integration-test binary (as ripgrep does): each module pins down one area's
+//! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod support;

@@ -1,0 +1,544 @@
+//! Helpers shared by the integration tests: a scratch project on disk, the real
+//! `feedwerk` binary, a small HTTP server on 127.0.0.1 that tests program route by
+//! route (with fault injection), and the switch for interop clients.
+//!
+//! Interop clients (feedparser, jing, newsboat, sfeed, chromium) are optional on a
+//! developer's machine: a missing one prints `SKIP` and the test returns. With
+//! `FEEDWERK_REQUIRE_INTEROP=1` (set by `.ci/run`) a missing client fails the test.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// The `feedwerk` binary cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_feedwerk"))
+}
+
+/// The repository root (for the shipped `config.toml` and `feeds/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture file under `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(rel)
+}
+
+pub fn read_fixture(rel: &str) -> Vec<u8> {
+    let p = fixture(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+/// Is an interop client available? Prints a visible SKIP when it is not, and panics
+/// when `FEEDWERK_REQUIRE_INTEROP=1` so CI can never skip silently.
+pub fn require_tool(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if ok {
+        return true;
+    }
+    if std::env::var("FEEDWERK_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("interop client `{tool}` is missing and FEEDWERK_REQUIRE_INTEROP=1");
+    }
+    eprintln!("SKIP: interop client `{tool}` not installed (set FEEDWERK_REQUIRE_INTEROP=1 to make this a failure)");
+    false
+}
+
+/// Python with the `feedparser` module, if present.
+pub fn python_feedparser() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import feedparser"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    if std::env::var("FEEDWERK_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("python3 with feedparser is missing and FEEDWERK_REQUIRE_INTEROP=1");
+    }
+    eprintln!("SKIP: python3 feedparser not installed (set FEEDWERK_REQUIRE_INTEROP=1 to make this a failure)");
+    false
+}
+
+/// A scratch deployment: a temp dir with `config.toml`, `feeds/`, `public/`, `state/`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// An empty project; write a config with [`Project::config`].
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A project with the six DEFUS seed posts copied from the repository's `feeds/defus`.
+    pub fn with_seed_posts() -> Project {
+        let p = Project::new();
+        let from = repo_root().join("feeds/defus");
+        let to = p.path().join("feeds/defus");
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `config.toml`: a `[site]` for DEFUS, the given extra TOML, and a local
+    /// `defus` source unless `extra` defines sources of its own with `defus`.
+    pub fn config(&self, extra: &str) -> &Project {
+        let text = format!(
+            r#"[site]
+title = "DEFUS – Aktuelles"
+description = "Test deployment"
+base_url = "https://www.defus.de/aktuelles/"
+language = "de"
+timezone = "Europe/Berlin"
+
+[publish]
+output_dir = "public"
+schedule = "0 */15 * * * *"
+max_items = 50
+
+[server]
+listen = "127.0.0.1:0"
+
+[store]
+path = "state/feedwerk.sqlite"
+
+[fetch]
+timeout = "5s"
+connect_timeout = "2s"
+
+{extra}
+"#
+        );
+        self.write("config.toml", &text);
+        self
+    }
+
+    /// Writes a file relative to the project dir, creating parent dirs.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        let p = self.path().join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// Runs `feedwerk --config <dir>/config.toml ARGS` in the project dir.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run feedwerk");
+        Run(out)
+    }
+
+    /// The command, for tests that need to spawn it (daemon) or set env.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path())
+            .arg("--config")
+            .arg(self.path().join("config.toml"))
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env("FEEDWERK_LOG", "info");
+        c
+    }
+}
+
+/// A finished `feedwerk` run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+    /// Panics with both streams when the run failed.
+    pub fn success(&self) -> &Run {
+        assert!(
+            self.0.status.success(),
+            "feedwerk failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout(), self.stderr())
+    }
+}
+
+/// How the test server answers one path.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Answer 304 when `If-None-Match` carries this ETag (also sent as `ETag`).
+    pub etag: Option<String>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// Send the body one byte per this interval (a "slowloris" partner).
+    pub trickle: Option<Duration>,
+    /// Read the request and never answer.
+    pub hang: bool,
+}
+
+impl Route {
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Route {
+        Route {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+            etag: None,
+            delay: Duration::ZERO,
+            trickle: None,
+            hang: false,
+        }
+    }
+    pub fn status(status: u16) -> Route {
+        Route {
+            status,
+            ..Route::ok("text/plain", format!("status {status}"))
+        }
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Route {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn etag(mut self, etag: &str) -> Route {
+        self.etag = Some(etag.into());
+        self
+    }
+}
+
+/// One request the server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub status: u16,
+}
+
+/// A programmable HTTP/1.1 server on 127.0.0.1 (one thread per connection,
+/// `Connection: close`). Stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s, st) = (routes.clone(), seen.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, s, st) = (r.clone(), s.clone(), st.clone());
+                thread::spawn(move || handle(conn, &r, &s, &st));
+            }
+        });
+        TestServer {
+            addr,
+            routes,
+            seen,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn route(&self, path: &str, route: Route) -> &TestServer {
+        self.routes.lock().unwrap().insert(path.into(), route);
+        self
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests to one path.
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn handle(
+    conn: TcpStream,
+    routes: &Mutex<HashMap<String, Route>>,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("/").to_owned();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    if let Some(len) = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
+        let mut body = vec![0; len];
+        let _ = reader.read_exact(&mut body);
+    }
+    let path = target.split('?').next().unwrap_or("/").to_owned();
+    // A route registered with its query string wins over the bare path.
+    let route = {
+        let routes = routes.lock().unwrap();
+        routes
+            .get(&target)
+            .or_else(|| routes.get(&path))
+            .cloned()
+            .unwrap_or_else(|| Route::status(404))
+    };
+    let not_modified = route.etag.as_ref().is_some_and(|e| {
+        headers
+            .get("if-none-match")
+            .is_some_and(|h| h.contains(e.as_str()))
+    });
+    let status = if not_modified { 304 } else { route.status };
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers: headers.clone(),
+        status,
+    });
+    if route.hang {
+        while !stop.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(50));
+        }
+        return;
+    }
+    thread::sleep(route.delay);
+    let mut out = conn;
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in &route.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(e) = &route.etag {
+        head.push_str(&format!("ETag: {e}\r\n"));
+    }
+    let body: &[u8] = if not_modified || method == "HEAD" {
+        &[]
+    } else {
+        &route.body
+    };
+    if !not_modified {
+        head.push_str(&format!("Content-Length: {}\r\n", route.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    if out.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    match route.trickle {
+        Some(every) => {
+            for b in body {
+                if stop.load(Ordering::SeqCst) || out.write_all(&[*b]).is_err() {
+                    return;
+                }
+                let _ = out.flush();
+                thread::sleep(every);
+            }
+        }
+        None => {
+            let _ = out.write_all(body);
+        }
+    }
+    let _ = out.flush();
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        308 => "Permanent Redirect",
+        404 => "Not Found",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Waits until `f` returns `Some`, polling every 50 ms, at most `within`.
+pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A blocking HTTP GET over a raw socket (the tests need no client crate): returns
+/// status, lower-cased headers and body.
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http_request(addr, "GET", path, headers)
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, method == "HEAD")
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .get(&k.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+fn parse_response(raw: &[u8], head_only: bool) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let mut headers = HashMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let rest = &raw[split + 4..];
+    let body = if head_only {
+        Vec::new()
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[start + size + 2..];
+    }
+    out
+}
