@@ -539,3 +539,146 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Parses a feed file with Python feedparser and returns its summary as JSON:
+/// `{"bozo": bool, "bozo_exception": str, "version": str, "title": str,
+/// "language": str, "entries": [{"id", "title", "link", "published", "author",
+/// "source_title"}]}`. `None` when feedparser is not installed (see
+/// [`python_feedparser`]).
+pub fn feedparser(path: &Path) -> Option<serde_json::Value> {
+    if !python_feedparser() {
+        return None;
+    }
+    const SCRIPT: &str = r#"
+import json, sys, time, feedparser
+d = feedparser.parse(sys.argv[1])
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", t) if t else None
+print(json.dumps({
+    "bozo": bool(d.bozo),
+    "bozo_exception": str(d.get("bozo_exception", "")),
+    "version": d.version,
+    "title": d.feed.get("title"),
+    "language": d.feed.get("language"),
+    "entries": [{
+        "id": e.get("id"),
+        "title": e.get("title"),
+        "link": e.get("link"),
+        "published": iso(e.get("published_parsed")),
+        "author": e.get("author"),
+        "source_title": (e.get("source") or {}).get("title"),
+    } for e in d.entries],
+}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "feedparser script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("feedparser JSON"))
+}
+
+/// Validates an Atom document against the RFC 4287 RELAX NG schema with jing.
+/// Returns `None` when jing is missing (visible SKIP), else jing's complaints (empty
+/// when valid).
+pub fn jing_atom(path: &Path) -> Option<String> {
+    if !require_tool("jing", &[]) {
+        return None;
+    }
+    let out = Command::new("jing")
+        .arg("-c")
+        .arg(fixture("atom.rnc"))
+        .arg(path)
+        .output()
+        .expect("run jing");
+    let mut complaints = String::from_utf8_lossy(&out.stdout).into_owned();
+    complaints.push_str(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        complaints.clear();
+    }
+    Some(complaints)
+}
+
+/// Checks a JSON Feed 1.1 document's required structure (jsonfeed.org/version/1.1):
+/// version URL, title, items with string ids, content, RFC 3339 dates, absolute URLs.
+/// Returns every violation found.
+pub fn json_feed_problems(doc: &serde_json::Value) -> Vec<String> {
+    let mut p = Vec::new();
+    if doc["version"] != "https://jsonfeed.org/version/1.1" {
+        p.push(format!("version is {}", doc["version"]));
+    }
+    if !doc["title"].is_string() {
+        p.push("title missing".into());
+    }
+    for key in ["home_page_url", "feed_url"] {
+        if let Some(u) = doc[key].as_str() {
+            if url::Url::parse(u).is_err() {
+                p.push(format!("{key} is not an absolute URL: {u}"));
+            }
+        }
+    }
+    let Some(items) = doc["items"].as_array() else {
+        p.push("items is not an array".into());
+        return p;
+    };
+    for (i, it) in items.iter().enumerate() {
+        if !it["id"].is_string() {
+            p.push(format!("items[{i}].id is not a string"));
+        }
+        if !it["content_html"].is_string() && !it["content_text"].is_string() {
+            p.push(format!(
+                "items[{i}] has neither content_html nor content_text"
+            ));
+        }
+        for key in ["date_published", "date_modified"] {
+            if let Some(d) = it[key].as_str() {
+                if chrono::DateTime::parse_from_rfc3339(d).is_err() {
+                    p.push(format!("items[{i}].{key} is not RFC 3339: {d}"));
+                }
+            }
+        }
+        for key in ["url", "external_url"] {
+            if let Some(u) = it[key].as_str() {
+                if url::Url::parse(u).is_err() {
+                    p.push(format!("items[{i}].{key} is not absolute: {u}"));
+                }
+            }
+        }
+        if let Some(authors) = it.get("authors") {
+            if !authors.is_array() {
+                p.push(format!("items[{i}].authors is not an array"));
+            }
+        }
+        if let Some(obj) = it.as_object() {
+            for k in obj.keys() {
+                const KNOWN: [&str; 14] = [
+                    "id",
+                    "url",
+                    "external_url",
+                    "title",
+                    "content_html",
+                    "content_text",
+                    "summary",
+                    "image",
+                    "banner_image",
+                    "date_published",
+                    "date_modified",
+                    "authors",
+                    "tags",
+                    "language",
+                ];
+                if !KNOWN.contains(&k.as_str()) && !k.starts_with('_') && k != "attachments" {
+                    p.push(format!(
+                        "items[{i}] has unknown key `{k}` (extensions start with _)"
+                    ));
+                }
+            }
+        }
+    }
+    p
+}
