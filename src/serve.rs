@@ -110,10 +110,9 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| {
-                let lm = std::time::SystemTime::from(doc.last_modified);
-                lm <= since
-            }),
+            // HTTP dates have whole seconds; compare at that precision or a client
+            // echoing our own Last-Modified would never get a 304.
+            .is_some_and(|since| doc.last_modified.timestamp() <= httpdate_secs(since)),
     };
     let mut b = Response::builder()
         .header(header::ETAG, &etag)
@@ -144,6 +143,12 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
         Body::from(body)
     };
     b.status(StatusCode::OK).body(body).expect("valid response")
+}
+
+fn httpdate_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

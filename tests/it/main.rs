@@ -1,4 +1,6 @@
 //! One integration-test binary (as ripgrep does): each module pins down one area's
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod config;
+mod pipeline;
 mod support;
