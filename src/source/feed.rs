@@ -18,19 +18,26 @@ pub struct FeedParseError {
 }
 
 /// Parses decoded feed text. `base` is the URL the document came from (after
-/// redirects); `tz` is the zone for dates that carry none.
+/// redirects): it resolves a relative root `xml:base` and stands in for a missing feed
+/// link. `tz` is the zone for dates that carry none.
 pub fn parse(
     text: &str,
     base: Option<&Url>,
     tz: Tz,
     origin: &str,
 ) -> Result<ParsedFeed, FeedParseError> {
+    // No `base_uri`: feed-rs would resolve RSS item links against the document's URL,
+    // but our rule (xml:base, then the feed's own link) needs them as written; `normalise`
+    // resolves them. An absolute `xml:base` still lets feed-rs resolve Atom links.
     let parser = feed_rs::parser::Builder::new()
-        .base_uri(base.map(Url::as_str))
         .id_generator(|_, _, _| String::new())
         .sanitize_content(false)
         .timestamp_parser(move |s| crate::dates::parse(s, tz))
         .build();
+    // Control characters are not allowed in XML 1.0 and would make our own output
+    // invalid; quick-xml passes them through, so they go before parsing.
+    let cleaned = crate::normalise::text::strip_controls(text);
+    let text = cleaned.as_ref();
     let feed = match parser.parse(text.as_bytes()) {
         Ok(f) => f,
         Err(first) => {
@@ -47,7 +54,13 @@ pub fn parse(
             }
         }
     };
-    Ok(convert(feed, base, origin))
+    let (root, mut scopes) = scan_scopes(text, base).unwrap_or_default();
+    if scopes.len() != feed.entries.len() {
+        // An item element feed-rs did not count (or the other way round): better no
+        // entry-level scope than one applied to the wrong entry.
+        scopes.clear();
+    }
+    Ok(convert(feed, base, &root, &scopes, origin))
 }
 
 fn format_name(t: &fr::FeedType) -> &'static str {
@@ -76,21 +89,98 @@ fn alternate(links: &[fr::Link]) -> Option<&fr::Link> {
         .or_else(|| links.first())
 }
 
-fn convert(feed: fr::Feed, base: Option<&Url>, origin: &str) -> ParsedFeed {
-    let feed_link =
-        alternate(&feed.links).and_then(|l| crate::normalise::url::resolve(&l.href, base));
-    let feed_base = feed_link.clone().or_else(|| base.cloned());
+/// The `xml:base` and `xml:lang` in force on one item element, inherited from its
+/// ancestors, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Scope {
+    base: Option<Url>,
+    lang: Option<String>,
+}
+
+/// The scope of the root element and of every item (`<entry>` in Atom, `<item>` in RSS),
+/// in document order. feed-rs applies `xml:base` to links but reports it (and
+/// `xml:lang`) only from `<content>`, so entry- and feed-level ones would be lost for
+/// content URLs and languages. A small quick-xml pass finds them. `None` when the text
+/// is not XML.
+fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)> {
+    use quick_xml::events::{BytesStart, Event};
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack: Vec<Scope> = Vec::new();
+    let mut root: Option<Scope> = None;
+    let mut item_name = "item";
+    let mut items = Vec::new();
+    let open = |e: &BytesStart, parent: Option<&Scope>| -> Scope {
+        let mut scope = parent.cloned().unwrap_or_default();
+        for attr in e.attributes().flatten() {
+            let value = crate::normalise::text::decode_entities(&attr.value);
+            match attr.key.as_ref() {
+                // Only explicit bases are recorded; a relative one on the root is
+                // relative to the document's URL.
+                "xml:base" => {
+                    let against = scope.base.as_ref().or(doc_url);
+                    scope.base = crate::normalise::url::resolve(&value, against)
+                }
+                "xml:lang" => scope.lang = Some(value).filter(|l| !l.trim().is_empty()),
+                _ => {}
+            }
+        }
+        scope
+    };
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                let scope = open(&e, stack.last());
+                if root.is_none() {
+                    if e.local_name().as_ref() == "feed" {
+                        item_name = "entry";
+                    }
+                    root = Some(scope.clone());
+                } else if e.local_name().as_ref() == item_name {
+                    items.push(scope.clone());
+                }
+                stack.push(scope);
+            }
+            Event::Empty(e) if root.is_some() && e.local_name().as_ref() == item_name => {
+                items.push(open(&e, stack.last()));
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Some((root?, items))
+}
+
+/// `base` is the document's URL, `root_base` the root element's resolved `xml:base`.
+fn convert(
+    feed: fr::Feed,
+    base: Option<&Url>,
+    root: &Scope,
+    scopes: &[Scope],
+    origin: &str,
+) -> ParsedFeed {
+    let root_base = root.base.clone();
+    // The feed's link is the last fallback base for relative URLs; a feed without one
+    // falls back to the URL it was fetched from.
+    let feed_link = alternate(&feed.links)
+        .and_then(|l| crate::normalise::url::resolve(&l.href, root_base.as_ref().or(base)))
+        .or_else(|| base.cloned());
     let entries = feed
         .entries
         .into_iter()
         .enumerate()
         .map(|(i, e)| {
             let link = alternate(&e.links).map(|l| l.href.clone());
-            let entry_base = e
-                .base
-                .as_deref()
-                .and_then(|b| crate::normalise::url::resolve(b, feed_base.as_ref()))
-                .or_else(|| feed_base.clone());
+            // Only an explicit xml:base goes here: normalise falls back to the item's link
+            // and then the feed's link itself, in that order.
+            let scope = scopes.get(i).unwrap_or(root);
+            let entry_base = match e.base.as_deref() {
+                // xml:base on <content> itself, the innermost one.
+                Some(b) => crate::normalise::url::resolve(b, scope.base.as_ref().or(base)),
+                None => scope.base.clone(),
+            };
             let content = e.content.as_ref().and_then(|c| {
                 c.body.as_ref().map(|b| {
                     if c.content_type.to_string().contains("html")
@@ -120,7 +210,7 @@ fn convert(feed: fr::Feed, base: Option<&Url>, origin: &str) -> ParsedFeed {
                     .iter()
                     .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
                     .collect(),
-                language: e.language.clone(),
+                language: e.language.clone().or_else(|| scope.lang.clone()),
                 base: entry_base,
                 stable_key: None,
                 origin: format!("{origin}#item{}", i + 1),
@@ -133,7 +223,7 @@ fn convert(feed: fr::Feed, base: Option<&Url>, origin: &str) -> ParsedFeed {
         link: feed_link,
         id: Some(feed.id).filter(|s| !s.is_empty()),
         updated: feed.updated,
-        language: feed.language,
+        language: feed.language.or_else(|| root.lang.clone()),
         entries,
         problems: Vec::new(),
     }
