@@ -316,7 +316,9 @@ struct RawSource {
     #[serde(default)]
     encoding: Option<Spanned<String>>,
     #[serde(default)]
-    allow_iframe_hosts: Vec<String>,
+    allow_iframe_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    tags: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     selectors: Option<Spanned<PageSelectors>>,
     #[serde(default)]
@@ -734,6 +736,31 @@ impl Config {
                     Some(e.get_ref().clone())
                 }
             });
+            let allow_iframe_hosts = s
+                .allow_iframe_hosts
+                .iter()
+                .filter_map(|h| {
+                    let host = h.get_ref().trim().to_ascii_lowercase();
+                    let bare = !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                    if bare {
+                        Some(host)
+                    } else {
+                        p.add(
+                            key("allow_iframe_hosts"),
+                            h.span(),
+                            format!(
+                                "`{}` is not a host name (write e.g. \"www.youtube-nocookie.com\", without scheme or path)",
+                                h.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect();
+            let tag_map = tag_vocabulary(s.tags);
             if let Some(kind) = kind {
                 let priority = s
                     .priority
@@ -752,7 +779,8 @@ impl Config {
                     timezone,
                     schedule,
                     encoding,
-                    allow_iframe_hosts: s.allow_iframe_hosts,
+                    allow_iframe_hosts,
+                    tag_map,
                 });
             }
         }
@@ -812,13 +840,7 @@ impl Config {
             });
         }
 
-        let mut tags = BTreeMap::new();
-        for (tag, aliases) in raw.tags {
-            tags.insert(tag.to_lowercase(), tag.clone());
-            for a in aliases {
-                tags.insert(a.to_lowercase(), tag.clone());
-            }
-        }
+        let tags = tag_vocabulary(raw.tags);
 
         Config {
             path: path.to_owned(),
@@ -848,6 +870,18 @@ impl Config {
             )
         })
     }
+}
+
+/// `Tag = ["Alias", …]` → lower-cased alias (and the tag itself) → tag.
+fn tag_vocabulary(raw: BTreeMap<String, Vec<String>>) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    for (tag, aliases) in raw {
+        tags.insert(tag.to_lowercase(), tag.clone());
+        for a in aliases {
+            tags.insert(a.to_lowercase(), tag.clone());
+        }
+    }
+    tags
 }
 
 fn valid_id(id: &str) -> bool {

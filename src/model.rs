@@ -114,6 +114,9 @@ pub struct Source {
     pub encoding: Option<String>,
     /// Extra hosts whose `<iframe>` embeds survive sanitising (video players).
     pub allow_iframe_hosts: Vec<String>,
+    /// This source's own category → tag mapping (lower-cased category → tag), applied
+    /// before the site-wide `[tags]` vocabulary.
+    pub tag_map: std::collections::BTreeMap<String, String>,
 }
 
 /// Text as a source delivered it: plain or HTML, not yet trusted.

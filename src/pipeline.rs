@@ -272,20 +272,17 @@ impl Pipeline {
             }
         };
         rep.problems.extend(parsed.problems.iter().cloned());
+        let back_catalogue = self.back_catalogue(s);
         let ctx = Context {
             source: s,
             feed_link: parsed.link.as_ref(),
             feed_language: parsed.language.as_deref(),
             tag_map: &self.cfg.tags,
             now,
+            back_catalogue,
         };
-        let mut items: Vec<Item> = Vec::with_capacity(parsed.entries.len());
-        for e in &parsed.entries {
-            match normalise::normalise(e, &ctx) {
-                Ok(i) => items.push(i),
-                Err(err) => rep.problems.push(err.to_string()),
-            }
-        }
+        let (items, errors): (Vec<Item>, _) = normalise::normalise_all(&parsed.entries, &ctx);
+        rep.problems.extend(errors.iter().map(ToString::to_string));
         let count = items.len();
         let dedupe_cfg = self.cfg.dedupe.clone();
         let mut store = self.store();
@@ -328,6 +325,25 @@ impl Pipeline {
             }
         }
         rep
+    }
+
+    /// On a source's first ingest (nothing of it stored yet), where its undated items go:
+    /// below the oldest item the combined feed shows now (see `normalise::normalise_all`).
+    fn back_catalogue(&self, s: &Source) -> Option<normalise::BackCatalogue> {
+        let store = self.store();
+        let held = store
+            .source_state(&s.id)
+            .map(|st| st.items_held)
+            .unwrap_or(0);
+        if held > 0 {
+            return None;
+        }
+        let window = store
+            .visible_items(self.cfg.publish.max_items)
+            .unwrap_or_default();
+        Some(normalise::BackCatalogue {
+            below: window.last().map(|i| i.item.published),
+        })
     }
 
     /// Every channel to publish: combined, per source, per tag, per language, and the

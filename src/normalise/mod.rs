@@ -23,13 +23,25 @@ pub const SUMMARY_CHARS: usize = 300;
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
     pub source: &'a Source,
-    /// The feed's own link (last fallback base for relative URLs).
+    /// The feed's own link, or the URL the document came from: the last fallback base
+    /// for relative URLs.
     pub feed_link: Option<&'a Url>,
     /// The feed's declared language (`<language>`, `xml:lang`).
     pub feed_language: Option<&'a str>,
     /// Lower-cased category → tag, from `[tags]` in the config.
     pub tag_map: &'a BTreeMap<String, String>,
     pub now: DateTime<Utc>,
+    /// Set on a source's first ingest (the store holds nothing from it yet): its undated
+    /// items are back catalogue, not news. See [`normalise_all`].
+    pub back_catalogue: Option<BackCatalogue>,
+}
+
+/// Where a new source's undated back catalogue is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackCatalogue {
+    /// The oldest item readers currently see in the combined feed, if any: undated items
+    /// of a document without any dated item are placed just below it.
+    pub below: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -38,11 +50,61 @@ pub enum NormaliseError {
     Empty { origin: String },
 }
 
+/// Normalises every entry of one document, applying the rules that need the whole
+/// document: the placement of undated items.
+///
+/// **Undated items.** An item without a usable date (none, unreadable, or more than a
+/// day in the future) is dated by when we first saw it ([`DateSource::FirstSeen`]; the
+/// store keeps that time on later fetches). That is right for a feed we already follow:
+/// a new undated item *is* news now. It is wrong on the first fetch of a newly added
+/// source, where every undated item would be "new" and the partner's whole archive would
+/// flood the top of the combined feed. So on a first ingest ([`Context::back_catalogue`])
+/// undated items are placed, in document order, one second apart just *below* the
+/// oldest dated item of the same document; when the document has no dated item at all,
+/// just below the oldest item the combined feed currently shows (or at first-seen time
+/// when the store is empty, since then nothing can be flooded).
+pub fn normalise_all(entries: &[Entry], ctx: &Context) -> (Vec<Item>, Vec<NormaliseError>) {
+    let mut items = Vec::with_capacity(entries.len());
+    // Items that carried no date at all (a future date is a date: it stays at first-seen).
+    let mut undated = Vec::new();
+    let mut errors = Vec::new();
+    for e in entries {
+        match normalise(e, ctx) {
+            Ok(i) => {
+                undated.push(e.published.is_none() && e.updated.is_none());
+                items.push(i);
+            }
+            Err(err) => errors.push(err),
+        }
+    }
+    if let Some(bc) = ctx.back_catalogue {
+        let oldest_dated = items
+            .iter()
+            .filter(|i| i.date_source == DateSource::Declared)
+            .map(|i| i.published)
+            .min();
+        if let Some(anchor) = oldest_dated.or(bc.below) {
+            let anchor = anchor.min(ctx.now);
+            let mut k = 0;
+            for (it, _) in items.iter_mut().zip(&undated).filter(|(_, u)| **u) {
+                k += 1;
+                it.published = anchor - Duration::seconds(k);
+            }
+        }
+    }
+    (items, errors)
+}
+
 /// Normalises one entry. `first_seen` is `ctx.now`; the store keeps an earlier one.
 pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
-    let base = entry.base.as_ref().or(ctx.feed_link);
-    let link = entry.link.as_deref().and_then(|l| url::resolve(l, base));
-    let content_base = link.as_ref().or(base);
+    // Relative item links resolve against xml:base, else the feed's link.
+    let link_base = entry.base.as_ref().or(ctx.feed_link);
+    let link = entry
+        .link
+        .as_deref()
+        .and_then(|l| url::resolve(l, link_base));
+    // Relative URLs in content: xml:base, else the item's link, else the feed's link.
+    let content_base = entry.base.as_ref().or(link.as_ref()).or(ctx.feed_link);
     let allow = &ctx.source.allow_iframe_hosts;
 
     let body_html = entry
@@ -51,7 +113,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         .or(entry.summary.as_ref())
         .map(|t| match t.kind {
             TextKind::Html => html::sanitise(&t.body, content_base, allow),
-            TextKind::Plain => plain_to_html(&t.body),
+            TextKind::Plain => plain_to_html(&text::strip_controls(&t.body)),
         });
     let body_text = body_html.as_deref().map(html::to_text).unwrap_or_default();
 
@@ -63,10 +125,14 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
     let summary = match &entry.summary {
         Some(s) if entry.content.is_some() => {
             let t = match s.kind {
-                TextKind::Html => html::to_text(&s.body),
+                TextKind::Html => html::to_text(&html::sanitise(&s.body, content_base, &[])),
                 TextKind::Plain => text::collapse_whitespace(&text::decode_entities(&s.body)),
             };
-            text::summarise(&t, SUMMARY_CHARS)
+            if t.is_empty() {
+                text::summarise(&body_text, SUMMARY_CHARS)
+            } else {
+                text::summarise(&t, SUMMARY_CHARS)
+            }
         }
         _ => text::summarise(&body_text, SUMMARY_CHARS),
     };
@@ -89,23 +155,8 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         .or_else(|| lang::detect(&format!("{title}. {body_text}")))
         .or_else(|| ctx.source.language.clone());
 
-    // A date more than a day ahead is a partner's mistake; it would pin the item on top.
-    let future = ctx.now + Duration::days(1);
-    let (published, date_source) = match entry.published.or(entry.updated) {
-        Some(d) if d <= future => (d, DateSource::Declared),
-        _ => (ctx.now, DateSource::FirstSeen),
-    };
-    let updated = entry.updated.filter(|u| *u <= future && *u > published);
-
-    let mut tags: Vec<String> = entry
-        .tags
-        .iter()
-        .map(|t| text::collapse_whitespace(&text::decode_entities(t)))
-        .filter(|t| !t.is_empty())
-        .map(|t| ctx.tag_map.get(&t.to_lowercase()).cloned().unwrap_or(t))
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let (published, updated, date_source) = dates(entry, ctx.now);
+    let tags = tags(&entry.tags, &ctx.source.tag_map, ctx.tag_map);
 
     let canonical_url = link.as_ref().map(url::canonical);
     let matching = text::for_matching(&body_text);
@@ -141,6 +192,46 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         text: matching,
         fingerprint,
     })
+}
+
+/// `published` and `updated` are kept apart: `published` is the declared publication
+/// date, else the declared update date (Atom requires only `updated`), else first-seen
+/// time. `updated` is kept only when it is later than `published`. A date more than a
+/// day ahead of now is a partner's mistake (or a scheduled post leaking early) and would
+/// pin the item to the top for that long, so it counts as no date at all.
+fn dates(entry: &Entry, now: DateTime<Utc>) -> (DateTime<Utc>, Option<DateTime<Utc>>, DateSource) {
+    let future = now + Duration::days(1);
+    let updated = entry.updated.filter(|u| *u <= future);
+    let (published, source) = match entry.published {
+        Some(d) if d > future => (now, DateSource::FirstSeen),
+        Some(d) => (d, DateSource::Declared),
+        None => match updated {
+            Some(u) => (u, DateSource::Declared),
+            None => (now, DateSource::FirstSeen),
+        },
+    };
+    (published, updated.filter(|u| *u > published), source)
+}
+
+/// Categories → tags: entities decoded, whitespace collapsed, then the source's own
+/// mapping, then the site vocabulary (so a source can map onto an alias of a site tag);
+/// a category neither maps is kept as written. Sorted, without duplicates.
+fn tags(
+    categories: &[String],
+    source_map: &BTreeMap<String, String>,
+    site_map: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut tags: Vec<String> = categories
+        .iter()
+        .map(|t| text::collapse_whitespace(&text::decode_entities(t)))
+        .filter(|t| !t.is_empty())
+        .map(|t| source_map.get(&t.to_lowercase()).cloned().unwrap_or(t))
+        .map(|t| site_map.get(&t.to_lowercase()).cloned().unwrap_or(t))
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 /// The identity rule, in one place. An item's key within its source is, in order:
