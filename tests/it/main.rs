@@ -2,5 +2,6 @@
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
 mod config;
+mod normalise;
 mod pipeline;
 mod support;
