@@ -645,7 +645,7 @@ impl Config {
                 "page" => {
                     let selectors = match &s.selectors {
                         Some(sel) => {
-                            check_selectors(sel.get_ref(), &key("selectors"), sel.span(), p);
+                            check_selectors(sel.get_ref(), &id, &key("selectors"), sel.span(), p);
                             Some(sel.get_ref().clone())
                         }
                         None => {
@@ -660,9 +660,22 @@ impl Config {
                     let date_formats = s.date_format.clone().map(|f| {
                         let span = f.span();
                         let v = f.into_inner().into_vec();
+                        if v.is_empty() {
+                            p.add(
+                                key("date_format"),
+                                span.clone(),
+                                format!(
+                                    "source `{id}`: give at least one format, e.g. \"%d.%m.%Y\""
+                                ),
+                            );
+                        }
                         for fmt in &v {
-                            if let Err(e) = crate::dates::validate_format(fmt) {
-                                p.add(key("date_format"), span.clone(), e);
+                            if let Err(e) = crate::source::page::check_date_format(fmt) {
+                                p.add(
+                                    key("date_format"),
+                                    span.clone(),
+                                    format!("source `{id}`: {e}"),
+                                );
                             }
                         }
                         v
@@ -695,6 +708,15 @@ impl Config {
                         key("selectors"),
                         sel.span(),
                         "only page sources take selectors",
+                    );
+                }
+            }
+            if let Some(f) = &s.date_format {
+                if !matches!(kind, Some(SourceKind::Page { .. }) | None) {
+                    p.add(
+                        key("date_format"),
+                        f.span(),
+                        "only page sources take date_format (feeds carry their own date format)",
                     );
                 }
             }
@@ -938,24 +960,20 @@ fn check_schedule(v: &Spanned<String>, key: &str, p: &mut Problems) -> String {
     v.get_ref().clone()
 }
 
-fn check_selectors(sel: &PageSelectors, key: &str, span: std::ops::Range<usize>, p: &mut Problems) {
-    let all = [
-        ("item", Some(&sel.item)),
-        ("title", Some(&sel.title)),
-        ("link", sel.link.as_ref()),
-        ("date", sel.date.as_ref()),
-        ("summary", sel.summary.as_ref()),
-        ("content", sel.content.as_ref()),
-    ];
-    for (name, value) in all {
-        if let Some(v) = value {
-            if scraper::Selector::parse(v).is_err() {
-                p.add(
-                    format!("{key}.{name}"),
-                    span.clone(),
-                    format!("invalid CSS selector `{v}`"),
-                );
-            }
+fn check_selectors(
+    sel: &PageSelectors,
+    id: &str,
+    key: &str,
+    span: std::ops::Range<usize>,
+    p: &mut Problems,
+) {
+    for (name, v) in crate::source::page::fields(sel) {
+        if let Err(e) = crate::source::page::check_selector(v) {
+            p.add(
+                format!("{key}.{name}"),
+                span.clone(),
+                format!("source `{id}`: invalid CSS selector `{v}`: {e}"),
+            );
         }
     }
 }

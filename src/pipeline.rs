@@ -242,25 +242,15 @@ impl Pipeline {
             }
             Fetch::Remote(FetchOutcome::Fetched(fetched)) => {
                 let origin = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
-                let parsed = match &s.kind {
-                    SourceKind::Page { .. } => Err(format!(
-                        "{origin}: page sources are handled by the page adapter"
-                    )),
-                    _ => {
-                        let decoded = source::decode::decode_xml(
-                            &fetched.body,
-                            fetched.charset.as_deref(),
-                            s.encoding.as_deref(),
-                        );
-                        source::feed::parse(
-                            &decoded.text,
-                            Some(&fetched.final_url),
-                            s.timezone,
-                            &origin,
-                        )
-                        .map_err(|e| e.to_string())
-                    }
-                };
+                let parsed = source::parse_remote(
+                    s,
+                    &fetched.body,
+                    fetched.charset.as_deref(),
+                    &fetched.final_url,
+                    &origin,
+                )
+                .map(|(parsed, _)| parsed)
+                .map_err(|e| e.to_string());
                 match parsed {
                     Ok(p) => (p, Some(fetched)),
                     Err(msg) => {

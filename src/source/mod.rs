@@ -1,9 +1,60 @@
 //! Source adapters: whatever a source delivers (files, feed bytes, page bytes) becomes a
 //! [`ParsedFeed`] of untrusted [`Entry`]s. Foreign parser types stay in these files.
+//!
+//! [`parse_remote`] is the one place that picks the decoder and the adapter for a remote
+//! source's bytes; the pipeline, `import` and `doctor` all go through it, so what an
+//! operator previews is what the daemon will read.
 
 pub mod decode;
 pub mod feed;
 pub mod local;
+pub mod page;
 
-#[allow(unused_imports)]
+use url::Url;
+
 pub use crate::model::{Entry, ParsedFeed};
+use crate::model::{Source, SourceKind};
+
+/// Why a remote source's bytes gave no items.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Feed(#[from] feed::FeedParseError),
+    #[error(transparent)]
+    Page(#[from] page::PageError),
+    #[error("{0}: a local source has no remote document")]
+    Local(String),
+}
+
+/// Decodes and parses what a feed or page source delivered. `base` is the URL the bytes
+/// came from after redirects; `origin` names the source in messages.
+pub fn parse_remote(
+    source: &Source,
+    body: &[u8],
+    http_charset: Option<&str>,
+    base: &Url,
+    origin: &str,
+) -> Result<(ParsedFeed, decode::Decoded), SourceError> {
+    match &source.kind {
+        SourceKind::Feed { .. } => {
+            let decoded = decode::decode_xml(body, http_charset, source.encoding.as_deref());
+            let parsed = feed::parse(&decoded.text, Some(base), source.timezone, origin)?;
+            Ok((parsed, decoded))
+        }
+        SourceKind::Page {
+            selectors,
+            date_formats,
+            ..
+        } => {
+            let decoded = decode::decode_html(body, http_charset, source.encoding.as_deref());
+            let rules = page::PageRules {
+                selectors,
+                date_formats,
+                timezone: source.timezone,
+            };
+            let parsed = page::parse(&decoded.text, base, &rules, origin)?;
+            Ok((parsed, decoded))
+        }
+        SourceKind::Local { .. } => Err(SourceError::Local(origin.to_owned())),
+    }
+}

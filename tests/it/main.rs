@@ -3,5 +3,6 @@
 
 mod config;
 mod normalise;
+mod page;
 mod pipeline;
 mod support;
