@@ -1,44 +1,362 @@
-//! Which stored item a new item duplicates, if any.
+//! Which held story a new item repeats, and which copy represents the story.
 //!
-//! Exact rules only for now: the same canonical URL anywhere, or the same normalised
-//! body text. The first copy seen stays the representative (its ID has been published).
+//! Owns the rules; the SQL (signature and band tables, clusters, candidate lookups)
+//! lives in `store`, the fingerprint in `normalise::fingerprint`.
+//!
+//! Candidates come from indexes only — the same canonical URL, the same text hash, the
+//! same normalised title, or a shared MinHash LSH bucket — so the cost per item does
+//! not grow with the number of items held (no all-pairs comparison). Each candidate is
+//! then verified on the exact shingle sets of both texts:
+//!
+//! 1. same canonical URL (http/https, `www.`, tracking parameters already folded by
+//!    `normalise::url::canonical`), unless both texts are substantial and unrelated (a
+//!    partner linking every item to one overview page);
+//! 2. same text (hash of the normalised text, at least [`MIN_TEXT_FOR_HASH`] chars);
+//! 3. text Jaccard ≥ `strong_jaccard`, at any distance in time;
+//! 4. text Jaccard ≥ `near_jaccard` within `window_days`;
+//! 5. the titles agree and the shorter text is contained (≥ `teaser_containment`) in
+//!    the longer one within `window_days` (a teaser of a full post);
+//! 6. the titles agree and text Jaccard ≥ `title_jaccard` within `window_days`.
+//!
+//! Never duplicates: texts in different languages (rules 2–6), and posts of a series
+//! whose titles differ only in their numbers (`Newsletter 10/2017`, `Newsletter
+//! 11/2017`), whatever their text says — a series shares its template by design.
+//!
+//! The representative of a cluster is the copy from the highest-priority source, then
+//! the one seen first; between copies seen at the same time from one source (a post
+//! listed twice), the later-dated one, since a re-post is the corrected version; from
+//! different sources, the earlier-dated one (the original). Once a representative has
+//! been shown to readers it stays, whatever arrives later.
 
-use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 
 use crate::config::DedupeConfig;
-use crate::model::{Item, ItemId};
+use crate::model::{Item, ItemId, SourceId};
+use crate::normalise::fingerprint;
+use crate::store::{self, Decision, Held};
 
-/// Bodies shorter than this (in normalised characters) are too generic to match on.
-const MIN_TEXT_FOR_HASH: usize = 80;
+/// Bodies shorter than this (normalised characters) are too generic to match as a whole.
+pub const MIN_TEXT_FOR_HASH: usize = 80;
+/// Texts with fewer distinct shingles than this are not compared by similarity.
+const MIN_SHINGLES: usize = 8;
+/// A teaser needs at least this many shingles to count as contained in a longer text.
+const MIN_TEASER_SHINGLES: usize = 4;
+/// Below this Jaccard, two substantial texts under one URL are different items.
+const URL_UNRELATED_JACCARD: f64 = 0.1;
+/// Band candidates whose estimated Jaccard is this far below every threshold are
+/// dropped before their text is loaded.
+const ESTIMATE_SLACK: f64 = 0.15;
 
-/// Returns the representative `item` joins and why, or `None` for a new story.
-pub fn find_duplicate(
-    conn: &Connection,
-    item: &Item,
-    _cfg: &DedupeConfig,
-) -> Result<Option<(ItemId, String)>, rusqlite::Error> {
-    let lookup =
-        |sql: &str, key: &str| -> Result<Option<(String, Option<String>)>, rusqlite::Error> {
-            conn.query_row(sql, rusqlite::params![key, item.id.0], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
+/// Why an item was merged into a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    ExactUrl,
+    SameText,
+    Similar(f64),
+    Teaser(f64),
+    SameTitle(f64),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::ExactUrl => f.write_str("exact URL"),
+            Reason::SameText => f.write_str("same text"),
+            Reason::Similar(j) => write!(f, "text similarity {j:.2}"),
+            Reason::Teaser(c) => write!(f, "same title, teaser contained {c:.2}"),
+            Reason::SameTitle(j) => write!(f, "same title, text similarity {j:.2}"),
+        }
+    }
+}
+
+impl Reason {
+    /// Strength used to pick the best of several matching candidates.
+    fn rank(&self) -> f64 {
+        match self {
+            Reason::ExactUrl => 3.0,
+            Reason::SameText => 2.0,
+            Reason::Similar(s) | Reason::Teaser(s) | Reason::SameTitle(s) => *s,
+        }
+    }
+}
+
+/// Deduplication with its settings and the sources' priorities.
+#[derive(Debug, Clone)]
+pub struct Deduper {
+    cfg: DedupeConfig,
+    priorities: HashMap<SourceId, i32>,
+}
+
+impl Deduper {
+    pub fn new(cfg: DedupeConfig, priorities: HashMap<SourceId, i32>) -> Deduper {
+        Deduper { cfg, priorities }
+    }
+
+    fn priority(&self, s: &SourceId) -> i32 {
+        self.priorities.get(s).copied().unwrap_or(0)
+    }
+
+    /// Decides for a new `item` (not yet stored) whether it repeats a held story.
+    pub fn decide(&self, conn: &Connection, item: &Item) -> Result<Decision, rusqlite::Error> {
+        let Some((rep, reason)) = self.find_match(conn, item)? else {
+            return Ok(Decision::New);
         };
-    if let Some(url) = &item.canonical_url {
-        if let Some((id, dup_of)) = lookup(
-            "SELECT id, dup_of FROM items WHERE canonical_url = ?1 AND id != ?2 ORDER BY first_seen, id LIMIT 1",
-            url,
-        )? {
-            return Ok(Some((ItemId(dup_of.unwrap_or(id)), "exact URL".into())));
+        let reason = reason.to_string();
+        let Some(rep_held) = store::held(conn, &rep)? else {
+            return Ok(Decision::New);
+        };
+        if !store::was_shown(conn, &rep)? && self.outranks(item, &rep_held) {
+            return Ok(Decision::Supersedes { rep, reason });
+        }
+        Ok(Decision::Joins { rep, reason })
+    }
+
+    /// Does `item` make a better representative than the held `rep`?
+    fn outranks(&self, item: &Item, rep: &Held) -> bool {
+        let (pi, pr) = (self.priority(&item.source), self.priority(&rep.source));
+        if pi != pr {
+            return pi > pr;
+        }
+        // The store keeps whole seconds; compare at that precision.
+        let (si, sr) = (item.first_seen.timestamp(), rep.first_seen.timestamp());
+        if si != sr {
+            return si < sr;
+        }
+        let (di, dr) = (item.published.timestamp(), rep.published.timestamp());
+        if di != dr {
+            return if item.source == rep.source {
+                di > dr
+            } else {
+                di < dr
+            };
+        }
+        item.id < rep.id
+    }
+
+    /// The representative `item` should join and why, or `None` for a new story.
+    pub fn find_match(
+        &self,
+        conn: &Connection,
+        item: &Item,
+    ) -> Result<Option<(ItemId, Reason)>, rusqlite::Error> {
+        let mut cands: Vec<ItemId> = Vec::new();
+        if let Some(u) = &item.canonical_url {
+            cands.extend(store::by_canonical_url(conn, u)?);
+        }
+        if item.text.len() >= MIN_TEXT_FOR_HASH {
+            cands.extend(store::by_text_hash(conn, &item.fingerprint.text_hash)?);
+        }
+        cands.extend(store::by_title(conn, &item.title)?);
+        let floor = self
+            .cfg
+            .near_jaccard
+            .min(self.cfg.title_jaccard)
+            .min(self.cfg.strong_jaccard)
+            - ESTIMATE_SLACK;
+        for (id, sig) in store::by_bands(conn, &item.fingerprint.minhash)? {
+            let est = fingerprint::estimate_jaccard(&item.fingerprint.minhash, &sig);
+            if est >= floor {
+                cands.push(id);
+            }
+        }
+        cands.sort();
+        cands.dedup();
+        cands.retain(|c| *c != item.id);
+        if cands.is_empty() {
+            return Ok(None);
+        }
+        let mine = Side::of_item(item);
+        let mut best: Option<(ItemId, Reason)> = None;
+        for id in cands {
+            let Some(h) = store::held(conn, &id)? else {
+                continue;
+            };
+            if let Some(r) = self.verify(&mine, &Side::of_held(&h)) {
+                if best.as_ref().is_none_or(|(_, b)| r.rank() > b.rank()) {
+                    best = Some((h.rep, r));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// The rules of the module doc, applied to one pair.
+    fn verify(&self, a: &Side, b: &Side) -> Option<Reason> {
+        let shingles_a = fingerprint::shingles(a.text);
+        let shingles_b = fingerprint::shingles(b.text);
+        let (jac, cont) = fingerprint::overlap(&shingles_a, &shingles_b);
+        if a.url.is_some() && a.url == b.url {
+            let substantial = shingles_a.len() >= MIN_SHINGLES && shingles_b.len() >= MIN_SHINGLES;
+            if substantial && jac < URL_UNRELATED_JACCARD && a.title_key != b.title_key {
+                return None;
+            }
+            return Some(Reason::ExactUrl);
+        }
+        if is_series(a.title, b.title) || !same_language(a, b) {
+            return None;
+        }
+        if a.text.len() >= MIN_TEXT_FOR_HASH && a.text_hash == b.text_hash {
+            return Some(Reason::SameText);
+        }
+        let near_in_time = (a.published - b.published).num_days().abs() <= self.cfg.window_days;
+        let both_long = shingles_a.len() >= MIN_SHINGLES && shingles_b.len() >= MIN_SHINGLES;
+        if both_long && jac >= self.cfg.strong_jaccard {
+            return Some(Reason::Similar(jac));
+        }
+        if both_long && near_in_time && jac >= self.cfg.near_jaccard {
+            return Some(Reason::Similar(jac));
+        }
+        let titles_agree = !a.title_key.is_empty() && a.title_key == b.title_key;
+        if titles_agree && near_in_time {
+            let shorter = shingles_a.len().min(shingles_b.len());
+            if shorter >= MIN_TEASER_SHINGLES && cont >= self.cfg.teaser_containment {
+                return Some(Reason::Teaser(cont));
+            }
+            if both_long && jac >= self.cfg.title_jaccard {
+                return Some(Reason::SameTitle(jac));
+            }
+        }
+        None
+    }
+}
+
+/// One side of a comparison, borrowed from a new item or a held one.
+struct Side<'a> {
+    title: &'a str,
+    title_key: String,
+    text: &'a str,
+    text_hash: Option<&'a str>,
+    url: Option<&'a str>,
+    language: Option<&'a str>,
+    published: DateTime<Utc>,
+}
+
+impl<'a> Side<'a> {
+    fn of_item(i: &'a Item) -> Side<'a> {
+        Side {
+            title: &i.title,
+            title_key: fingerprint::title_key(&i.title),
+            text: &i.text,
+            text_hash: Some(&i.fingerprint.text_hash),
+            url: i.canonical_url.as_deref(),
+            language: i.language.as_deref(),
+            published: i.published,
         }
     }
-    if item.text.chars().count() >= MIN_TEXT_FOR_HASH {
-        if let Some((id, dup_of)) = lookup(
-            "SELECT id, dup_of FROM items WHERE text_hash = ?1 AND id != ?2 ORDER BY first_seen, id LIMIT 1",
-            &item.fingerprint.text_hash,
-        )? {
-            return Ok(Some((ItemId(dup_of.unwrap_or(id)), "same text".into())));
+    fn of_held(h: &'a Held) -> Side<'a> {
+        Side {
+            title: &h.title,
+            title_key: fingerprint::title_key(&h.title),
+            text: &h.text,
+            text_hash: h.text_hash.as_deref(),
+            url: h.canonical_url.as_deref(),
+            language: h.language.as_deref(),
+            published: h.published,
         }
     }
-    Ok(None)
+}
+
+/// The primary language of a side: detected from its text when possible (a partner's
+/// declared feed language is often wrong for single items), else as declared.
+fn language_of(s: &Side) -> Option<String> {
+    crate::normalise::lang::detect(s.text)
+        .or_else(|| s.language.map(str::to_owned))
+        .map(|l| l.split('-').next().unwrap_or(&l).to_ascii_lowercase())
+}
+
+fn same_language(a: &Side, b: &Side) -> bool {
+    match (language_of(a), language_of(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
+/// Two titles of one series: equal once their numbers are removed, different with them
+/// (`Newsletter 10/2017` and `Newsletter 11/2017`).
+pub fn is_series(a: &str, b: &str) -> bool {
+    let strip = |s: &str| -> (String, String) {
+        let key = fingerprint::title_key(s);
+        let words: String = key
+            .split(' ')
+            .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let numbers: String = key
+            .split(' ')
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (words, numbers)
+    };
+    let (wa, na) = strip(a);
+    let (wb, nb) = strip(b);
+    !wa.is_empty() && wa == wb && !na.is_empty() && !nb.is_empty() && na != nb
+}
+
+/// Two local posts that tell one story: the file shown and the file merged into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalDuplicate {
+    pub kept: String,
+    pub duplicate: String,
+    pub reason: String,
+}
+
+impl Deduper {
+    /// Duplicates among one local source's posts, by file name (for `feedwerk check`):
+    /// the same rules as a build, run on a scratch in-memory store.
+    pub fn local_duplicates(
+        &self,
+        source: &SourceId,
+        posts: Vec<(String, Item)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LocalDuplicate>, store::StoreError> {
+        let names: HashMap<ItemId, String> = posts
+            .iter()
+            .map(|(name, it)| (it.id.clone(), name.clone()))
+            .collect();
+        let mut scratch = store::Store::in_memory("localhost")?;
+        let items = posts.into_iter().map(|(_, it)| it).collect();
+        scratch.upsert_source_items(source, items, now, |c, i| self.decide(c, i))?;
+        let name = |id: &ItemId| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let mut out = Vec::new();
+        for c in scratch.clusters()? {
+            for (m, why) in c.members {
+                out.push(LocalDuplicate {
+                    kept: name(&c.rep.id),
+                    duplicate: name(&m.id),
+                    reason: why,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.kept, &a.duplicate).cmp(&(&b.kept, &b.duplicate)));
+        Ok(out)
+    }
+}
+
+/// Keeps the first of several entries with one ID in a single fetch (the same GUID
+/// listed twice by a source); returns how many were dropped.
+pub fn collapse_same_id(items: &mut Vec<Item>) -> usize {
+    let before = items.len();
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i.id.clone()));
+    before - items.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_issues_of_a_series_are_recognised() {
+        assert!(is_series("Newsletter 10/2017", "Newsletter 11/2017"));
+        assert!(!is_series("Newsletter 10/2017", "Newsletter 10/2017"));
+        assert!(!is_series(
+            "DEFUS auf dem DPT 2017",
+            "DEFUS auf dem Deutschen Präventionstag 2017"
+        ));
+        assert!(!is_series("Wetter", "Wetter"));
+    }
 }

@@ -47,6 +47,13 @@ enum Command {
     Check,
     /// Show every source's health: kind, URL, last success, status, failures, items held.
     Sources,
+    /// List the duplicate clusters held: the copy shown, the copies merged into it and
+    /// why they matched (exact URL, same text, text similarity with its score).
+    Dupes {
+        /// One JSON line per item held: {"key": "<source>|<GUID or link>", "dup_of": "<key>" | null}.
+        #[arg(long)]
+        jsonl: bool,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -89,6 +96,120 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Duplicates among one local source's posts, by file name.
+fn local_duplicates(
+    cfg: &Config,
+    s: &feedwerk::model::Source,
+    posts: Vec<feedwerk::source::local::Post>,
+) -> anyhow::Result<Vec<feedwerk::dedupe::LocalDuplicate>> {
+    let now = Utc::now();
+    let ctx = feedwerk::normalise::Context {
+        source: s,
+        feed_link: None,
+        feed_language: s.language.as_deref(),
+        tag_map: &cfg.tags,
+        now,
+        back_catalogue: None,
+    };
+    let items = posts
+        .into_iter()
+        .filter(|p| !p.draft)
+        .filter_map(|p| {
+            let name = p
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.slug.clone());
+            feedwerk::normalise::normalise(&p.entry, &ctx)
+                .ok()
+                .map(|i| (name, i))
+        })
+        .collect();
+    let deduper = feedwerk::dedupe::Deduper::new(
+        cfg.dedupe.clone(),
+        cfg.sources
+            .iter()
+            .map(|s| (s.id.clone(), s.priority))
+            .collect(),
+    );
+    Ok(deduper.local_duplicates(&s.id, items, now)?)
+}
+
+fn dupes_jsonl(store: &feedwerk::store::Store) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let held = store.all_items()?;
+    let keys: std::collections::HashMap<String, String> = held
+        .iter()
+        .map(|(it, _, _)| (it.id.0.clone(), feedwerk::store::item_key(it)))
+        .collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (it, dup_of, _) in &held {
+        let line = serde_json::json!({
+            "key": feedwerk::store::item_key(it),
+            "dup_of": dup_of.as_ref().and_then(|d| keys.get(d)),
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn dupes_text(store: &feedwerk::store::Store) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let clusters = store.clusters()?;
+    let merged: usize = clusters.iter().map(|c| c.members.len()).sum();
+    writeln!(
+        out,
+        "{} clusters, {} copies merged into them",
+        clusters.len(),
+        merged
+    )?;
+    for c in &clusters {
+        let state = match (c.withdrawn, c.shown) {
+            (true, _) => " [withdrawn]",
+            (false, true) => "",
+            (false, false) => " [not yet published]",
+        };
+        writeln!(
+            out,
+            "\n{} {} \"{}\"{state}\n  shown as {}",
+            c.rep.published.format("%Y-%m-%d"),
+            c.rep.source,
+            c.rep.title,
+            c.published_id
+        )?;
+        if let Some(u) = &c.rep.url {
+            writeln!(out, "  {u}")?;
+        }
+        for (m, why) in &c.members {
+            writeln!(
+                out,
+                "  + {} \"{}\" ({}){}",
+                m.source,
+                m.title,
+                why,
+                m.url.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
+            )?;
+        }
+    }
+    let events = store.dedupe_events(20)?;
+    if !events.is_empty() {
+        writeln!(out, "\nrecent events:")?;
+        for e in events {
+            let (at, source, kind, detail) = (e.at, e.source, e.kind, e.detail);
+            writeln!(
+                out,
+                "  {} {source} {kind}: {detail}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            )?;
+        }
+    }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -175,6 +296,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             println!("  error: {e}");
                             errors += 1;
                         }
+                        for d in local_duplicates(&cfg, s, posts)? {
+                            println!(
+                                "  duplicate: {} repeats {} ({}); only {} is published",
+                                d.duplicate, d.kept, d.reason, d.kept
+                            );
+                        }
                     }
                     k => println!(
                         "{:<12} {:<6} {}",
@@ -189,6 +316,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Dupes { jsonl } => {
+            let cfg = load(&cli.config)?;
+            let pipeline = Pipeline::open(cfg)?;
+            let store = pipeline.store();
+            if jsonl {
+                dupes_jsonl(&store)?;
+            } else {
+                dupes_text(&store)?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Sources => {
             let cfg = load(&cli.config)?;

@@ -271,14 +271,35 @@ impl Pipeline {
             now,
             back_catalogue,
         };
-        let (items, errors): (Vec<Item>, _) = normalise::normalise_all(&parsed.entries, &ctx);
+        let (mut items, errors): (Vec<Item>, _) = normalise::normalise_all(&parsed.entries, &ctx);
         rep.problems.extend(errors.iter().map(ToString::to_string));
+        // A post or entry we could not read is still at its source: retracting its held
+        // copy would be wrong, so retractions wait for a clean read.
+        let clean_read = rep.problems.is_empty();
+        let same_guid = crate::dedupe::collapse_same_id(&mut items);
+        if same_guid > 0 {
+            rep.problems.push(format!(
+                "{same_guid} entries repeat the GUID of an earlier entry in the same document; kept the first"
+            ));
+        }
         let count = items.len();
-        let dedupe_cfg = self.cfg.dedupe.clone();
+        let deduper = self.deduper();
+        let whole_set = matches!(s.kind, SourceKind::Local { .. });
         let mut store = self.store();
-        let result = store.upsert_source_items(&s.id, items, now, |conn, item| {
-            crate::dedupe::find_duplicate(conn, item, &dedupe_cfg)
-        });
+        match store.remap_churned_ids(&s.id, &mut items, now) {
+            Ok(churn) if churn.is_event() => {
+                tracing::warn!(source = %s.id, "{churn}");
+                rep.problems.push(churn.to_string());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                rep.status = SourceStatus::Failed(e.to_string());
+                return rep;
+            }
+        }
+        let present: Vec<crate::model::ItemId> = items.iter().map(|i| i.id.clone()).collect();
+        let result =
+            store.upsert_source_items(&s.id, items, now, |conn, item| deduper.decide(conn, item));
         match result {
             Ok(u) => {
                 rep.status = SourceStatus::Updated {
@@ -286,6 +307,24 @@ impl Pipeline {
                     new: u.new,
                     changed: u.changed,
                 };
+            }
+            Err(e) => {
+                rep.status = SourceStatus::Failed(e.to_string());
+                return rep;
+            }
+        }
+        let withdrawn = if clean_read {
+            store.withdraw_missing(&s.id, &present, whole_set, now)
+        } else {
+            Ok(Vec::new())
+        };
+        match withdrawn {
+            Ok(gone) => {
+                for (id, title) in gone {
+                    tracing::info!(source = %s.id, item = %id, "retracted by its source: withdrawn");
+                    rep.problems
+                        .push(format!("retracted: {title} ({id}) withdrawn"));
+                }
             }
             Err(e) => {
                 rep.status = SourceStatus::Failed(e.to_string());
@@ -334,6 +373,18 @@ impl Pipeline {
         Some(normalise::BackCatalogue {
             below: window.last().map(|i| i.item.published),
         })
+    }
+
+    /// Deduplication with the configured thresholds and source priorities.
+    pub fn deduper(&self) -> crate::dedupe::Deduper {
+        crate::dedupe::Deduper::new(
+            self.cfg.dedupe.clone(),
+            self.cfg
+                .sources
+                .iter()
+                .map(|s| (s.id.clone(), s.priority))
+                .collect(),
+        )
     }
 
     /// Every channel to publish: combined, per source, per tag, per language, and the
@@ -408,7 +459,10 @@ impl Pipeline {
         let store = self.store();
         let mut docs = Vec::new();
         for ch in &channels {
-            let items = store.visible_items_where(&ch.filter, ch.max_items)?;
+            let items = with_source_titles(
+                store.visible_items_where(&ch.filter, ch.max_items)?,
+                &sources,
+            );
             let doc = FeedDoc {
                 site: &self.cfg.site,
                 channel: ch,
@@ -444,8 +498,10 @@ impl Pipeline {
                 sources: vec![s.id.clone()],
                 ..ChannelFilter::default()
             };
-            let items: Vec<StoredItem> =
-                store.visible_items_where(&filter, self.cfg.store.max_items)?;
+            let items: Vec<StoredItem> = with_source_titles(
+                store.visible_items_where(&filter, self.cfg.store.max_items)?,
+                &sources,
+            );
             let doc = FeedDoc {
                 site: &self.cfg.site,
                 channel: combined,
@@ -470,12 +526,10 @@ impl Pipeline {
                 });
             }
         }
-        Ok(publish::publish(
-            &self.cfg.publish.output_dir,
-            docs,
-            &store,
-            now,
-        )?)
+        let out = publish::publish(&self.cfg.publish.output_dir, docs, &store, now)?;
+        // From now on readers know these representatives' IDs: they never change.
+        store.mark_shown(now)?;
+        Ok(out)
     }
 
     pub fn output_dir(&self) -> &Path {
@@ -486,6 +540,21 @@ impl Pipeline {
 enum Fetch {
     Local(std::path::PathBuf),
     Remote(FetchOutcome),
+}
+
+/// Provenance names the other sources by their configured titles ("Efus – …"), not IDs.
+fn with_source_titles(
+    mut items: Vec<StoredItem>,
+    sources: &HashMap<SourceId, Source>,
+) -> Vec<StoredItem> {
+    for it in &mut items {
+        for a in &mut it.also_at {
+            if let Some(s) = sources.get(&a.source) {
+                a.source_title = s.title.clone();
+            }
+        }
+    }
+    items
 }
 
 fn report(id: &SourceId, status: SourceStatus) -> SourceReport {

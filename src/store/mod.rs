@@ -11,6 +11,21 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{AlsoAt, DateSource, Item, ItemId, SourceId};
 
+mod dedup;
+pub use dedup::{by_bands, by_canonical_url, by_text_hash, by_title, held, was_shown};
+pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held};
+
+/// The key `feedwerk dupes --jsonl` and `score-dedup` speak:
+/// `<source id>|<the item's original GUID, or its link when it has none>`.
+pub fn item_key(item: &Item) -> String {
+    let local = item
+        .guid
+        .clone()
+        .or_else(|| item.url.as_ref().map(|u| u.to_string()))
+        .unwrap_or_else(|| item.id.to_string());
+    format!("{}|{local}", item.source)
+}
+
 const SCHEMA_VERSION: i64 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +137,7 @@ impl Store {
             conn.execute_batch(include_str!("schema.sql"))?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
+        dedup::init(&conn)?;
         Ok(Store {
             conn,
             authority: authority.to_owned(),
@@ -241,7 +257,7 @@ impl Store {
         source: &SourceId,
         items: Vec<Item>,
         now: DateTime<Utc>,
-        mut decide: impl FnMut(&Connection, &Item) -> Result<Option<(ItemId, String)>, rusqlite::Error>,
+        mut decide: impl FnMut(&Connection, &Item) -> Result<Decision, rusqlite::Error>,
     ) -> Result<UpsertReport, StoreError> {
         let tx = self.conn.transaction()?;
         let mut report = UpsertReport::default();
@@ -284,14 +300,15 @@ impl Store {
                                 ts(now)
                             ],
                         )?;
+                        dedup::index_item(&tx, &item)?;
                     }
                 }
                 None => {
                     item.first_seen = now;
-                    let dup = decide(&tx, &item)?;
+                    let decision = decide(&tx, &item)?;
                     let published_id = self_mint(&self.authority, &item);
                     let json = serde_json::to_string(&item).expect("items serialise");
-                    if dup.is_some() {
+                    if matches!(decision, Decision::Joins { .. }) {
                         report.duplicates += 1;
                     } else {
                         report.touched.push(item.id.clone());
@@ -300,7 +317,7 @@ impl Store {
                     tx.execute(
                         "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published, first_seen,
                                             last_seen, published_id, dup_of, dup_reason, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, NULL, NULL, ?9)",
                         params![
                             item.id.0,
                             source.as_str(),
@@ -310,11 +327,11 @@ impl Store {
                             ts(item.published),
                             ts(now),
                             published_id,
-                            dup.as_ref().map(|d| d.0 .0.clone()),
-                            dup.as_ref().map(|d| d.1.clone()),
                             json
                         ],
                     )?;
+                    dedup::apply(&tx, &item.id, &decision)?;
+                    dedup::index_item(&tx, &item)?;
                 }
             }
         }
@@ -361,7 +378,11 @@ impl Store {
     /// The other copies of a representative's story.
     pub fn also_at(&self, id: &ItemId) -> Result<Vec<AlsoAt>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0 ORDER BY first_seen, id",
+            // A copy from the representative's own source (a post listed twice) is a
+            // mistake to hide, not another place the story appeared.
+            "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0
+               AND source_id != (SELECT source_id FROM items WHERE id = ?1)
+             ORDER BY first_seen, id",
         )?;
         let rows = stmt.query_map([&id.0], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

@@ -1,0 +1,473 @@
+//! The store side of deduplication: signature and LSH band tables, candidate lookups,
+//! clusters (`items.dup_of`), which representatives readers have seen, ID aliases for
+//! identity churn, and retractions.
+//!
+//! It owns the SQL only. Which candidate really is a duplicate, and which copy
+//! represents a cluster, is decided in `dedupe`; the fingerprint itself is made in
+//! `normalise::fingerprint`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use super::{from_ts, parse_item, ts, Store, StoreError};
+use crate::model::{Item, ItemId, SourceId};
+use crate::normalise::fingerprint;
+
+/// What deduplication decided for a new item; the store applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// A story not held yet: the item represents its own cluster.
+    New,
+    /// The item repeats the story `rep` represents; it joins as provenance.
+    Joins { rep: ItemId, reason: String },
+    /// The item repeats `rep`'s story and outranks it, and `rep` was never shown to
+    /// readers: the item becomes the representative and `rep`'s cluster joins it.
+    Supersedes { rep: ItemId, reason: String },
+}
+
+/// A held item as deduplication compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub id: ItemId,
+    pub source: SourceId,
+    /// The representative of its cluster (itself when it is one).
+    pub rep: ItemId,
+    pub title: String,
+    /// Normalised matching text (see `normalise::text::for_matching`).
+    pub text: String,
+    pub language: Option<String>,
+    pub published: DateTime<Utc>,
+    pub first_seen: DateTime<Utc>,
+    pub canonical_url: Option<String>,
+    pub text_hash: Option<String>,
+}
+
+/// One cluster for `feedwerk dupes`: the representative and the copies merged into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub rep: Item,
+    pub published_id: String,
+    pub shown: bool,
+    pub withdrawn: bool,
+    /// Each member with the reason it matched ("exact URL", "text similarity 0.93" …).
+    pub members: Vec<(Item, String)>,
+}
+
+/// Creates the tables and indexes items held by a store made before they existed.
+pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(include_str!("dedup.sql"))?;
+    let missing: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT id, data FROM items WHERE id NOT IN (SELECT item_id FROM dedupe_sig)",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !missing.is_empty() {
+        let tx = conn.unchecked_transaction()?;
+        for (id, data) in missing {
+            let item = parse_item(&id, &data)?;
+            index_item(&tx, &item)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// (Re-)indexes an item's signature, title key and LSH bands.
+pub(super) fn index_item(conn: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
+    conn.execute("DELETE FROM dedupe_band WHERE item_id = ?1", [&item.id.0])?;
+    let fp = &item.fingerprint;
+    conn.execute(
+        "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(item_id) DO UPDATE SET version = ?2, shingles = ?3, sig = ?4, title_key = ?5",
+        params![
+            item.id.0,
+            fp.version,
+            fp.shingles,
+            fingerprint::to_blob(&fp.minhash),
+            fingerprint::title_key(&item.title)
+        ],
+    )?;
+    let mut ins =
+        conn.prepare_cached("INSERT INTO dedupe_band (bucket, item_id) VALUES (?1, ?2)")?;
+    for key in fingerprint::band_keys(&fp.minhash) {
+        ins.execute(params![key, item.id.0])?;
+    }
+    Ok(())
+}
+
+fn ids(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<ItemId>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![key, limit as i64], |r| r.get::<_, String>(0))?;
+    rows.map(|r| r.map(ItemId)).collect()
+}
+
+/// Held items with this canonical URL.
+pub fn by_canonical_url(conn: &Connection, url: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
+    ids(
+        conn,
+        "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT ?2",
+        url,
+        20,
+    )
+}
+
+/// Held items whose normalised text hashes the same.
+pub fn by_text_hash(conn: &Connection, hash: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
+    ids(
+        conn,
+        "SELECT id FROM items WHERE text_hash = ?1 ORDER BY first_seen, id LIMIT ?2",
+        hash,
+        20,
+    )
+}
+
+/// Held items with the same normalised title; generic titles ("Wetter") can have many,
+/// so only the most recent few are returned.
+pub fn by_title(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
+    let key = fingerprint::title_key(title);
+    if key.is_empty() {
+        return Ok(Vec::new());
+    }
+    ids(
+        conn,
+        "SELECT s.item_id FROM dedupe_sig s JOIN items i ON i.id = s.item_id
+         WHERE s.title_key = ?1 ORDER BY i.published DESC LIMIT ?2",
+        &key,
+        50,
+    )
+}
+
+/// Held items sharing at least one LSH bucket with `minhash`, with their signatures.
+pub fn by_bands(
+    conn: &Connection,
+    minhash: &[u32],
+) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
+    let keys = fingerprint::band_keys(minhash);
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; keys.len()].join(",");
+    let sql = format!(
+        "SELECT s.item_id, s.sig FROM dedupe_sig s WHERE s.item_id IN
+           (SELECT DISTINCT item_id FROM dedupe_band WHERE bucket IN ({marks}))
+           AND s.version = {}",
+        fingerprint::VERSION
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(keys.iter()), |r| {
+        Ok((
+            ItemId(r.get::<_, String>(0)?),
+            fingerprint::from_blob(&r.get::<_, Vec<u8>>(1)?),
+        ))
+    })?;
+    rows.collect()
+}
+
+/// What deduplication needs to know about one held item.
+pub fn held(conn: &Connection, id: &ItemId) -> Result<Option<Held>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT source_id, coalesce(dup_of, id), json_extract(data, '$.title'),
+                json_extract(data, '$.text'), json_extract(data, '$.language'),
+                published, first_seen, canonical_url, text_hash
+         FROM items WHERE id = ?1",
+    )?;
+    stmt.query_row([&id.0], |r| {
+        Ok(Held {
+            id: id.clone(),
+            source: SourceId(r.get(0)?),
+            rep: ItemId(r.get(1)?),
+            title: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            text: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            language: r.get(4)?,
+            published: from_ts(r.get(5)?),
+            first_seen: from_ts(r.get(6)?),
+            canonical_url: r.get(7)?,
+            text_hash: r.get(8)?,
+        })
+    })
+    .optional()
+}
+
+/// Has this representative's published ID been shown to readers?
+pub fn was_shown(conn: &Connection, id: &ItemId) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM dedupe_shown WHERE item_id = ?1")?
+        .exists([&id.0])
+}
+
+/// Applies a decision for a new item that has just been inserted as its own cluster.
+pub(super) fn apply(conn: &Connection, item: &ItemId, d: &Decision) -> Result<(), rusqlite::Error> {
+    match d {
+        Decision::New => {}
+        Decision::Joins { rep, reason } => {
+            conn.execute(
+                "UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1",
+                params![item.0, rep.0, reason],
+            )?;
+        }
+        Decision::Supersedes { rep, reason } => {
+            conn.execute(
+                "UPDATE items SET dup_of = ?2 WHERE dup_of = ?1",
+                params![rep.0, item.0],
+            )?;
+            conn.execute(
+                "UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1",
+                params![rep.0, item.0, reason],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records that every current representative has now been shown to readers, so
+    /// their published IDs are fixed as their clusters' faces. Called after publishing.
+    pub fn mark_shown(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO dedupe_shown (item_id, first_shown)
+             SELECT id, ?1 FROM items WHERE dup_of IS NULL AND withdrawn = 0",
+            [ts(now)],
+        )?)
+    }
+
+    /// Identity churn: maps items whose GUID changed (a CMS migration) back to the items
+    /// already held, so they are updated instead of published again.
+    ///
+    /// An item is remapped when its ID is known as an alias, or when it is new and a held,
+    /// not withdrawn item of the same source that is missing from this fetch has the same
+    /// canonical URL or the same (non-trivial) text. Returns how many were remapped and
+    /// how many items were new before remapping.
+    pub fn remap_churned_ids(
+        &mut self,
+        source: &SourceId,
+        items: &mut [Item],
+        now: DateTime<Utc>,
+    ) -> Result<Churn, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut churn = Churn::default();
+        {
+            let mut alias = tx.prepare_cached("SELECT item_id FROM item_alias WHERE alias = ?1")?;
+            for it in items.iter_mut() {
+                if let Some(to) = alias
+                    .query_row([&it.id.0], |r| r.get::<_, String>(0))
+                    .optional()?
+                {
+                    it.id = ItemId(to);
+                }
+            }
+        }
+        let batch: HashSet<String> = items.iter().map(|i| i.id.0.clone()).collect();
+        let mut known = tx.prepare_cached("SELECT 1 FROM items WHERE id = ?1")?;
+        let mut by_url = tx.prepare_cached(
+            "SELECT id FROM items WHERE source_id = ?1 AND canonical_url = ?2 AND withdrawn = 0",
+        )?;
+        let mut by_text = tx.prepare_cached(
+            "SELECT id FROM items WHERE source_id = ?1 AND text_hash = ?2 AND withdrawn = 0",
+        )?;
+        let mut taken: HashSet<String> = HashSet::new();
+        let mut remaps: Vec<(String, String)> = Vec::new();
+        for it in items.iter_mut() {
+            if known.exists([&it.id.0])? {
+                continue;
+            }
+            churn.new_ids += 1;
+            let mut cands: Vec<String> = Vec::new();
+            if let Some(u) = &it.canonical_url {
+                let rows = by_url.query_map(params![source.as_str(), u], |r| r.get(0))?;
+                cands.extend(rows.collect::<Result<Vec<String>, _>>()?);
+            }
+            if cands.is_empty() && it.text.len() >= crate::dedupe::MIN_TEXT_FOR_HASH {
+                let rows = by_text
+                    .query_map(params![source.as_str(), it.fingerprint.text_hash], |r| {
+                        r.get(0)
+                    })?;
+                cands.extend(rows.collect::<Result<Vec<String>, _>>()?);
+            }
+            if let Some(old) = cands
+                .into_iter()
+                .find(|c| !batch.contains(c) && !taken.contains(c))
+            {
+                taken.insert(old.clone());
+                remaps.push((it.id.0.clone(), old.clone()));
+                it.id = ItemId(old);
+            }
+        }
+        drop((known, by_url, by_text));
+        churn.remapped = remaps.len();
+        for (alias, to) in &remaps {
+            tx.execute(
+                "INSERT INTO item_alias (alias, item_id) VALUES (?1, ?2)
+                 ON CONFLICT(alias) DO UPDATE SET item_id = ?2",
+                params![alias, to],
+            )?;
+        }
+        if churn.is_event() {
+            tx.execute(
+                "INSERT INTO dedupe_events (at, source_id, kind, detail) VALUES (?1, ?2, 'identity-churn', ?3)",
+                params![ts(now), source.as_str(), churn.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(churn)
+    }
+
+    /// Retractions: withdraws the source's items that are missing from its current
+    /// document although they are newer than the oldest item it still lists (they were
+    /// deleted, not scrolled out). For a local directory every missing post is withdrawn.
+    /// An item that comes back is un-withdrawn by the next upsert.
+    pub fn withdraw_missing(
+        &mut self,
+        source: &SourceId,
+        present: &[ItemId],
+        whole_set: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(ItemId, String)>, StoreError> {
+        let present: HashSet<&str> = present.iter().map(|i| i.0.as_str()).collect();
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(String, i64, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, published, coalesce(json_extract(data, '$.title'), '') FROM items
+                 WHERE source_id = ?1 AND withdrawn = 0",
+            )?;
+            let r = stmt.query_map([source.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            r.collect::<Result<_, _>>()?
+        };
+        let floor = rows
+            .iter()
+            .filter(|(id, _, _)| present.contains(id.as_str()))
+            .map(|(_, p, _)| *p)
+            .min();
+        let Some(floor) = floor else {
+            // An empty document says nothing about which items were deleted.
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (id, published, title) in rows {
+            if present.contains(id.as_str()) || (!whole_set && published <= floor) {
+                continue;
+            }
+            tx.execute("UPDATE items SET withdrawn = 1 WHERE id = ?1", [&id])?;
+            tx.execute(
+                "INSERT INTO dedupe_events (at, source_id, kind, detail) VALUES (?1, ?2, 'retracted', ?3)",
+                params![ts(now), source.as_str(), format!("{id}: {title}")],
+            )?;
+            out.push((ItemId(id), title));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Every cluster with more than one member, representatives newest first.
+    pub fn clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        let mut members: HashMap<String, Vec<(Item, String)>> = HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT id, data, dup_of, coalesce(dup_reason, '') FROM items
+                 WHERE dup_of IS NOT NULL ORDER BY first_seen, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, data, rep, why) = row?;
+                members
+                    .entry(rep)
+                    .or_default()
+                    .push((parse_item(&id, &data)?, why));
+            }
+        }
+        let mut out = Vec::new();
+        for (rep, ms) in members {
+            let row: Option<(String, String, bool)> = self
+                .conn
+                .query_row(
+                    "SELECT data, published_id, withdrawn FROM items WHERE id = ?1",
+                    [&rep],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((data, published_id, withdrawn)) = row else {
+                continue;
+            };
+            out.push(Cluster {
+                rep: parse_item(&rep, &data)?,
+                published_id,
+                shown: was_shown(&self.conn, &ItemId(rep.clone()))?,
+                withdrawn,
+                members: ms,
+            });
+        }
+        out.sort_by(|a, b| {
+            b.rep
+                .published
+                .cmp(&a.rep.published)
+                .then_with(|| a.rep.id.cmp(&b.rep.id))
+        });
+        Ok(out)
+    }
+
+    /// Recent deduplication events (identity churn, retractions), newest first.
+    pub fn dedupe_events(&self, limit: usize) -> Result<Vec<DedupeEvent>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, source_id, kind, detail FROM dedupe_events ORDER BY at DESC, rowid DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(DedupeEvent {
+                at: from_ts(r.get(0)?),
+                source: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Something deduplication noticed that an operator should know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupeEvent {
+    pub at: DateTime<Utc>,
+    pub source: String,
+    /// `identity-churn` or `retracted`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What [`Store::remap_churned_ids`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Churn {
+    /// Items whose ID was not held before remapping.
+    pub new_ids: usize,
+    /// Of those, items matched to a held item under its old ID.
+    pub remapped: usize,
+}
+
+impl Churn {
+    /// "Most of a source's IDs changed at once": worth telling the operator.
+    pub fn is_event(&self) -> bool {
+        self.remapped >= 2 && self.remapped * 2 >= self.new_ids
+    }
+}
+
+impl std::fmt::Display for Churn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "identity churn: {} of {} new GUIDs belong to items already held (same URL or text); kept their published IDs",
+            self.remapped, self.new_ids
+        )
+    }
+}
