@@ -116,6 +116,8 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
             TextKind::Plain => plain_to_html(&text::strip_controls(&t.body)),
         });
     let body_text = body_html.as_deref().map(html::to_text).unwrap_or_default();
+    // The body's text for plain-text fields: without markup even as visible text.
+    let plain_body = text::plain(&body_text);
 
     let title = entry
         .title
@@ -125,16 +127,18 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
     let summary = match &entry.summary {
         Some(s) if entry.content.is_some() => {
             let t = match s.kind {
-                TextKind::Html => html::to_text(&html::sanitise(&s.body, content_base, &[])),
-                TextKind::Plain => text::collapse_whitespace(&text::decode_entities(&s.body)),
+                TextKind::Html => {
+                    text::plain(&html::to_text(&html::sanitise(&s.body, content_base, &[])))
+                }
+                TextKind::Plain => text::plain(&s.body),
             };
             if t.is_empty() {
-                text::summarise(&body_text, SUMMARY_CHARS)
+                text::summarise(&plain_body, SUMMARY_CHARS)
             } else {
                 text::summarise(&t, SUMMARY_CHARS)
             }
         }
-        _ => text::summarise(&body_text, SUMMARY_CHARS),
+        _ => text::summarise(&plain_body, SUMMARY_CHARS),
     };
     if title.is_empty() && body_text.is_empty() && link.is_none() {
         return Err(NormaliseError::Empty {
@@ -142,7 +146,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         });
     }
     let title = if title.is_empty() {
-        text::summarise(&body_text, 80)
+        text::summarise(&plain_body, 80)
     } else {
         title
     };
@@ -183,7 +187,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         authors: entry
             .authors
             .iter()
-            .map(|a| text::collapse_whitespace(&text::decode_entities(a)))
+            .map(|a| text::plain(a))
             .filter(|a| !a.is_empty())
             .collect(),
         tags,
@@ -213,7 +217,7 @@ fn dates(entry: &Entry, now: DateTime<Utc>) -> (DateTime<Utc>, Option<DateTime<U
     (published, updated.filter(|u| *u > published), source)
 }
 
-/// Categories → tags: entities decoded, whitespace collapsed, then the source's own
+/// Categories → tags: plain text (see [`text::plain`]), then the source's own
 /// mapping, then the site vocabulary (so a source can map onto an alias of a site tag);
 /// a category neither maps is kept as written. Sorted, without duplicates.
 fn tags(
@@ -223,7 +227,7 @@ fn tags(
 ) -> Vec<String> {
     let mut tags: Vec<String> = categories
         .iter()
-        .map(|t| text::collapse_whitespace(&text::decode_entities(t)))
+        .map(|t| text::plain(t))
         .filter(|t| !t.is_empty())
         .map(|t| source_map.get(&t.to_lowercase()).cloned().unwrap_or(t))
         .map(|t| site_map.get(&t.to_lowercase()).cloned().unwrap_or(t))

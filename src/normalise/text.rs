@@ -2,7 +2,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::model::{Text, TextKind};
+use crate::model::Text;
 
 /// Collapses runs of whitespace (including no-break spaces) to one space, trims, and
 /// drops control characters, which would make our XML output invalid.
@@ -38,16 +38,25 @@ pub fn collapse_whitespace(s: &str) -> String {
 /// whose literal text is an entity (`&amp;`) or a tag (`<b>`) loses it; titles about
 /// HTML escaping are rarer than partners who escape twice.
 pub fn plain_title(t: &Text) -> String {
-    // Titles longer than this are broken feeds, not headlines; the cap also bounds the
-    // repeated reading below.
+    // Titles longer than this are broken feeds, not headlines.
     const MAX_CHARS: usize = 1000;
-    let mut s: String = strip_controls(&t.body).chars().take(MAX_CHARS).collect();
-    if t.kind == TextKind::Plain && !s.contains(['&', '<']) {
+    let s: String = t.body.chars().take(MAX_CHARS).collect();
+    plain(&s)
+}
+
+/// Text for a plain-text field (title, summary, tag, author): read as HTML until nothing
+/// changes, whitespace collapsed, control characters gone. The result holds no tag and
+/// no entity reference, not even as visible text: many feed readers and partner pages
+/// render "plain" titles and summaries as HTML, so `<script>` must not reach them even
+/// escaped once. Idempotent: `plain(plain(x)) == plain(x)`.
+pub fn plain(s: &str) -> String {
+    let mut s = strip_controls(s).into_owned();
+    if !s.contains(['&', '<']) {
         return collapse_whitespace(&s);
     }
     // Each round that changes the text makes it shorter (a tag or an entity reference
     // becomes at most two characters), so this ends; the bound is a second guard.
-    for _ in 0..MAX_CHARS {
+    for _ in 0..=s.len() {
         let next = super::html::to_text(&s);
         if next == s {
             break;
@@ -138,5 +147,78 @@ mod tests {
         let s = summarise(&"Wort ".repeat(100), 300);
         assert!(s.chars().count() <= 301);
         assert!(s.ends_with("Wort…"), "{s}");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn title() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                "&amp;",
+                "&amp;amp;",
+                "&lt;",
+                "&gt;",
+                "&lt;b&gt;",
+                "&nbsp;",
+                "&#160;",
+                "&#x26;",
+                "&uuml;",
+                "&amp;uuml;",
+                "&",
+                ";",
+                "#",
+                "<b>",
+                "</b>",
+                "<script>",
+                "</script>",
+                "<",
+                ">",
+                " ",
+                "\t",
+                "\n",
+                "\u{a0}",
+                "\u{1}",
+                "AT&T",
+                "x<y",
+                "<!--",
+                "-->",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Zäöüß0-9 ]{0,6}",
+            any::<String>(),
+        ];
+        prop::collection::vec(piece, 0..16).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn normalising_a_title_twice_equals_once(raw in title(), html in any::<bool>()) {
+            let t = if html { Text::html(raw) } else { Text::plain(raw) };
+            let once = plain_title(&t);
+            prop_assert_eq!(plain_title(&Text::plain(once.clone())), once.clone());
+            prop_assert_eq!(plain_title(&Text::html(once.clone())), once.clone());
+            prop_assert!(!once.chars().any(|c| c.is_control()), "{:?}", once);
+            prop_assert_eq!(once.trim(), once.as_str());
+        }
+
+        #[test]
+        fn summaries_stay_short_and_end_on_a_word(text in "[a-zäöü ]{0,900}") {
+            let s = summarise(&text, 300);
+            prop_assert!(s.chars().count() <= 301, "{}", s.chars().count());
+            if let Some(cut) = s.strip_suffix('…') {
+                let collapsed = collapse_whitespace(&text);
+                let rest = &collapsed[cut.len()..];
+                prop_assert!(
+                    rest.is_empty() || rest.starts_with(' ') || cut.chars().count() >= 300,
+                    "cut inside a word: {:?} | {:?}", cut, &rest[..rest.len().min(20)]
+                );
+            }
+        }
     }
 }

@@ -468,3 +468,332 @@ fn the_dpt_i_style_feed_with_undeclared_language_is_detected() {
     );
     assert_eq!(field(&items, "Urban security in Europe", "language"), "en");
 }
+
+// ---- the sanitiser against known XSS vectors, through every output ----------------------
+
+fn xss_vectors() -> Vec<String> {
+    String::from_utf8(read_fixture("normalise/xss-vectors.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            l.replace("\\n", "\n")
+                .replace("\\t", "\t")
+                .replace("\\0", "\0")
+                .replace("\\x01", "\u{1}")
+                .replace("\\x0e", "\u{e}")
+        })
+        .collect()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Elements that must never appear in content we publish.
+const FORBIDDEN_ELEMENTS: &[&str] = &[
+    "script",
+    "style",
+    "iframe",
+    "object",
+    "embed",
+    "applet",
+    "form",
+    "input",
+    "button",
+    "textarea",
+    "select",
+    "base",
+    "meta",
+    "link",
+    "svg",
+    "math",
+    "frame",
+    "frameset",
+    "template",
+    "isindex",
+    "bgsound",
+    "layer",
+    "marquee",
+    "video",
+    "audio",
+    "source",
+    "noscript",
+    "xmp",
+    "plaintext",
+    "details",
+    "animate",
+    "set",
+    "foreignobject",
+];
+
+/// Is `value`, as a browser would read it, a URL with a scheme other than http(s)/mailto?
+fn unsafe_url(value: &str) -> bool {
+    let squeezed: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match squeezed.split_once(':') {
+        Some((scheme, _)) if !scheme.contains(['/', '?', '#']) => {
+            !matches!(scheme, "http" | "https" | "mailto")
+        }
+        _ => false,
+    }
+}
+
+/// Problems in one HTML string (`document`: a whole page of ours, whose own `<head>`
+/// elements are allowed but checked).
+fn html_problems(html: &str, document: bool, what: &str) -> Vec<String> {
+    let parsed = if document {
+        scraper::Html::parse_document(html)
+    } else {
+        scraper::Html::parse_fragment(html)
+    };
+    let mut out = Vec::new();
+    for node in parsed.tree.nodes() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        let name = el.name().to_ascii_lowercase();
+        let own_head = document
+            && match name.as_str() {
+                "meta" => el.attr("http-equiv").is_none(),
+                "link" => el.attr("rel") == Some("alternate"),
+                "style" => node
+                    .ancestors()
+                    .any(|a| a.value().as_element().is_some_and(|e| e.name() == "head")),
+                _ => false,
+            };
+        if FORBIDDEN_ELEMENTS.contains(&name.as_str()) && !own_head {
+            out.push(format!("{what}: <{name}> in {html:.300}"));
+        }
+        for (attr, value) in el.attrs() {
+            let attr = attr.to_ascii_lowercase();
+            let bad = attr.starts_with("on")
+                || matches!(
+                    attr.as_str(),
+                    "style"
+                        | "srcdoc"
+                        | "formaction"
+                        | "background"
+                        | "dynsrc"
+                        | "lowsrc"
+                        | "srcset"
+                        | "xlink:href"
+                        | "action"
+                        | "data"
+                        | "poster"
+                        | "to"
+                )
+                || (matches!(attr.as_str(), "href" | "src" | "cite") && unsafe_url(value))
+                || (attr == "class" && !document)
+                || (attr == "id" && !document);
+            if bad {
+                out.push(format!("{what}: <{name} {attr}={value:?}>"));
+            }
+        }
+        if name == "a" && el.attr("href").is_some_and(|h| h.starts_with("http")) {
+            let rel = el.attr("rel").unwrap_or("");
+            let has_rel = rel.contains("noopener") && rel.contains("noreferrer");
+            if !document && !has_rel {
+                out.push(format!("{what}: link without rel=noopener noreferrer"));
+            }
+        }
+        if name == "style" {
+            let css = node
+                .children()
+                .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if css.contains("expression") || css.contains("javascript") || css.contains("@import") {
+                out.push(format!("{what}: dangerous CSS"));
+            }
+        }
+    }
+    out
+}
+
+/// Problems in a plain-text field that readers may render as HTML (titles, tags).
+fn text_problems(text: &str, what: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let tag_like = b.windows(2).any(|w| {
+        w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?'))
+    });
+    if tag_like || unsafe_url(text) && text.trim_start().to_ascii_lowercase().starts_with("java") {
+        vec![format!("{what}: markup in plain text {text:?}")]
+    } else {
+        Vec::new()
+    }
+}
+
+fn feed_problems(bytes: &[u8], what: &str) -> Vec<String> {
+    let feed = feed_rs::parser::parse(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut out = Vec::new();
+    for e in &feed.entries {
+        if let Some(t) = &e.title {
+            out.extend(text_problems(&t.content, &format!("{what} title")));
+        }
+        if let Some(s) = &e.summary {
+            out.extend(html_problems(&s.content, false, &format!("{what} summary")));
+        }
+        if let Some(c) = e.content.as_ref().and_then(|c| c.body.as_ref()) {
+            out.extend(html_problems(c, false, &format!("{what} content")));
+        }
+        for l in &e.links {
+            if unsafe_url(&l.href) {
+                out.push(format!("{what}: link {}", l.href));
+            }
+        }
+        for c in &e.categories {
+            out.extend(text_problems(&c.term, &format!("{what} category")));
+        }
+    }
+    out
+}
+
+fn json_problems(text: &str, what: &str) -> Vec<String> {
+    let feed: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut out = Vec::new();
+    for item in feed["items"].as_array().unwrap() {
+        for key in ["content_html", "summary", "content_text"] {
+            if let Some(h) = item[key].as_str() {
+                out.extend(html_problems(h, false, &format!("{what} {key}")));
+            }
+        }
+        out.extend(text_problems(
+            item["title"].as_str().unwrap_or(""),
+            &format!("{what} title"),
+        ));
+        if let Some(u) = item["url"].as_str() {
+            if unsafe_url(u) {
+                out.push(format!("{what}: url {u}"));
+            }
+        }
+        for t in item["tags"].as_array().into_iter().flatten() {
+            out.extend(text_problems(
+                t.as_str().unwrap_or(""),
+                &format!("{what} tag"),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_known_xss_vector_survives_into_any_output() {
+    let vectors = xss_vectors();
+    assert!(vectors.len() >= 100, "{}", vectors.len());
+
+    let mut rss = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>XSS RSS</title><link>https://rss.example/</link><description>d</description>\n",
+    );
+    let mut atom = String::from(
+        "<?xml version=\"1.0\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>XSS Atom</title><id>urn:xss</id><updated>2017-10-09T10:00:00Z</updated><link href=\"https://atom.example/\"/>\n",
+    );
+    for (i, v) in vectors.iter().enumerate() {
+        let e = xml_escape(v);
+        rss.push_str(&format!(
+            "<item><title>{e}</title><link>https://rss.example/{i}</link><guid>rss-{i}</guid><category>{e}</category><pubDate>Mon, 09 Oct 2017 10:{:02}:{:02} +0000</pubDate><description>{e}</description></item>\n",
+            i / 60,
+            i % 60
+        ));
+        atom.push_str(&format!(
+            "<entry><title type=\"html\">{e}</title><id>urn:xss:{i}</id><link href=\"https://atom.example/{i}\"/><updated>2017-10-09T11:{:02}:{:02}Z</updated><summary type=\"html\">{e}</summary><content type=\"html\">{e}</content></entry>\n",
+            i / 60,
+            i % 60
+        ));
+    }
+    // Unsafe item links, in both formats.
+    rss.push_str("<item><title>bad link</title><link>javascript:alert(1)</link><description>x</description></item>\n");
+    atom.push_str("<entry><title>bad link</title><id>urn:xss:link</id><link href=\"javascript:alert(1)\"/><updated>2017-10-09T12:00:00Z</updated></entry>\n");
+    rss.push_str("</channel></rss>\n");
+    atom.push_str("</feed>\n");
+
+    let server = TestServer::start();
+    server.route("/rss", Route::ok("application/rss+xml", rss.into_bytes()));
+    server.route(
+        "/atom",
+        Route::ok("application/atom+xml", atom.into_bytes()),
+    );
+    let project = Project::new();
+    project.write(
+        "config.toml",
+        &format!(
+            r#"[site]
+title = "XSS"
+base_url = "https://www.defus.de/aktuelles/"
+
+[publish]
+max_items = 1000
+
+[[source]]
+id = "rss"
+kind = "feed"
+url = "{}"
+allow_iframe_hosts = ["www.youtube-nocookie.com"]
+
+[[source]]
+id = "atom"
+kind = "feed"
+url = "{}"
+"#,
+            server.url("/rss"),
+            server.url("/atom")
+        ),
+    );
+    project.run(&["build"]).success();
+
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut stack = vec![project.path().join("public")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.to_string_lossy().into_owned();
+            let what = name.rsplit("public/").next().unwrap().to_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            if name.ends_with(".gz") || name.ends_with(".br") {
+                continue;
+            } else if name.ends_with(".xml") || name.ends_with(".rss") || name.ends_with(".atom") {
+                problems.extend(feed_problems(&bytes, &what));
+            } else if name.ends_with(".json") {
+                problems.extend(json_problems(&String::from_utf8(bytes).unwrap(), &what));
+            } else if name.ends_with(".html") {
+                problems.extend(html_problems(
+                    &String::from_utf8(bytes).unwrap(),
+                    true,
+                    &what,
+                ));
+            } else if name.ends_with(".js") {
+                // Our own script: item data must reach it only as JSON, never as code.
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(!text.contains("alert("), "{what} carries item text as code");
+            } else {
+                continue;
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "checked only {checked} outputs");
+    let combined: Value = serde_json::from_str(&project.read("public/feed.json")).unwrap();
+    let published = combined["items"].as_array().unwrap().len();
+    assert!(
+        published >= 2 * vectors.len(),
+        "every vector made an item in both formats: {published} of {}",
+        2 * vectors.len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problems in {checked} outputs:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
