@@ -119,6 +119,23 @@ pub struct FetchConfig {
     pub backoff_cap: Duration,
 }
 
+impl Default for FetchConfig {
+    /// The limits `[fetch]` gets when it sets nothing (used by `import` and `doctor`
+    /// when there is no config file).
+    fn default() -> Self {
+        FetchConfig {
+            user_agent: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_redirects: 5,
+            concurrency: 16,
+            per_host_concurrency: 1,
+            backoff_cap: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 /// `[dedupe]`: thresholds of the near-duplicate rules (see the `dedupe` module doc).
 /// Defaults were chosen by measurement on a labelled corpus (README, "Deduplication").

@@ -37,6 +37,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once per process; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Refresh every source once, publish, and exit (non-zero only if nothing could be published).
@@ -54,7 +56,59 @@ enum Command {
         #[arg(long)]
         jsonl: bool,
     },
+    /// Write local posts (`YYYY-MM-DD-slug.md` with TOML front matter) from a feed, a
+    /// news page or a plain-text listing, or from what a configured source provides.
+    /// Never overwrites: posts already in DIR (same file name, or same date and title)
+    /// are left alone, so running it twice writes nothing new.
+    #[command(after_help = IMPORT_EXAMPLES)]
+    Import {
+        /// An http(s) URL or a file: a feed (RSS, Atom, JSON Feed), an HTML page (with
+        /// --selectors), or a text listing (a `DD.MM.YYYY` line, a title line, paragraphs).
+        #[arg(long, value_name = "URL|FILE", required_unless_present = "source")]
+        from: Option<String>,
+        /// A configured feed or page source (by id) instead of --from.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["from", "selectors", "date_format"])]
+        source: Option<String>,
+        /// The directory to write posts into, e.g. feeds/defus.
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Keep each item's original URL as its `link` (the post points there instead of
+        /// getting its own page).
+        #[arg(long)]
+        keep_links: bool,
+    },
 }
+
+/// How to read a feed or page given on the command line (`import`, `doctor`).
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// Read an HTML page with CSS selectors, as a `kind = "page"` source does:
+    /// `item=.newsitem,title=h3 a,link=h3 a,date=.date` (keys: item, title, link, date,
+    /// summary, content) or a TOML inline table `{ item = ".newsitem", title = "h3 a" }`.
+    #[arg(long, value_name = "SPEC")]
+    selectors: Option<String>,
+    /// chrono format for the page's dates, e.g. "%d.%m.%Y"; repeat for several.
+    #[arg(long = "date-format", value_name = "FORMAT")]
+    date_format: Vec<String>,
+    /// Zone for dates written without one [default: the site's, else Europe/Berlin].
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
+    /// Base for relative links when reading a file (a URL is its own base).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<url::Url>,
+    /// Force the character encoding (e.g. windows-1252) instead of detecting it.
+    #[arg(long, value_name = "LABEL")]
+    encoding: Option<String>,
+}
+
+const IMPORT_EXAMPLES: &str = "Examples:
+  feedwerk import --from aktuelles.txt --into feeds/defus
+  feedwerk import --from https://partner.example/feed.xml --into feeds/archiv --keep-links
+  feedwerk import --from https://partner.example/aktuelles/ --into feeds/partner \\
+      --selectors 'item=.newsitem,title=h3 a,link=h3 a,date=.date' --date-format '%d.%m.%Y'
+  feedwerk import --source lpr --into feeds/lpr-archiv";
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -89,6 +143,66 @@ fn main() -> ExitCode {
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
+}
+
+/// The config when `import`/`doctor` run where there is none: `None` when the file
+/// does not exist, an error when it exists but is invalid.
+fn optional_config(path: &std::path::Path) -> anyhow::Result<Option<Config>> {
+    if path.exists() {
+        Ok(Some(Config::load(path)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn fetcher_for(cfg: Option<&Config>) -> feedwerk::fetch::Fetcher {
+    match cfg {
+        Some(c) => feedwerk::fetch::Fetcher::new(&c.fetch, &c.user_agent()),
+        None => feedwerk::fetch::Fetcher::new(
+            &feedwerk::config::FetchConfig::default(),
+            &format!("feedwerk/{}", env!("CARGO_PKG_VERSION")),
+        ),
+    }
+}
+
+/// `--selectors`, `--date-format`, `--timezone`, `--encoding` → how to read the document.
+fn probe_options(
+    read: &ReadArgs,
+    cfg: Option<&Config>,
+    source_id: &str,
+) -> anyhow::Result<feedwerk::probe::ProbeOptions> {
+    let selectors = read
+        .selectors
+        .as_deref()
+        .map(feedwerk::source::page::parse_selector_spec)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    for f in &read.date_format {
+        feedwerk::source::page::check_date_format(f)
+            .map_err(|e| anyhow::anyhow!("--date-format: {e}"))?;
+    }
+    let timezone = match &read.timezone {
+        Some(z) => z.parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow::anyhow!("--timezone: unknown time zone `{z}` (e.g. Europe/Berlin)")
+        })?,
+        None => cfg
+            .map(|c| c.site.timezone)
+            .unwrap_or(chrono_tz::Europe::Berlin),
+    };
+    if let Some(e) = &read.encoding {
+        if encoding_rs::Encoding::for_label(e.as_bytes()).is_none() {
+            anyhow::bail!("--encoding: unknown encoding `{e}`");
+        }
+    }
+    Ok(feedwerk::probe::ProbeOptions {
+        source_id: source_id.to_owned(),
+        selectors,
+        date_formats: read.date_format.clone(),
+        timezone,
+        encoding: read.encoding.clone(),
+        language: cfg.map(|c| c.site.language.clone()),
+        tag_map: cfg.map(|c| c.tags.clone()).unwrap_or_default(),
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -259,6 +373,102 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             runtime()?.block_on(feedwerk::daemon::run(cfg))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            from,
+            source,
+            into,
+            read,
+            keep_links,
+        } => {
+            use feedwerk::import::{ImportFrom, ImportTarget};
+            let cfg = optional_config(&cli.config)?;
+            let from = match (&source, &from) {
+                (Some(id), _) => {
+                    let cfg = cfg.as_ref().with_context(|| {
+                        format!("--source {id}: no config at {}", cli.config.display())
+                    })?;
+                    let s = cfg.source(id).with_context(|| {
+                        format!("--source: no source `{id}` in {}", cli.config.display())
+                    })?;
+                    ImportFrom::Source(s.clone())
+                }
+                (None, Some(from)) => {
+                    let local_id = into
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("import")
+                        .to_owned();
+                    ImportFrom::Location {
+                        location: feedwerk::probe::Location::parse(from),
+                        opts: probe_options(&read, cfg.as_ref(), &local_id)?,
+                        base_url: read.base_url.clone(),
+                    }
+                }
+                (None, None) => anyhow::bail!("give --from URL|FILE or --source ID"),
+            };
+            // The local source that reads DIR, if the config has one: posts are read
+            // back with its id and the site's URL, as `build` will read them.
+            let local_id = cfg
+                .as_ref()
+                .and_then(|c| {
+                    let want = std::fs::canonicalize(&into).ok()?;
+                    c.sources.iter().find(|s| match &s.kind {
+                        feedwerk::model::SourceKind::Local { path } => {
+                            std::fs::canonicalize(path).ok().as_ref() == Some(&want)
+                        }
+                        _ => false,
+                    })
+                })
+                .map(|s| s.id.to_string())
+                .unwrap_or_else(|| "import".into());
+            let site_url = cfg
+                .as_ref()
+                .map(|c| c.site.base_url.clone())
+                .unwrap_or_else(|| {
+                    url::Url::parse("https://example.invalid/").expect("static URL")
+                });
+            let timezone = match (&read.timezone, &cfg) {
+                (Some(z), _) => z
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--timezone: unknown time zone `{z}`"))?,
+                (None, Some(c)) => c.site.timezone,
+                (None, None) => chrono_tz::Europe::Berlin,
+            };
+            let target = ImportTarget {
+                into: &into,
+                timezone,
+                site_url: &site_url,
+                local_source: &local_id,
+                keep_links,
+            };
+            let fetcher = fetcher_for(cfg.as_ref());
+            let report = runtime()?.block_on(feedwerk::import::import(
+                &from,
+                &target,
+                &fetcher,
+                Utc::now(),
+            ))?;
+            for p in &report.written {
+                println!("wrote   {}", p.display());
+            }
+            for (p, why) in &report.existing {
+                println!("exists  {} ({why})", p.display());
+            }
+            for p in &report.problems {
+                println!("problem {p}");
+            }
+            println!(
+                "{} written, {} already there, {} problems",
+                report.written.len(),
+                report.existing.len(),
+                report.problems.len()
+            );
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Check => {
             let cfg = match Config::load(&cli.config) {

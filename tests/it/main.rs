@@ -3,6 +3,7 @@
 
 mod config;
 mod dedupe;
+mod import;
 mod normalise;
 mod page;
 mod pipeline;
