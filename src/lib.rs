@@ -28,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod dates;
 pub mod dedupe;
+pub mod doctor;
 pub mod fetch;
 pub mod import;
 pub mod model;

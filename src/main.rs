@@ -79,7 +79,31 @@ enum Command {
         #[arg(long)]
         keep_links: bool,
     },
+    /// Read one feed or page and explain it: format, encoding and how it was decided,
+    /// the feed's own facts, every item as it would be published (our ID, the source's
+    /// GUID, title, link, dates in UTC, language, summary) and the problems found.
+    /// Exit status 1 when the document cannot be read as a feed or page.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor {
+        /// An http(s) URL, a file, or the id of a configured source (its settings apply).
+        #[arg(value_name = "URL|FILE|SOURCE")]
+        target: String,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Print one JSON object: format, encoding, encoding_decided_by, feed {title,
+        /// link, id, updated, language}, items [{id, guid, title, link, published,
+        /// updated, language, summary}], problems.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+const DOCTOR_EXAMPLES: &str = "Examples:
+  feedwerk doctor https://efus.eu/feed/
+  feedwerk doctor --json partner-feed.xml
+  feedwerk doctor https://partner.example/aktuelles/ \\
+      --selectors 'item=.newsitem,title=h3 a,link=h3 a,date=.date' --date-format '%d.%m.%Y'
+  feedwerk doctor lpr        # a configured source, with its selectors and settings";
 
 /// How to read a feed or page given on the command line (`import`, `doctor`).
 #[derive(clap::Args)]
@@ -465,6 +489,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.problems.len()
             );
             Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Doctor { target, read, json } => {
+            use feedwerk::probe::{Location, ProbeOptions};
+            let cfg = optional_config(&cli.config)?;
+            let by_id = cfg
+                .as_ref()
+                .and_then(|c| c.source(&target))
+                .filter(|_| !std::path::Path::new(&target).exists());
+            let location = match by_id.and_then(|s| s.kind.url()) {
+                Some(u) => Location::Url(u.clone()),
+                None if by_id.is_some() => {
+                    anyhow::bail!(
+                        "source `{target}` is local: check its posts with `feedwerk check`"
+                    )
+                }
+                None => Location::parse(&target),
+            };
+            // A configured source's own settings apply; command-line flags override them.
+            let configured = by_id.or_else(|| {
+                let Location::Url(u) = &location else {
+                    return None;
+                };
+                cfg.as_ref()?
+                    .sources
+                    .iter()
+                    .find(|s| s.kind.url() == Some(u))
+            });
+            let adhoc = probe_options(&read, cfg.as_ref(), "doctor")?;
+            let opts = match configured {
+                Some(s) => {
+                    let mut o = ProbeOptions::from_source(s);
+                    if adhoc.selectors.is_some() {
+                        o.selectors = adhoc.selectors;
+                    }
+                    if !read.date_format.is_empty() {
+                        o.date_formats = adhoc.date_formats;
+                    }
+                    if read.timezone.is_some() {
+                        o.timezone = adhoc.timezone;
+                    }
+                    if read.encoding.is_some() {
+                        o.encoding = adhoc.encoding;
+                    }
+                    o
+                }
+                None => adhoc,
+            };
+            let fetcher = fetcher_for(cfg.as_ref());
+            let diagnosis = match runtime()?.block_on(feedwerk::doctor::run(
+                &location,
+                &opts,
+                &fetcher,
+                read.base_url.as_ref(),
+                Utc::now(),
+            )) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("feedwerk doctor: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if json {
+                println!("{}", feedwerk::doctor::to_json(&diagnosis));
+            } else {
+                print!("{}", feedwerk::doctor::to_text(&diagnosis));
+            }
+            Ok(if diagnosis.readable {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

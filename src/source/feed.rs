@@ -29,21 +29,26 @@ pub fn parse(
     // No `base_uri`: feed-rs would resolve RSS item links against the document's URL,
     // but our rule (xml:base, then the feed's own link) needs them as written; `normalise`
     // resolves them. An absolute `xml:base` still lets feed-rs resolve Atom links.
-    let parser = feed_rs::parser::Builder::new()
-        .id_generator(|_, _, _| String::new())
-        .sanitize_content(false)
-        .timestamp_parser(move |s| crate::dates::parse(s, tz))
-        .build();
+    // A fresh parser per attempt: feed-rs 3.0.0 keeps per-item state in the parser, and
+    // reusing one after a document failed inside an `<item>` trips an assertion (a
+    // panic) in its Media RSS handler.
+    let parser = || {
+        feed_rs::parser::Builder::new()
+            .id_generator(|_, _, _| String::new())
+            .sanitize_content(false)
+            .timestamp_parser(move |s| crate::dates::parse(s, tz))
+            .build()
+    };
     // Control characters are not allowed in XML 1.0 and would make our own output
     // invalid; quick-xml passes them through, so they go before parsing.
     let cleaned = crate::normalise::text::strip_controls(text);
     let text = cleaned.as_ref();
-    let feed = match parser.parse(text.as_bytes()) {
+    let feed = match parser().parse(text.as_bytes()) {
         Ok(f) => f,
         Err(first) => {
             // A bare `&` ("AT&T") makes the whole document ill-formed; repair and retry once.
             let repaired = super::decode::repair_ampersands(text);
-            match parser.parse(repaired.as_bytes()) {
+            match parser().parse(repaired.as_bytes()) {
                 Ok(f) => f,
                 Err(_) => {
                     return Err(FeedParseError {

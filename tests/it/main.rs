@@ -3,6 +3,7 @@
 
 mod config;
 mod dedupe;
+mod doctor;
 mod import;
 mod normalise;
 mod page;
