@@ -271,11 +271,7 @@ pub fn to_text(d: &Diagnosis) -> String {
         );
     }
     let _ = writeln!(o, "format:    {}", d.format);
-    let _ = writeln!(
-        o,
-        "encoding:  {} (decided by {})",
-        d.encoding, d.encoding_decided_by
-    );
+    let _ = writeln!(o, "encoding:  {} — {}", d.encoding, d.encoding_decided_by);
     if d.readable {
         let f = &d.feed;
         let field = |o: &mut String, name: &str, v: &Option<String>| {

@@ -84,7 +84,7 @@ fn text_report_for_a_file_names_format_encoding_items_and_problems() {
     assert!(s.contains("format:    rss2"), "{s}");
     // The declaration says ISO-8859-1, but the bytes are UTF-8: the bytes win.
     assert!(
-        s.contains("encoding:  UTF-8 (decided by the bytes are valid UTF-8)"),
+        s.contains("encoding:  UTF-8 — the bytes are valid UTF-8"),
         "{s}"
     );
     assert!(s.contains("items:     2 (1 dated, 1 undated"), "{s}");

@@ -180,7 +180,16 @@ timezone = "Europe/Berlin""#,
         utc(&by_title("Zeitumstellung")["date_published"]),
         "2017-10-29T00:30:00Z"
     );
-    assert_eq!(items.len(), 4);
+    // Month names are German; no format needed, the general date rules read them.
+    assert_eq!(
+        utc(&by_title("Mitgliederversammlung")["date_published"]),
+        "2017-10-08T22:00:00Z"
+    );
+    assert_eq!(
+        utc(&by_title("Fachtag")["date_published"]),
+        "2017-10-16T07:30:00Z"
+    );
+    assert_eq!(items.len(), 6);
 }
 
 #[test]
@@ -363,4 +372,65 @@ fn check_names_the_source_and_the_bad_selector_or_date_format() {
         r#"date_format = "%d.%m.%Y""#,
     ));
     p.run(&["check"]).success();
+}
+
+#[test]
+fn page_encoding_comes_from_http_charset_bom_or_meta() {
+    let server = TestServer::start();
+    let cases = [
+        (
+            "/meta",
+            "text/html",
+            "windows-1252-umlauts-meta-charset.html",
+            "windows-1252",
+            "the document's own declaration",
+        ),
+        (
+            // A server default of UTF-8 is common on legacy pages: bytes that are not
+            // UTF-8 cannot be, so the page's own <meta> decides.
+            "/meta-over-wrong-server-default",
+            "text/html; charset=utf-8",
+            "windows-1252-umlauts-meta-charset.html",
+            "windows-1252",
+            "the document's own declaration",
+        ),
+        (
+            "/http",
+            "text/html; charset=windows-1252",
+            "windows-1252-no-meta-charset-only-in-http.html",
+            "windows-1252",
+            "the HTTP Content-Type charset",
+        ),
+        (
+            "/bom",
+            "text/html",
+            "utf-16le-bom.html",
+            "UTF-16LE",
+            "byte order mark",
+        ),
+    ];
+    let p = Project::new();
+    for (path, ctype, file, _, _) in cases {
+        server.route(
+            path,
+            Route::ok(ctype, read_fixture(&format!("page/{file}"))),
+        );
+    }
+    for (path, _, file, encoding, decided_by) in cases {
+        let out = p.run(&[
+            "doctor",
+            "--json",
+            &server.url(path),
+            "--selectors",
+            "item=.newsitem,title=h3 a,date=.date",
+        ]);
+        out.success();
+        let v: Value = serde_json::from_str(&out.stdout()).unwrap();
+        assert_eq!(v["encoding"], encoding, "{file}: {v:#}");
+        assert_eq!(v["encoding_decided_by"], decided_by, "{file}");
+        assert_eq!(
+            v["items"][1]["title"], "Grüße aus München – Fachtag Straßenkriminalität",
+            "{file}"
+        );
+    }
 }
