@@ -40,6 +40,7 @@ pub async fn cycle(
     }
     let (cat, rep) = pipeline.publish(now)?;
     catalog.store(cat);
+    pipeline.announce(&rep).await;
     tracing::info!(
         sources = reports.len(),
         failed = reports

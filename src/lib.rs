@@ -21,6 +21,7 @@
 //! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
 //! - [`render`] and [`publish`]: channel documents, written atomically, served from memory.
 //! - [`serve`]: the HTTP server over the published catalog.
+//! - [`websub`]: tells a WebSub hub which feeds changed.
 //! - [`pipeline`]: the only module that knows the order of the stages.
 //! - [`daemon`]: process lifecycle: schedule, signals.
 
@@ -40,3 +41,4 @@ pub mod render;
 pub mod serve;
 pub mod source;
 pub mod store;
+pub mod websub;

@@ -378,6 +378,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             match pipeline.publish(now) {
                 Ok((catalog, rep)) => {
+                    for (path, e) in &rep.failed {
+                        println!("NOT PUBLISHED {path}: {e} (the previous version stays)");
+                    }
+                    for e in runtime()?.block_on(pipeline.announce(&rep)) {
+                        println!("websub: {e}");
+                    }
                     println!(
                         "published {} documents to {} ({} written, {} unchanged)",
                         catalog.len(),

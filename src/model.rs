@@ -315,6 +315,26 @@ impl Channel {
             format!("{}.{}", self.stem, format.extension())
         }
     }
+
+    /// Relative path of archive page `page` (1 = oldest, RFC 5005) in `format`:
+    /// `archive/3.atom` for the combined channel, `sources/efus/archive/3.atom` else.
+    pub fn archive_path(&self, format: Format, page: u32) -> String {
+        if self.stem.is_empty() {
+            format!("archive/{page}.{}", format.extension())
+        } else {
+            format!("{}/archive/{page}.{}", self.stem, format.extension())
+        }
+    }
+
+    /// The name partners use for this channel in `/embed?channel=…`: its stem, or
+    /// `all` for the combined channel.
+    pub fn key(&self) -> &str {
+        if self.stem.is_empty() {
+            "all"
+        } else {
+            &self.stem
+        }
+    }
 }
 
 /// Another copy of a story, kept as provenance on the published representative.

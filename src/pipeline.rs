@@ -5,24 +5,29 @@
 //! daemon runs them on its schedule. A broken source or post is data in the report,
 //! never a reason to stop the others.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
+use url::Url;
 
 use crate::config::Config;
+use crate::config::Site;
 use crate::fetch::{FetchError, FetchOutcome, Fetcher, Validators};
 use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
 use crate::normalise::{self, Context};
-use crate::publish::{self, Catalog, Document, PublishReport};
-use crate::render::{self, FeedDoc};
+use crate::publish::{self, Body, Catalog, Document, EmbedList, PublishReport};
+use crate::render::{self, assets, DocKind, FeedDoc, Paging};
 use crate::source;
+use crate::store::archive::ArchivePage;
 use crate::store::{SourceState, Store, StoreError, StoredItem};
+use crate::websub::{Hub, WebSubError};
 
 /// How one source's refresh ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +61,7 @@ pub struct Pipeline {
     pub cfg: Arc<Config>,
     store: Mutex<Store>,
     fetcher: Fetcher,
+    hub: Option<Hub>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +82,16 @@ impl Pipeline {
             .to_owned();
         let store = Store::open(&cfg.store.path, &authority)?;
         let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
+        let hub = cfg
+            .publish
+            .websub_hub
+            .clone()
+            .map(|u| Hub::new(u, &cfg.user_agent()));
         Ok(Pipeline {
             cfg: Arc::new(cfg),
             store: Mutex::new(store),
             fetcher,
+            hub,
         })
     }
 
@@ -413,17 +425,20 @@ impl Pipeline {
         }
         let store = self.store();
         if cfg.publish.per_tag {
-            let mut seen = BTreeSet::new();
+            // Tags that differ only in case or accents share one URL (and one channel).
+            let mut by_slug: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for tag in store.visible_tags()? {
                 let slug = slug::slugify(&tag);
-                if slug.is_empty() || !seen.insert(slug.clone()) {
-                    continue;
+                if !slug.is_empty() {
+                    by_slug.entry(slug).or_default().push(tag);
                 }
+            }
+            for (slug, tags) in by_slug {
                 out.push(Channel {
                     stem: format!("tags/{slug}"),
-                    title: format!("{} – {tag}", cfg.site.title),
+                    title: format!("{} – {}", cfg.site.title, tags[0]),
                     filter: ChannelFilter {
-                        tags: vec![tag],
+                        tags,
                         ..ChannelFilter::default()
                     },
                     max_items: max,
@@ -447,49 +462,66 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// Renders every channel from the store and publishes what changed.
+    /// Renders every channel from the store — subscription documents in three formats,
+    /// RFC 5005 archive pages, the news page, post pages, OPML, the browser stylesheet
+    /// and the embed script — and publishes what changed. Full archive pages that
+    /// reached their final form are sealed afterwards.
     pub fn publish(&self, now: DateTime<Utc>) -> Result<(Catalog, PublishReport), PipelineError> {
+        let cfg = &self.cfg;
         let channels = self.channels()?;
-        let sources: HashMap<SourceId, Source> = self
-            .cfg
+        let sources: HashMap<SourceId, Source> = cfg
             .sources
             .iter()
             .map(|s| (s.id.clone(), s.clone()))
             .collect();
+        let ctx = RenderCtx {
+            site: &cfg.site,
+            sources: &sources,
+            hub: cfg.publish.websub_hub.as_ref(),
+        };
         let store = self.store();
-        let mut docs = Vec::new();
+        store.ensure_archive_schema()?;
+        let mut docs: Vec<Document> = Vec::new();
+        let mut seals: Vec<Seal> = Vec::new();
+        let mut embeds: Vec<(&Channel, Vec<String>, String)> = Vec::new();
         for ch in &channels {
-            let items = with_source_titles(
+            let pages = self.archive_docs(&store, ctx, ch, &mut docs, &mut seals)?;
+            let items = Rc::new(with_source_titles(
                 store.visible_items_where(&ch.filter, ch.max_items)?,
                 &sources,
-            );
-            let doc = FeedDoc {
-                site: &self.cfg.site,
-                channel: ch,
-                items: &items,
-                sources: &sources,
-                websub_hub: self.cfg.publish.websub_hub.as_ref(),
+            ));
+            let paging = Paging::Subscription {
+                prev_archive: (pages > 0).then_some(pages),
             };
             for f in Format::ALL {
                 docs.push(Document {
                     path: ch.path(f),
+                    kind: DocKind::Feed(f),
                     content_type: f.content_type(),
-                    body: render::render(&doc, f),
-                    cache_control: "public, max-age=300",
+                    items: Some(items.len()),
+                    body: ctx.feed_body(ch, items.clone(), paging, f),
+                    cache_control: FEED_CACHE,
                 });
             }
+            let doc = ctx.doc(ch, &items, paging, now);
+            embeds.push((
+                ch,
+                render::embed::list_items(&doc, cfg.site.timezone),
+                doc.language(),
+            ));
             if ch.stem.is_empty() {
                 docs.push(Document {
                     path: "index.html".into(),
+                    kind: DocKind::Html,
                     content_type: "text/html; charset=utf-8",
-                    body: render::html::index(&doc),
-                    cache_control: "public, max-age=300",
+                    body: Body::Fixed(render::html::index(&doc, &channels)),
+                    cache_control: FEED_CACHE,
+                    items: None,
                 });
             }
         }
         let combined = &channels[0];
-        for s in self
-            .cfg
+        for s in cfg
             .sources
             .iter()
             .filter(|s| matches!(s.kind, SourceKind::Local { .. }))
@@ -499,41 +531,267 @@ impl Pipeline {
                 ..ChannelFilter::default()
             };
             let items: Vec<StoredItem> = with_source_titles(
-                store.visible_items_where(&filter, self.cfg.store.max_items)?,
+                store.visible_items_where(&filter, cfg.store.max_items)?,
                 &sources,
             );
-            let doc = FeedDoc {
-                site: &self.cfg.site,
-                channel: combined,
-                items: &items,
-                sources: &sources,
-                websub_hub: None,
-            };
+            let doc = ctx.doc(
+                combined,
+                &items,
+                Paging::Subscription { prev_archive: None },
+                now,
+            );
             for it in &items {
                 let Some(slug) = it.item.id.0.split_once(':').map(|(_, k)| k.to_owned()) else {
                     continue;
                 };
-                let own =
-                    crate::source::local::post_url(&self.cfg.site.base_url, s.id.as_str(), &slug);
+                let own = crate::source::local::post_url(&cfg.site.base_url, s.id.as_str(), &slug);
                 if it.item.url.as_ref() != Some(&own) {
                     continue;
                 }
                 docs.push(Document {
                     path: format!("posts/{}/{slug}.html", s.id),
+                    kind: DocKind::Html,
                     content_type: "text/html; charset=utf-8",
-                    body: render::html::post(&doc, it),
-                    cache_control: "public, max-age=300",
+                    body: Body::Fixed(render::html::post(&doc, it)),
+                    cache_control: FEED_CACHE,
+                    items: None,
                 });
             }
         }
-        let out = publish::publish(&self.cfg.publish.output_dir, docs, &store, now)?;
+        let per_source: Vec<Channel> = channels
+            .iter()
+            .filter(|c| c.stem.starts_with("sources/"))
+            .cloned()
+            .collect();
+        docs.push(Document {
+            path: "sources.opml".into(),
+            kind: DocKind::Opml,
+            content_type: "text/x-opml; charset=utf-8",
+            body: Body::Fixed(render::opml::render(&cfg.site, &cfg.sources, &per_source)),
+            cache_control: FEED_CACHE,
+            items: None,
+        });
+        docs.push(Document {
+            path: assets::FEED_XSL_PATH.into(),
+            kind: DocKind::Xslt,
+            content_type: "text/xsl; charset=utf-8",
+            body: Body::Fixed(assets::FEED_XSL.as_bytes().to_vec()),
+            cache_control: ASSET_CACHE,
+            items: None,
+        });
+        docs.push(Document {
+            path: assets::EMBED_JS_PATH.into(),
+            kind: DocKind::Script,
+            content_type: "text/javascript; charset=utf-8",
+            body: Body::Fixed(
+                assets::EMBED_JS
+                    .replace("__TIMEZONE__", cfg.site.timezone.name())
+                    .into_bytes(),
+            ),
+            cache_control: ASSET_CACHE,
+            items: None,
+        });
+        let (mut catalog, report) = publish::publish(&cfg.publish.output_dir, docs, &store, now)?;
         // From now on readers know these representatives' IDs: they never change.
         store.mark_shown(now)?;
-        Ok(out)
+        for seal in seals {
+            let failed = report.failed.iter().any(|(p, _)| seal.paths.contains(p));
+            let served = seal.paths.iter().all(|p| catalog.get(p).is_some());
+            if !failed && served {
+                store.seal_archive_page(&seal.channel, seal.page)?;
+            }
+        }
+        for (ch, items, language) in embeds {
+            let last_modified = catalog
+                .get(&ch.path(Format::Json))
+                .map(|d| d.last_modified)
+                .unwrap_or(now);
+            let hash = blake3::hash(items.concat().as_bytes()).to_hex()[..16].to_owned();
+            catalog.insert_embed(
+                ch.key(),
+                EmbedList {
+                    title: ch.title.clone(),
+                    language,
+                    items,
+                    hash,
+                    last_modified,
+                },
+            );
+        }
+        Ok((catalog, report))
+    }
+
+    /// Adds the RFC 5005 archive pages of `ch` to `docs`: cuts new full pages from the
+    /// items after the last page, renders pages that are not sealed yet, and keeps the
+    /// sealed ones as they are on disk. Returns the number of pages.
+    fn archive_docs<'a>(
+        &self,
+        store: &Store,
+        ctx: RenderCtx<'a>,
+        ch: &'a Channel,
+        docs: &mut Vec<Document<'a>>,
+        seals: &mut Vec<Seal>,
+    ) -> Result<u32, StoreError> {
+        let size = self.cfg.publish.archive_page_size;
+        let key = ch.key();
+        let mut pages = store.archive_pages(key)?;
+        let last_end = pages.last().map(|p| p.end.clone());
+        let fresh = store.archive_items(&ch.filter, last_end.as_ref(), None)?;
+        for chunk in fresh.chunks_exact(size) {
+            let page = pages.len() as u32 + 1;
+            let end = chunk[size - 1].1.clone();
+            store.add_archive_page(key, page, &end)?;
+            pages.push(ArchivePage {
+                page,
+                end,
+                sealed: false,
+            });
+        }
+        let count = pages.len() as u32;
+        let out = &self.cfg.publish.output_dir;
+        for (i, p) in pages.iter().enumerate() {
+            let final_form = p.page < count;
+            let paths: Vec<String> = ARCHIVE_FORMATS
+                .iter()
+                .map(|f| ch.archive_path(*f, p.page))
+                .collect();
+            let cache_control = if final_form {
+                ARCHIVE_CACHE
+            } else {
+                FEED_CACHE
+            };
+            if p.sealed && paths.iter().all(|path| out.join(path).exists()) {
+                for (f, path) in ARCHIVE_FORMATS.iter().zip(paths) {
+                    docs.push(Document {
+                        path,
+                        kind: DocKind::Archive(*f),
+                        content_type: f.content_type(),
+                        body: Body::Keep,
+                        cache_control,
+                        items: None,
+                    });
+                }
+                continue;
+            }
+            let after = i.checked_sub(1).map(|j| &pages[j].end);
+            let mut items: Vec<StoredItem> = with_source_titles(
+                store
+                    .archive_items(&ch.filter, after, Some(&p.end))?
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect(),
+                ctx.sources,
+            );
+            items.sort_by(|a, b| {
+                b.item
+                    .published
+                    .cmp(&a.item.published)
+                    .then_with(|| a.item.id.cmp(&b.item.id))
+            });
+            let items = Rc::new(items);
+            let paging = Paging::Archive {
+                page: p.page,
+                pages: count,
+            };
+            for (f, path) in ARCHIVE_FORMATS.iter().zip(paths.iter()) {
+                docs.push(Document {
+                    path: path.clone(),
+                    kind: DocKind::Archive(*f),
+                    content_type: f.content_type(),
+                    items: Some(items.len()),
+                    body: ctx.feed_body(ch, items.clone(), paging, *f),
+                    cache_control,
+                });
+            }
+            if final_form {
+                seals.push(Seal {
+                    channel: key.to_owned(),
+                    page: p.page,
+                    paths,
+                });
+            }
+        }
+        Ok(count)
+    }
+
+    /// Tells the WebSub hub (if one is configured) which subscription feeds changed.
+    pub async fn announce(&self, report: &PublishReport) -> Vec<WebSubError> {
+        let Some(hub) = &self.hub else {
+            return Vec::new();
+        };
+        let topics: Vec<Url> = report
+            .changed_feeds
+            .iter()
+            .filter_map(|p| self.cfg.site.base_url.join(p).ok())
+            .collect();
+        if topics.is_empty() {
+            return Vec::new();
+        }
+        hub.ping(&topics).await
     }
 
     pub fn output_dir(&self) -> &Path {
         &self.cfg.publish.output_dir
+    }
+}
+
+/// Cache lifetimes: subscription documents change every few minutes at most; a sealed
+/// archive page never changes; stylesheet and script change with releases.
+const FEED_CACHE: &str = "public, max-age=300";
+const ARCHIVE_CACHE: &str = "public, max-age=31536000, immutable";
+const ASSET_CACHE: &str = "public, max-age=86400";
+
+/// Archive pages exist in the formats that have RFC 5005 paging links.
+const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];
+
+/// An archive page to seal once its final bytes are published.
+struct Seal {
+    channel: String,
+    page: u32,
+    paths: Vec<String>,
+}
+
+/// What every channel document shares, copied into each render closure.
+#[derive(Clone, Copy)]
+struct RenderCtx<'a> {
+    site: &'a Site,
+    sources: &'a HashMap<SourceId, Source>,
+    hub: Option<&'a Url>,
+}
+
+impl<'a> RenderCtx<'a> {
+    fn doc<'d>(
+        &self,
+        channel: &'d Channel,
+        items: &'d [StoredItem],
+        paging: Paging,
+        updated: DateTime<Utc>,
+    ) -> FeedDoc<'d>
+    where
+        'a: 'd,
+    {
+        FeedDoc {
+            site: self.site,
+            channel,
+            items,
+            sources: self.sources,
+            websub_hub: self.hub,
+            updated,
+            paging,
+        }
+    }
+
+    /// A feed document whose date is filled in by `publish` (see [`Body::Dated`]).
+    fn feed_body(
+        self,
+        channel: &'a Channel,
+        items: Rc<Vec<StoredItem>>,
+        paging: Paging,
+        format: Format,
+    ) -> Body<'a> {
+        Body::Dated(Box::new(move |updated| {
+            render::render(&self.doc(channel, &items, paging, updated), format)
+        }))
     }
 }
 

@@ -1,9 +1,16 @@
 //! Rendered documents → files on disk and the in-memory catalog the server reads.
 //!
-//! Every file is written to a temporary file in the same directory, synced and renamed
-//! into place, so readers (and a crash) never see half a file. Documents whose bytes did
-//! not change are not rewritten, so their ETag and Last-Modified stay put and readers'
-//! conditional requests keep getting 304. Compressed variants are made once, here.
+//! Every document is read back and checked ([`crate::render::verify`]) before it may
+//! replace the published one; a document that fails keeps its previous file and
+//! validators, and the failure is logged and reported. Files are written to a
+//! temporary file in the same directory, synced and renamed into place, so readers
+//! (and a crash) never see half a file. Compressed variants are made once, here.
+//!
+//! Byte stability: a dated document (a feed, whose `updated`/`lastBuildDate` is "when
+//! the content last changed") is first rendered with the date it was last published
+//! with; if the bytes are the same as then, nothing changed and nothing is written, so
+//! the ETag and Last-Modified stay and readers keep getting 304. Only when the content
+//! differs is it rendered again with the current time.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,8 +19,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::render::verify::{self, VerifyError};
+use crate::render::DocKind;
 use crate::store::{Store, StoreError};
 
 /// One servable document with its validators and precompressed variants.
@@ -31,8 +40,49 @@ pub struct Rendered {
     pub cache_control: &'static str,
 }
 
-/// path (without leading `/`) → document.
-pub type Catalog = HashMap<String, Arc<Rendered>>;
+/// The news list of one channel for `/embed`: pre-rendered `<li>` entries.
+#[derive(Debug, Clone)]
+pub struct EmbedList {
+    pub title: String,
+    pub language: String,
+    pub items: Vec<String>,
+    /// Changes whenever `items` do; part of the `/embed` ETag.
+    pub hash: String,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Everything the server answers from: documents by path (without leading `/`) and
+/// embed lists by channel key (`all`, `sources/efus`, …).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    docs: HashMap<String, Arc<Rendered>>,
+    embeds: HashMap<String, Arc<EmbedList>>,
+}
+
+impl Catalog {
+    pub fn get(&self, path: &str) -> Option<&Arc<Rendered>> {
+        self.docs.get(path)
+    }
+    pub fn insert(&mut self, doc: Rendered) {
+        self.docs.insert(doc.path.clone(), Arc::new(doc));
+    }
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+    /// Every document path, in no particular order.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.docs.keys().map(String::as_str)
+    }
+    pub fn embed(&self, channel: &str) -> Option<&Arc<EmbedList>> {
+        self.embeds.get(channel)
+    }
+    pub fn insert_embed(&mut self, channel: &str, list: EmbedList) {
+        self.embeds.insert(channel.to_owned(), Arc::new(list));
+    }
+}
 
 /// The catalog the server reads; swapped whole after each publish.
 #[derive(Clone, Default)]
@@ -47,12 +97,25 @@ impl SharedCatalog {
     }
 }
 
+/// How a document's bytes are made.
+pub enum Body<'a> {
+    /// Bytes that do not depend on when they are published.
+    Fixed(Vec<u8>),
+    /// Bytes that carry "when the content last changed"; called with that time.
+    Dated(Box<dyn Fn(DateTime<Utc>) -> Vec<u8> + 'a>),
+    /// A sealed document (a full RFC 5005 archive page): the file on disk is final.
+    Keep,
+}
+
 /// A document to publish.
-pub struct Document {
+pub struct Document<'a> {
     pub path: String,
+    pub kind: DocKind,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    pub body: Body<'a>,
     pub cache_control: &'static str,
+    /// How many entries a feed must hold when read back.
+    pub items: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +131,13 @@ pub enum PublishError {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PublishReport {
+    /// Paths written this time.
     pub written: Vec<String>,
     pub unchanged: usize,
+    /// Subscription feeds (paths) whose content changed: what WebSub subscribers need.
+    pub changed_feeds: Vec<String>,
+    /// Documents that failed their check: the previous version stays published.
+    pub failed: Vec<(String, VerifyError)>,
 }
 
 /// Only text formats are worth compressing.
@@ -113,6 +181,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+fn content_hash(body: &[u8]) -> String {
+    blake3::hash(body).to_hex()[..20].to_owned()
+}
+
+/// The compressed variants of `body`: read from the files written with it when they
+/// are still there and current, else made again.
+fn variants(
+    file: &Path,
+    body: &Bytes,
+    content_type: &str,
+    fresh: bool,
+) -> (Option<Bytes>, Option<Bytes>) {
+    if !compressible(content_type) || body.len() <= 256 {
+        return (None, None);
+    }
+    let read = |ext: &str| {
+        (!fresh)
+            .then(|| std::fs::read(sibling(file, ext)).ok())
+            .flatten()
+            .map(Bytes::from)
+    };
+    (
+        Some(read("gz").unwrap_or_else(|| gzip(body))),
+        Some(read("br").unwrap_or_else(|| brotli(body))),
+    )
+}
+
 /// Publishes `docs` under `out_dir`, reusing validators of unchanged documents from the
 /// store. Returns the new catalog and what was written.
 pub fn publish(
@@ -121,26 +216,73 @@ pub fn publish(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<(Catalog, PublishReport), PublishError> {
-    let mut catalog = Catalog::with_capacity(docs.len());
+    // Validators and feed dates are stored and sent with whole seconds; a fraction
+    // would make the next cycle's re-render differ from what was published.
+    let now = now.trunc_subsecs(0);
+    let mut catalog = Catalog::default();
     let mut report = PublishReport::default();
     for doc in docs {
-        let hash = blake3::hash(&doc.body).to_hex()[..20].to_owned();
         let file = out_dir.join(&doc.path);
         let previous = store.output_state(&doc.path)?;
-        let unchanged = previous.as_ref().is_some_and(|(h, _)| *h == hash) && file.exists();
-        let last_modified = match (&previous, unchanged) {
-            (Some((_, lm)), true) => *lm,
+        let on_disk = file.exists();
+        // The bytes as they would be if nothing changed, and whether they did.
+        let (body, changed) = match (&doc.body, &previous) {
+            (Body::Keep, Some(_)) if on_disk => match std::fs::read(&file) {
+                Ok(b) => (b, false),
+                Err(e) => {
+                    tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
+                    continue;
+                }
+            },
+            (Body::Keep, _) => {
+                tracing::error!(path = %doc.path, "sealed document missing on disk");
+                continue;
+            }
+            (Body::Fixed(b), prev) => {
+                let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
+                (b.clone(), !same)
+            }
+            (Body::Dated(render), Some((h, lm))) if on_disk => {
+                let b = render(*lm);
+                if content_hash(&b) == *h {
+                    (b, false)
+                } else {
+                    (render(now), true)
+                }
+            }
+            (Body::Dated(render), _) => (render(now), true),
+        };
+        let hash = content_hash(&body);
+        let last_modified = match (&previous, changed) {
+            (Some((_, lm)), false) => *lm,
             _ => now,
         };
-        let body = Bytes::from(doc.body);
-        let (gz, br) = if compressible(doc.content_type) && body.len() > 256 {
-            (Some(gzip(&body)), Some(brotli(&body)))
-        } else {
-            (None, None)
-        };
-        if unchanged {
-            report.unchanged += 1;
-        } else {
+        if changed {
+            if let Err(e) = verify::check(doc.kind, &body, doc.items) {
+                tracing::error!(path = %doc.path, error = %e, "rendered document failed its check; the previous version stays published");
+                report.failed.push((doc.path.clone(), e));
+                if let (Some((h, lm)), true) = (&previous, on_disk) {
+                    if let Ok(old) = std::fs::read(&file) {
+                        let old = Bytes::from(old);
+                        let (gz, br) = variants(&file, &old, doc.content_type, false);
+                        catalog.insert(Rendered {
+                            path: doc.path,
+                            content_type: doc.content_type,
+                            body: old,
+                            gzip: gz,
+                            brotli: br,
+                            etag: format!("\"{h}\""),
+                            last_modified: *lm,
+                            cache_control: doc.cache_control,
+                        });
+                    }
+                }
+                continue;
+            }
+        }
+        let body = Bytes::from(body);
+        let (gz, br) = variants(&file, &body, doc.content_type, changed);
+        if changed {
             let w = |p: &Path, b: &[u8]| {
                 write_atomic(p, b).map_err(|source| PublishError::Write {
                     path: p.to_owned(),
@@ -156,20 +298,22 @@ pub fn publish(
             }
             store.save_output_state(&doc.path, &hash, last_modified)?;
             report.written.push(doc.path.clone());
+            if matches!(doc.kind, DocKind::Feed(_)) {
+                report.changed_feeds.push(doc.path.clone());
+            }
+        } else {
+            report.unchanged += 1;
         }
-        catalog.insert(
-            doc.path.clone(),
-            Arc::new(Rendered {
-                path: doc.path,
-                content_type: doc.content_type,
-                body,
-                gzip: gz,
-                brotli: br,
-                etag: format!("\"{hash}\""),
-                last_modified,
-                cache_control: doc.cache_control,
-            }),
-        );
+        catalog.insert(Rendered {
+            path: doc.path,
+            content_type: doc.content_type,
+            body,
+            gzip: gz,
+            brotli: br,
+            etag: format!("\"{hash}\""),
+            last_modified,
+            cache_control: doc.cache_control,
+        });
     }
     Ok((catalog, report))
 }
@@ -179,4 +323,83 @@ fn sibling(file: &Path, ext: &str) -> PathBuf {
     s.push(".");
     s.push(ext);
     PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Format;
+
+    fn rss(title: &str) -> Vec<u8> {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>{title}</title>\
+             <link>https://x.example/</link><description>d</description></channel></rss>\n"
+        )
+        .into_bytes()
+    }
+
+    fn doc(body: Vec<u8>) -> Document<'static> {
+        Document {
+            path: "rss.xml".into(),
+            kind: DocKind::Feed(Format::Rss),
+            content_type: Format::Rss.content_type(),
+            body: Body::Fixed(body),
+            cache_control: "public, max-age=300",
+            items: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_document_that_fails_its_check_leaves_the_old_file_and_validators() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (cat, rep) = publish(dir.path(), vec![doc(rss("good"))], &store, t0).unwrap();
+        assert_eq!(rep.written, vec!["rss.xml".to_owned()]);
+        let etag = cat.get("rss.xml").unwrap().etag.clone();
+
+        // A control character cannot appear in XML: this one must never go out.
+        let t1 = t0 + chrono::Duration::hours(1);
+        let (cat, rep) = publish(dir.path(), vec![doc(rss("bad \u{1}"))], &store, t1).unwrap();
+        assert!(rep.written.is_empty());
+        assert_eq!(rep.failed.len(), 1, "{rep:?}");
+        assert!(matches!(
+            rep.failed[0].1,
+            VerifyError::IllegalChar { code: 1, .. }
+        ));
+        let served = cat.get("rss.xml").expect("old version still served");
+        assert_eq!(served.etag, etag);
+        assert_eq!(served.last_modified, t0);
+        assert_eq!(
+            std::fs::read(dir.path().join("rss.xml")).unwrap(),
+            rss("good")
+        );
+    }
+
+    #[test]
+    fn a_dated_document_keeps_its_date_while_its_content_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let dated = |title: &'static str| Document {
+            body: Body::Dated(Box::new(move |d: DateTime<Utc>| {
+                rss(&format!("{title} {}", d.timestamp()))
+            })),
+            ..doc(Vec::new())
+        };
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t1 = t0 + chrono::Duration::hours(1);
+        let (c0, _) = publish(dir.path(), vec![dated("a")], &store, t0).unwrap();
+        let (c1, r1) = publish(dir.path(), vec![dated("a")], &store, t1).unwrap();
+        assert!(r1.written.is_empty());
+        assert_eq!(
+            c1.get("rss.xml").unwrap().etag,
+            c0.get("rss.xml").unwrap().etag
+        );
+        assert_eq!(c1.get("rss.xml").unwrap().last_modified, t0);
+        let (c2, r2) = publish(dir.path(), vec![dated("b")], &store, t1).unwrap();
+        assert_eq!(r2.changed_feeds, vec!["rss.xml".to_owned()]);
+        assert_eq!(c2.get("rss.xml").unwrap().last_modified, t1);
+        assert!(String::from_utf8_lossy(&c2.get("rss.xml").unwrap().body)
+            .contains(&format!("b {}", t1.timestamp())));
+    }
 }

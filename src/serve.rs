@@ -1,14 +1,20 @@
 //! HTTP: serves the published catalog from memory with validators, conditional GET,
-//! HEAD and precompressed variants. No directory listing and no file system access per
-//! request: a path is either in the catalog or a plain 404.
+//! HEAD and precompressed variants, plus `/embed` (the partner news list, assembled
+//! from pre-rendered entries). No directory listing and no file system access per
+//! request: a path is either in the catalog or a plain 404, so no path can escape it.
+//!
+//! [`app`] builds the router; other modules add their routes to it (health, metrics)
+//! with `.route(…)` before the catalog fallback catches everything else.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 
 use crate::publish::{Rendered, SharedCatalog};
+use crate::render::embed;
 
 /// Shared state of the HTTP server.
 #[derive(Clone)]
@@ -18,17 +24,15 @@ pub struct AppState {
 
 /// The router; tests drive it with or without a socket.
 pub fn app(state: AppState) -> Router {
-    Router::new().fallback(serve_catalog).with_state(state)
+    Router::new()
+        .route("/embed", get(serve_embed))
+        .fallback(serve_catalog)
+        .with_state(state)
 }
 
 async fn serve_catalog(State(state): State<AppState>, req: Request<Body>) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, HEAD")],
-            "method not allowed\n",
-        )
-            .into_response();
+        return method_not_allowed();
     }
     let path = req.uri().path();
     let key = match path.strip_prefix('/') {
@@ -44,6 +48,18 @@ async fn serve_catalog(State(state): State<AppState>, req: Request<Body>) -> Res
     }
 }
 
+fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [
+            (header::ALLOW, "GET, HEAD"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        "405 Method Not Allowed\n",
+    )
+        .into_response()
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -51,6 +67,97 @@ fn not_found() -> Response {
         "404 Not Found\n",
     )
         .into_response()
+}
+
+fn bad_request(why: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("400 Bad Request: {why}\n"),
+    )
+        .into_response()
+}
+
+/// What `/embed` was asked for, validated.
+#[derive(Debug, PartialEq)]
+struct EmbedQuery {
+    n: usize,
+    channel: String,
+}
+
+/// Parses `n` (1 to [`embed::MAX_ITEMS`], default 5) and `channel` (default `all`).
+/// Repeated or malformed parameters are errors; unknown ones are ignored.
+fn embed_query(query: Option<&str>) -> Result<EmbedQuery, String> {
+    let mut n: Option<usize> = None;
+    let mut channel: Option<String> = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "n" => {
+                if n.is_some() {
+                    return Err("`n` given twice".into());
+                }
+                let parsed = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=embed::MAX_ITEMS).contains(n))
+                    .ok_or_else(|| {
+                        format!("`n` must be a number from 1 to {}", embed::MAX_ITEMS)
+                    })?;
+                n = Some(parsed);
+            }
+            "channel" => {
+                if channel.is_some() {
+                    return Err("`channel` given twice".into());
+                }
+                channel = Some(v.into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(EmbedQuery {
+        n: n.unwrap_or(5),
+        channel: channel.unwrap_or_else(|| "all".into()),
+    })
+}
+
+async fn serve_embed(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let q = match embed_query(req.uri().query()) {
+        Ok(q) => q,
+        Err(why) => return bad_request(why),
+    };
+    let catalog = state.catalog.load();
+    let Some(list) = catalog.embed(&q.channel) else {
+        return bad_request(format!(
+            "unknown channel `{}` (use `all`, `sources/<id>`, `tags/<tag>`, `lang/<code>` or `channels/<id>`)",
+            q.channel
+        ));
+    };
+    let items = &list.items[..q.n.min(list.items.len())];
+    let body = embed::page(&list.title, &list.language, items);
+    let doc = Rendered {
+        path: "embed".into(),
+        content_type: "text/html; charset=utf-8",
+        body: body.into(),
+        gzip: None,
+        brotli: None,
+        etag: format!("\"{}-{}\"", list.hash, q.n),
+        last_modified: list.last_modified,
+        cache_control: "public, max-age=300",
+    };
+    let mut resp = respond(&doc, req.headers(), req.method() == Method::HEAD);
+    let h = resp.headers_mut();
+    // Meant to be framed by any partner site; nothing in it may run or load scripts.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors *",
+        ),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
 }
 
 /// Picks the best encoding the client accepts: brotli, then gzip, then identity.
@@ -87,6 +194,13 @@ fn etag_matches(header_value: &str, etag: &str) -> bool {
         .any(|t| t.trim() == "*" || strip(t) == ours)
 }
 
+/// Feeds, JSON and the embed script may be read by scripts on any partner origin.
+fn cross_origin(content_type: &str) -> bool {
+    content_type.contains("xml")
+        || content_type.contains("json")
+        || content_type.contains("javascript")
+}
+
 fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
     let encoding = choose_encoding(headers, doc);
     let (etag, body) = match &encoding {
@@ -101,6 +215,7 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
         None => (doc.etag.clone(), doc.body.clone()),
     };
     let last_modified = httpdate::fmt_http_date(std::time::SystemTime::from(doc.last_modified));
+    // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
     let not_modified = match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -119,8 +234,10 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
         .header(header::LAST_MODIFIED, last_modified)
         .header(header::CACHE_CONTROL, doc.cache_control)
         .header(header::VARY, "Accept-Encoding");
-    if doc.content_type.contains("xml") || doc.content_type.contains("json") {
-        b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    if cross_origin(doc.content_type) {
+        b = b
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .header(header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag, Last-Modified");
     }
     if not_modified {
         return b
@@ -133,7 +250,8 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static(doc.content_type),
         )
-        .header(header::CONTENT_LENGTH, body.len());
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some((name, _)) = encoding {
         b = b.header(header::CONTENT_ENCODING, name);
     }
@@ -161,5 +279,34 @@ mod tests {
         assert!(etag_matches("W/\"abc\", \"x\"", "\"abc\""));
         assert!(etag_matches("*", "\"abc\""));
         assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+
+    #[test]
+    fn embed_query_is_validated() {
+        assert_eq!(
+            embed_query(None).unwrap(),
+            EmbedQuery {
+                n: 5,
+                channel: "all".into()
+            }
+        );
+        assert_eq!(
+            embed_query(Some("n=3&channel=sources%2Fefus")).unwrap(),
+            EmbedQuery {
+                n: 3,
+                channel: "sources/efus".into()
+            }
+        );
+        for bad in [
+            "n=0",
+            "n=51",
+            "n=-1",
+            "n=abc",
+            "n=",
+            "n=1&n=2",
+            "channel=a&channel=b",
+        ] {
+            assert!(embed_query(Some(bad)).is_err(), "{bad}");
+        }
     }
 }

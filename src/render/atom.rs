@@ -1,11 +1,13 @@
 //! Atom 1.0 (RFC 4287) with `atom_syndication`. Every date is set explicitly (the crate
 //! writes 1970-01-01 otherwise); partner items carry `atom:source`; other copies of a
-//! story are `rel="related"` links.
+//! story are `rel="related"` links; archive pages carry `fh:archive` (RFC 5005).
+
+use std::collections::BTreeMap;
 
 use atom_syndication as at;
 use chrono::{DateTime, FixedOffset, Utc};
 
-use super::FeedDoc;
+use super::{FeedDoc, FH_NS};
 use crate::model::Format;
 
 fn fixed(d: DateTime<Utc>) -> DateTime<FixedOffset> {
@@ -22,16 +24,16 @@ fn link(href: &str, rel: &str, mime: Option<&str>, title: Option<&str>) -> at::L
     }
 }
 
+fn person(name: &str) -> at::Person {
+    at::Person {
+        name: name.to_owned(),
+        ..at::Person::default()
+    }
+}
+
 pub fn render(doc: &FeedDoc) -> Vec<u8> {
     let self_url = doc.self_url(Format::Atom);
-    let site_author = at::Person {
-        name: doc
-            .site
-            .author
-            .clone()
-            .unwrap_or_else(|| doc.site.title.clone()),
-        ..at::Person::default()
-    };
+    let site_author = person(doc.site.author.as_deref().unwrap_or(&doc.site.title));
     let entries = doc
         .items
         .iter()
@@ -51,48 +53,67 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                     ));
                 }
             }
-            let authors = if it.authors.is_empty() {
-                match doc.source(&it.source) {
-                    Some(src) if doc.is_partner(&it.source) => vec![at::Person {
-                        name: src.title.clone(),
-                        ..at::Person::default()
-                    }],
-                    _ => vec![site_author.clone()],
-                }
-            } else {
+            let partner = doc.is_partner(&it.source);
+            let authors = if !it.authors.is_empty() {
                 it.authors
                     .iter()
-                    .map(|a| at::Person {
-                        name: a.clone(),
-                        ..at::Person::default()
+                    .map(|a| {
+                        let (name, email) = super::split_author(a);
+                        at::Person {
+                            name,
+                            email,
+                            ..at::Person::default()
+                        }
                     })
                     .collect()
+            } else if partner {
+                vec![person(doc.source_title(&it.source))]
+            } else {
+                vec![site_author.clone()]
             };
-            let source = doc.is_partner(&it.source).then(|| {
-                let src = doc.source(&it.source).expect("partner known");
-                let mut links = Vec::new();
-                if let Some(h) = &src.homepage {
-                    links.push(link(h.as_str(), "alternate", Some("text/html"), None));
-                }
-                if let Some(u) = src.kind.url() {
-                    links.push(link(u.as_str(), "self", None, None));
-                }
-                at::Source {
-                    title: at::Text::plain(src.title.clone()),
-                    id: src
-                        .kind
-                        .url()
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|| format!("{}#source-{}", doc.site.base_url, src.id)),
-                    updated: fixed(it.updated.unwrap_or(it.published)),
-                    links,
-                    ..at::Source::default()
-                }
-            });
+            let source =
+                partner
+                    .then(|| doc.source(&it.source))
+                    .flatten()
+                    .map(|src| {
+                        let mut links = Vec::new();
+                        if let Some(h) = &src.homepage {
+                            links.push(link(h.as_str(), "alternate", Some("text/html"), None));
+                        }
+                        if let Some(u) = src.kind.url() {
+                            links.push(link(u.as_str(), "self", None, None));
+                        }
+                        at::Source {
+                            title: at::Text::plain(src.title.clone()),
+                            id: src.kind.url().map(|u| u.to_string()).unwrap_or_else(|| {
+                                format!("{}#source-{}", doc.site.base_url, src.id)
+                            }),
+                            updated: fixed(it.updated.unwrap_or(it.published)),
+                            links,
+                            ..at::Source::default()
+                        }
+                    });
+            // RFC 4287 4.1.2: an entry needs an alternate link or content; an item
+            // without a link and without HTML content carries its summary as text.
+            let content = match (&it.content_html, &it.url) {
+                (Some(h), _) => Some(at::Content {
+                    value: Some(h.clone()),
+                    content_type: Some("html".into()),
+                    lang: it.language.clone(),
+                    ..at::Content::default()
+                }),
+                (None, None) => Some(at::Content {
+                    value: Some(it.summary.clone()),
+                    content_type: Some("text".into()),
+                    lang: it.language.clone(),
+                    ..at::Content::default()
+                }),
+                (None, Some(_)) => None,
+            };
             at::Entry {
                 title: at::Text::plain(it.title.clone()),
                 id: s.published_id.clone(),
-                updated: fixed(it.updated.unwrap_or(it.published)),
+                updated: fixed(it.updated.unwrap_or(it.published).max(it.published)),
                 published: Some(fixed(it.published)),
                 authors,
                 links,
@@ -105,12 +126,7 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                     })
                     .collect(),
                 summary: Some(at::Text::plain(it.summary.clone())).filter(|t| !t.value.is_empty()),
-                content: it.content_html.as_ref().map(|h| at::Content {
-                    value: Some(h.clone()),
-                    content_type: Some("html".into()),
-                    lang: it.language.clone(),
-                    ..at::Content::default()
-                }),
+                content,
                 source,
                 ..at::Entry::default()
             }
@@ -130,13 +146,21 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             None,
         ),
     ];
-    if let Some(hub) = doc.websub_hub {
+    if let Some(hub) = doc.websub_hub.filter(|_| !doc.is_archive()) {
         links.push(link(hub.as_str(), "hub", None, None));
+    }
+    for (rel, url) in doc.paging_links(Format::Atom) {
+        links.push(link(url.as_str(), rel, Some("application/atom+xml"), None));
+    }
+    let mut namespaces = BTreeMap::new();
+    if doc.is_archive() {
+        namespaces.insert("fh".to_owned(), FH_NS.to_owned());
     }
     let feed = at::Feed {
         title: at::Text::plain(doc.channel.title.clone()),
-        id: self_url.to_string(),
-        updated: fixed(doc.updated()),
+        // Archive pages share the subscription document's ID: one logical feed.
+        id: doc.subscription_url(Format::Atom).to_string(),
+        updated: fixed(doc.updated),
         authors: vec![site_author],
         links,
         generator: Some(at::Generator {
@@ -148,11 +172,24 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             .then(|| at::Text::plain(doc.site.description.clone())),
         entries,
         lang: Some(doc.language()),
+        namespaces,
         ..at::Feed::default()
     };
     let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
     feed.write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    out.push(b'\n');
-    out
+    if doc.is_archive() {
+        // The crate writes extension elements after the entries, where RFC 4287's
+        // schema allows none; `fh:archive` goes before the first entry instead. Markup
+        // `<entry` cannot occur earlier: text and attribute values are escaped.
+        let at = find(&out, b"<entry")
+            .or_else(|| find(&out, b"</feed>"))
+            .expect("a feed element");
+        out.splice(at..at, b"<fh:archive/>".iter().copied());
+    }
+    super::with_prolog(out, &doc.stylesheet_href(Format::Atom))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -4,13 +4,15 @@
 use chrono_tz::Tz;
 
 use super::{escape, FeedDoc};
-use crate::model::Format;
+use crate::model::{Channel, Format};
 use crate::store::StoredItem;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;line-height:1.5;color:#1b1b1b}\
 a{color:#0645ad}article{border-bottom:1px solid #ddd;padding:.5rem 0 1rem}\
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-bottom:.2rem}.meta{color:#555;font-size:.9rem}\
-img{max-width:100%;height:auto}.also{font-size:.9rem;color:#444}";
+img{max-width:100%;height:auto}.also{font-size:.9rem;color:#444}\
+nav{font-size:.9rem}nav h2{font-size:1rem}\
+@media (prefers-color-scheme:dark){body{background:#121212;color:#e8e8e8}a{color:#8ab4f8}.meta,.also{color:#bbb}article{border-color:#333}}";
 
 fn date_de(it: &StoredItem, tz: Tz) -> (String, String) {
     let local = it.item.published.with_timezone(&tz);
@@ -20,8 +22,9 @@ fn date_de(it: &StoredItem, tz: Tz) -> (String, String) {
     )
 }
 
-/// The news page: every item of the combined channel, with autodiscovery links.
-pub fn index(doc: &FeedDoc) -> Vec<u8> {
+/// The news page: every item of the combined channel, with autodiscovery links for
+/// every format and a list of all channels (`channels`) to subscribe to.
+pub fn index(doc: &FeedDoc, channels: &[Channel]) -> Vec<u8> {
     let mut h = String::with_capacity(8192);
     let lang = escape(&doc.site.language);
     let title = escape(&doc.channel.title);
@@ -41,6 +44,16 @@ pub fn index(doc: &FeedDoc) -> Vec<u8> {
         ));
     }
     h.push_str(&format!(
+        "<link rel=\"alternate\" type=\"text/x-opml\" title=\"Quellen (OPML)\" href=\"{}\">\n",
+        escape(
+            doc.site
+                .base_url
+                .join("sources.opml")
+                .expect("relative")
+                .as_str()
+        )
+    ));
+    h.push_str(&format!(
         "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{title}</h1>\n"
     ));
     h.push_str(&format!(
@@ -49,6 +62,40 @@ pub fn index(doc: &FeedDoc) -> Vec<u8> {
         escape(doc.self_url(Format::Atom).as_str()),
         escape(doc.self_url(Format::Json).as_str())
     ));
+    let mut nav = String::new();
+    if channels.len() > 1 {
+        nav.push_str(
+            "<nav aria-labelledby=\"feeds\">\n<h2 id=\"feeds\">Weitere Feeds: nach Quelle, Thema und Sprache</h2>\n<ul>\n",
+        );
+        for ch in channels.iter().filter(|c| !c.stem.is_empty()) {
+            let url = |f: Format| {
+                escape(
+                    doc.site
+                        .base_url
+                        .join(&ch.path(f))
+                        .expect("relative")
+                        .as_str(),
+                )
+            };
+            nav.push_str(&format!(
+                "<li>{}: <a href=\"{}\">RSS</a> · <a href=\"{}\">Atom</a> · <a href=\"{}\">JSON Feed</a></li>\n",
+                escape(&ch.title),
+                url(Format::Rss),
+                url(Format::Atom),
+                url(Format::Json)
+            ));
+        }
+        nav.push_str(&format!(
+            "<li>Alle Quellen als <a href=\"{}\">OPML-Liste</a></li>\n</ul>\n</nav>\n",
+            escape(
+                doc.site
+                    .base_url
+                    .join("sources.opml")
+                    .expect("relative")
+                    .as_str()
+            )
+        ));
+    }
     if doc.items.is_empty() {
         h.push_str("<p>Noch keine Meldungen.</p>\n");
     }
@@ -94,6 +141,7 @@ pub fn index(doc: &FeedDoc) -> Vec<u8> {
         }
         h.push_str("</article>\n");
     }
+    h.push_str(&nav);
     h.push_str("</main>\n</body>\n</html>\n");
     h.into_bytes()
 }

@@ -15,6 +15,8 @@ struct JsonFeed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     language: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authors: Vec<Author>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hubs: Option<Vec<Hub>>,
     items: Vec<JsonItem>,
@@ -92,11 +94,20 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                 date_modified: it
                     .updated
                     .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                authors: it
-                    .authors
-                    .iter()
-                    .map(|a| Author { name: a.clone() })
-                    .collect(),
+                authors: if !it.authors.is_empty() {
+                    it.authors
+                        .iter()
+                        .map(|a| Author {
+                            name: super::split_author(a).0,
+                        })
+                        .collect()
+                } else if doc.is_partner(&it.source) {
+                    vec![Author {
+                        name: doc.source_title(&it.source).to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                },
                 tags: it.tags.clone(),
                 language: it.language.clone(),
                 _feedwerk: Extension {
@@ -126,6 +137,12 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         feed_url: doc.self_url(Format::Json).to_string(),
         description: (!doc.site.description.is_empty()).then_some(doc.site.description.as_str()),
         language: doc.language(),
+        authors: doc
+            .site
+            .author
+            .iter()
+            .map(|a| Author { name: a.clone() })
+            .collect(),
         hubs: doc.websub_hub.map(|h| {
             vec![Hub {
                 kind: "WebSub",

@@ -1,13 +1,47 @@
-//! RSS 2.0 with the `rss` crate: `atom:link rel="self"`, `content:encoded`, `dc:creator`,
-//! RFC 822 dates (the crate writes whatever string it is given, so we format them).
+//! RSS 2.0 with the `rss` crate: `atom:link rel="self"` (and `hub`, RFC 5005 paging),
+//! `content:encoded`, `dc:creator`, RFC 822 dates (the crate writes whatever string it
+//! is given, so we format them), `guid isPermaLink` only when the ID is the item's link,
+//! and `<author>` only when we know an e-mail address (RSS 2.0 requires one there).
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
+use rss::extension::Extension;
 
-use super::{escape, FeedDoc};
-use crate::model::Format;
+use super::{escape, FeedDoc, FH_NS};
+use crate::model::{Format, SourceKind};
+
+/// RFC 822 date as RSS 2.0 wants it, in English, with a two-digit day and `+0000`.
+pub fn rfc822(d: DateTime<Utc>) -> String {
+    d.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+}
+
+/// `"jane@example.org (Jane Doe)"` for an author string that carries an e-mail address;
+/// `None` for a plain name (names go to `dc:creator`).
+pub fn author_with_email(author: &str) -> Option<String> {
+    let email = author
+        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | ','))
+        .map(|w| w.trim_start_matches("mailto:"))
+        .find(|w| {
+            w.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+            })
+        })?;
+    let name: String = author
+        .replace(email, "")
+        .replace("mailto:", "")
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '(' | ')'))
+        .collect();
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    Some(if name.is_empty() {
+        email.to_owned()
+    } else {
+        format!("{email} ({name})")
+    })
+}
 
 pub fn render(doc: &FeedDoc) -> Vec<u8> {
     let self_url = doc.self_url(Format::Rss);
@@ -17,10 +51,18 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         mime_type: Some("application/rss+xml".into()),
         ..Link::default()
     }];
-    if let Some(hub) = doc.websub_hub {
+    if let Some(hub) = doc.websub_hub.filter(|_| !doc.is_archive()) {
         links.push(Link {
             href: hub.to_string(),
             rel: "hub".into(),
+            ..Link::default()
+        });
+    }
+    for (rel, url) in doc.paging_links(Format::Rss) {
+        links.push(Link {
+            href: url.to_string(),
+            rel: rel.into(),
+            mime_type: Some("application/rss+xml".into()),
             ..Link::default()
         });
     }
@@ -48,26 +90,41 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                     links.join(", ")
                 ));
             }
-            let dc = (!it.authors.is_empty()).then(|| DublinCoreExtension {
-                creators: it.authors.clone(),
+            // Names go to dc:creator; a partner item without names is credited to the
+            // partner, a local one to the site's author.
+            let creators: Vec<String> = if !it.authors.is_empty() {
+                it.authors
+                    .iter()
+                    .map(|a| super::split_author(a).0)
+                    .collect()
+            } else if doc.is_partner(&it.source) {
+                vec![doc.source_title(&it.source).to_owned()]
+            } else {
+                doc.site.author.iter().cloned().collect()
+            };
+            let dc = (!creators.is_empty()).then(|| DublinCoreExtension {
+                creators,
                 ..DublinCoreExtension::default()
             });
-            let source = doc.is_partner(&it.source).then(|| {
-                let src = doc.source(&it.source).expect("partner known");
-                rss::Source {
-                    url: src.kind.url().map(|u| u.to_string()).unwrap_or_default(),
+            let source = doc.source(&it.source).and_then(|src| match &src.kind {
+                SourceKind::Feed { url } => Some(rss::Source {
+                    url: url.to_string(),
                     title: Some(src.title.clone()),
-                }
+                }),
+                _ => None,
             });
+            let link = it.url.as_ref().map(|u| u.to_string());
+            let permalink = link.as_deref() == Some(s.published_id.as_str());
             rss::Item {
                 title: Some(it.title.clone()),
-                link: it.url.as_ref().map(|u| u.to_string()),
+                link,
                 description: Some(it.summary.clone()).filter(|s| !s.is_empty()),
+                author: it.authors.iter().find_map(|a| author_with_email(a)),
                 guid: Some(rss::Guid {
                     value: s.published_id.clone(),
-                    permalink: false,
+                    permalink,
                 }),
-                pub_date: Some(it.published.to_rfc2822()),
+                pub_date: Some(rfc822(it.published)),
                 categories: it
                     .tags
                     .iter()
@@ -93,6 +150,19 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         "content".to_owned(),
         "http://purl.org/rss/1.0/modules/content/".to_owned(),
     );
+    let mut extensions = BTreeMap::new();
+    if doc.is_archive() {
+        ns.insert("fh".to_owned(), FH_NS.to_owned());
+        let mut fh = BTreeMap::new();
+        fh.insert(
+            "archive".to_owned(),
+            vec![Extension {
+                name: "fh:archive".into(),
+                ..Extension::default()
+            }],
+        );
+        extensions.insert("fh".to_owned(), fh);
+    }
     let channel = rss::Channel {
         title: doc.channel.title.clone(),
         link: doc.site.base_url.to_string(),
@@ -102,17 +172,45 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             doc.site.description.clone()
         },
         language: Some(doc.language()),
-        last_build_date: Some(doc.updated().to_rfc2822()),
+        last_build_date: Some(rfc822(doc.updated)),
         generator: Some(format!("feedwerk {}", env!("CARGO_PKG_VERSION"))),
+        docs: Some("https://www.rssboard.org/rss-specification".into()),
         atom_ext: Some(AtomExtension { links }),
         items,
         namespaces: ns,
+        extensions,
         ..rss::Channel::default()
     };
     let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
     channel
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    out.push(b'\n');
-    out
+    super::with_prolog(out, &doc.stylesheet_href(Format::Rss))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc822_has_english_names_and_two_digit_day() {
+        let d = DateTime::parse_from_rfc3339("2017-10-08T22:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc822(d), "Sun, 08 Oct 2017 22:00:00 +0000");
+    }
+
+    #[test]
+    fn rss_author_needs_an_email_address() {
+        assert_eq!(author_with_email("Jane Doe"), None);
+        assert_eq!(
+            author_with_email("Jane Doe <jane@example.org>").as_deref(),
+            Some("jane@example.org (Jane Doe)")
+        );
+        assert_eq!(
+            author_with_email("jane@example.org").as_deref(),
+            Some("jane@example.org")
+        );
+        assert_eq!(author_with_email("@handle"), None);
+    }
 }

@@ -208,7 +208,12 @@ fn convert(
                 authors: e
                     .authors
                     .iter()
-                    .filter_map(|p| p.name.clone().or_else(|| p.email.clone()))
+                    // "email (Name)", RSS 2.0's own form, keeps the address for RSS
+                    // `<author>`; render splits it again.
+                    .filter_map(|p| match (&p.name, &p.email) {
+                        (Some(n), Some(e)) if !e.is_empty() && n != e => Some(format!("{e} ({n})")),
+                        _ => p.name.clone().or_else(|| p.email.clone()),
+                    })
                     .collect(),
                 tags: e
                     .categories

@@ -8,4 +8,5 @@ mod import;
 mod normalise;
 mod page;
 mod pipeline;
+mod publish;
 mod support;

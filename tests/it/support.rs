@@ -251,6 +251,8 @@ pub struct Seen {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub status: u16,
+    /// The request body (a form a client POSTed, for example).
+    pub body: Vec<u8>,
 }
 
 /// A programmable HTTP/1.1 server on 127.0.0.1 (one thread per connection,
@@ -342,12 +344,13 @@ fn handle(
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
+    let mut request_body = Vec::new();
     if let Some(len) = headers
         .get("content-length")
         .and_then(|l| l.parse::<usize>().ok())
     {
-        let mut body = vec![0; len];
-        let _ = reader.read_exact(&mut body);
+        request_body = vec![0; len];
+        let _ = reader.read_exact(&mut request_body);
     }
     let path = target.split('?').next().unwrap_or("/").to_owned();
     // A route registered with its query string wins over the bare path.
@@ -370,6 +373,7 @@ fn handle(
         path: path.clone(),
         headers: headers.clone(),
         status,
+        body: request_body,
     });
     if route.hang {
         while !stop.load(Ordering::SeqCst) {
@@ -681,4 +685,92 @@ pub fn json_feed_problems(doc: &serde_json::Value) -> Vec<String> {
         }
     }
     p
+}
+
+/// `feedwerk run` in a project, killed (by its own PID) when dropped. Its stderr is
+/// collected; the listening address is read from the "serving" log line.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+/// Removes ANSI colour sequences from log text.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Daemon {
+    /// Starts `feedwerk run` (the config should listen on `127.0.0.1:0`) and waits until
+    /// it serves, at most 60 s.
+    pub fn start(project: &Project) -> Daemon {
+        let mut child = project
+            .command(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn feedwerk run");
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let plain = strip_ansi(&line);
+                if plain.contains("serving") {
+                    if let Some(a) = plain
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr="))
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                    {
+                        let _ = tx.send(a);
+                    }
+                }
+                l.lock().unwrap().push_str(&plain);
+                l.lock().unwrap().push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "feedwerk run did not start serving:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Daemon { child, addr, log }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http_get(self.addr, path, headers)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
