@@ -112,7 +112,13 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
             d.format = p.parsed.format.clone();
             d.encoding = p.decoded.encoding.to_owned();
             d.encoding_decided_by = p.decoded.decided_by.describe().to_owned();
-            encoding_problems(doc, p.decoded.encoding, p.decoded.decided_by, &mut problems);
+            encoding_problems(
+                doc,
+                p.decoded.encoding,
+                p.decoded.decided_by,
+                p.parsed.format == "page",
+                &mut problems,
+            );
             d.feed = feed_facts(&p.parsed);
             problems.extend(p.parsed.problems.iter().cloned());
             problems.extend(p.errors.iter().map(ToString::to_string));
@@ -143,7 +149,7 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
             };
             d.encoding = dec.encoding.to_owned();
             d.encoding_decided_by = dec.decided_by.describe().to_owned();
-            encoding_problems(doc, dec.encoding, dec.decided_by, &mut problems);
+            encoding_problems(doc, dec.encoding, dec.decided_by, as_html, &mut problems);
             d.format = match (&e, sniffed) {
                 (ProbeError::HtmlWithoutSelectors { .. }, _) => "html".into(),
                 (_, _) if opts.selectors.is_some() => "page".into(),
@@ -166,7 +172,21 @@ fn feed_facts(p: &ParsedFeed) -> FeedFacts {
     }
 }
 
-fn encoding_problems(doc: &Document, encoding: &str, by: DecidedBy, problems: &mut Vec<String>) {
+fn encoding_problems(
+    doc: &Document,
+    encoding: &str,
+    by: DecidedBy,
+    html: bool,
+    problems: &mut Vec<String>,
+) {
+    if let Some(declared) = decode::declared_encoding(&doc.body, html) {
+        if declared != encoding && by != DecidedBy::Forced {
+            problems.push(format!(
+                "the document declares {declared} but was read as {encoding} ({}): the declaration is wrong",
+                by.describe()
+            ));
+        }
+    }
     if by == DecidedBy::Detected {
         problems.push(format!(
             "no encoding declared anywhere (no BOM, no declaration, no HTTP charset) and the bytes are not UTF-8: guessed {encoding}"

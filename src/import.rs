@@ -572,3 +572,38 @@ mod tests {
         assert_eq!(p.entry.published, Some(d.published));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the title and body, the post written reads back with the same title
+        /// and date, and the listing reader never panics.
+        #[test]
+        fn any_post_reads_back(title in "[^\u{0}]{1,80}", body in "[^\u{0}]{0,300}", mins in 0i64..(60 * 24 * 365 * 30)) {
+            prop_assume!(!title.trim().is_empty());
+            let published = DateTime::<Utc>::from_timestamp(1_000_000_000 + mins * 60, 0).unwrap();
+            let d = Draft {
+                title: title.clone(),
+                published,
+                updated: None,
+                body: body.clone(),
+                summary: None,
+                tags: vec![],
+                authors: vec![],
+                language: None,
+                link: None,
+                origin: "p".into(),
+            };
+            let berlin = chrono_tz::Europe::Berlin;
+            let text = render_post(&d, berlin);
+            let base = Url::parse("https://example.org/").unwrap();
+            let p = local::parse_post(&text, Path::new("x.md"), "s", &base, berlin).unwrap();
+            prop_assert_eq!(p.entry.title.unwrap().body, title);
+            prop_assert_eq!(p.entry.published, Some(published));
+            let _ = read_text_listing(&body, berlin, "p");
+        }
+    }
+}

@@ -90,6 +90,13 @@ fn decode(
     )
 }
 
+/// The encoding the document itself declares (XML declaration, or `<meta charset>` for
+/// HTML), whether or not it was used: `doctor` reports a declaration the bytes contradict.
+pub fn declared_encoding(bytes: &[u8], html: bool) -> Option<&'static str> {
+    let declared = if html { html_declared } else { xml_declared };
+    declared(bytes).map(Encoding::name)
+}
+
 fn xml_declared(bytes: &[u8]) -> Option<&'static Encoding> {
     let head = &bytes[..bytes.len().min(200)];
     let head = String::from_utf8_lossy(head);

@@ -24,11 +24,40 @@ pub enum SourceError {
     Page(#[from] page::PageError),
     #[error("{0}: a local source has no remote document")]
     Local(String),
+    /// A parser panicked on this document (a bug in it, triggered by the input). The
+    /// source fails like any broken feed; the process and the other sources go on.
+    #[error("{origin}: the parser crashed on this document: {message}")]
+    Crashed { origin: String, message: String },
 }
 
 /// Decodes and parses what a feed or page source delivered. `base` is the URL the bytes
 /// came from after redirects; `origin` names the source in messages.
 pub fn parse_remote(
+    source: &Source,
+    body: &[u8],
+    http_charset: Option<&str>,
+    base: &Url,
+    origin: &str,
+) -> Result<(ParsedFeed, decode::Decoded), SourceError> {
+    // Parsers see hostile input; one that panics must cost this source, not the daemon.
+    // Nothing shared is mutated inside, so unwinding out of it leaves no broken state.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_unguarded(source, body, http_charset, base, origin)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(SourceError::Crashed {
+            origin: origin.to_owned(),
+            message,
+        })
+    })
+}
+
+fn parse_unguarded(
     source: &Source,
     body: &[u8],
     http_charset: Option<&str>,

@@ -238,7 +238,7 @@ pub fn parse(
             .and_then(|s| el.select(s).map(date_text_of).find(|t| !t.is_empty()));
         let published = date_text
             .as_deref()
-            .and_then(|t| crate::dates::parse_with_formats(t, rules.date_formats, rules.timezone));
+            .and_then(|t| read_date(t, rules.date_formats, rules.timezone));
         match (&sel.date, &date_text, published) {
             (Some(_), Some(t), None) => problems.push(format!(
                 "{at}: cannot read date `{t}`{}",
@@ -306,6 +306,34 @@ pub fn parse(
         entries,
         problems,
     })
+}
+
+/// Reads a date from an element's text. Pages often wrap it in words ("Veröffentlicht
+/// am 09.10.2017 | Pressestelle"), so when the whole text does not read as a date, runs
+/// of its words are tried, longest first; the date rules are strict enough ("2017", "3"
+/// or "vom 09.10.2017" alone are not dates) that this does not invent dates.
+fn read_date(text: &str, formats: &[String], tz: Tz) -> Option<DateTime<Utc>> {
+    if let Some(d) = crate::dates::parse_with_formats(text, formats, tz) {
+        return Some(d);
+    }
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == '|')
+        .map(|w| w.trim_matches([',', ';', '(', ')', '[', ']']))
+        .filter(|w| !w.is_empty())
+        .take(24)
+        .collect();
+    for len in (1..=words.len().min(8)).rev() {
+        for window in words.windows(len) {
+            if !window.iter().any(|w| w.bytes().any(|b| b.is_ascii_digit())) {
+                continue;
+            }
+            let candidate = window.join(" ");
+            if let Some(d) = crate::dates::parse_with_formats(&candidate, formats, tz) {
+                return Some(d);
+            }
+        }
+    }
+    None
 }
 
 /// Decides which items need a key of their own. The ID rule (`normalise::item_id`) uses
@@ -567,6 +595,22 @@ mod tests {
         assert_eq!(p.problems.len(), 2, "{:?}", p.problems);
         assert!(p.problems[0].contains("cannot read date `irgendwann`"));
         assert!(p.problems[1].contains("title selector `h3` matched nothing"));
+    }
+
+    #[test]
+    fn dates_are_found_inside_surrounding_words() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let f = ["%d.%m.%Y".to_owned()];
+        let d = |t: &str| read_date(t, &f, berlin).map(|d| d.to_rfc3339());
+        let midnight = Some("2017-10-08T22:00:00+00:00".to_owned());
+        assert_eq!(d("Veröffentlicht am 09.10.2017 | Pressestelle"), midnight);
+        assert_eq!(d("Datum: 09.10.2017"), midnight);
+        assert_eq!(d("(9. Oktober 2017)"), midnight);
+        assert_eq!(
+            d("am 09.10.2017, 14:30 Uhr").as_deref(),
+            Some("2017-10-09T12:30:00+00:00")
+        );
+        assert_eq!(d("Meldung 3 von 2017"), None);
     }
 
     #[test]

@@ -92,6 +92,12 @@ fn text_report_for_a_file_names_format_encoding_items_and_problems() {
     assert!(s.contains("published  (none: first-seen time)"), "{s}");
     assert!(s.contains("1 of 2 items have no usable date"), "{s}");
     assert!(s.contains("items 1 and 2 share the GUID `same`"), "{s}");
+    assert!(
+        s.contains(
+            "the document declares windows-1252 but was read as UTF-8 (the bytes are valid UTF-8)"
+        ),
+        "{s}"
+    );
 }
 
 #[test]

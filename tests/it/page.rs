@@ -189,7 +189,12 @@ timezone = "Europe/Berlin""#,
         utc(&by_title("Fachtag")["date_published"]),
         "2017-10-16T07:30:00Z"
     );
-    assert_eq!(items.len(), 6);
+    // A date among other words is still found.
+    assert_eq!(
+        utc(&by_title("Pressemitteilung")["date_published"]),
+        "2017-10-11T22:00:00Z"
+    );
+    assert_eq!(items.len(), 7);
 }
 
 #[test]
