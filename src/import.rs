@@ -456,7 +456,21 @@ pub fn write_posts(
             Some((day, crate::normalise::text::collapse_whitespace(&title)))
         })
         .collect();
+    // Posts that keep pointing at an original (`link`): the same original is the same
+    // item, even when the partner has retitled it since.
+    let own_page = |slug: &str| local::post_url(base_url, source, slug).to_string();
+    let mut held_links: HashSet<String> = posts
+        .iter()
+        .filter_map(|p| p.entry.link.clone().filter(|l| *l != own_page(&p.slug)))
+        .collect();
     for d in drafts {
+        if let Some(l) = d.link.as_ref().filter(|l| held_links.contains(l.as_str())) {
+            report.existing.push((
+                dir.join(format!("{}.md", file_stem(&d.title, d.published, tz))),
+                format!("a post with link {l} exists"),
+            ));
+            continue;
+        }
         let day = d.published.with_timezone(&tz).date_naive();
         let stem = file_stem(&d.title, d.published, tz);
         let key = (day, crate::normalise::text::collapse_whitespace(&d.title));
@@ -487,6 +501,9 @@ pub fn write_posts(
         match tmp.persist_noclobber(&path) {
             Ok(_) => {
                 held.insert(key);
+                if let Some(l) = &d.link {
+                    held_links.insert(l.to_string());
+                }
                 report.written.push(path);
             }
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -571,6 +571,20 @@ mod tests {
     }
 
     #[test]
+    fn items_without_any_title_are_an_error_not_an_empty_page() {
+        let e = run(
+            "<div class=n><h2>A</h2></div><div class=n><h2>B</h2></div>",
+            &sel(".n", "h3 a", None, None),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test: title selector `h3 a` matched nothing inside any of the 2 items matched by `.n`"
+        );
+    }
+
+    #[test]
     fn items_without_own_links_are_keyed_by_title_and_date_text() {
         let html = r##"<div class="n"><h3>A</h3><a href="#top">top</a><i>1.1.2020</i></div>
             <div class="n"><h3>B</h3><a href="/more">mehr</a><i>2.1.2020</i></div>
@@ -630,6 +644,10 @@ mod tests {
         let s = parse_selector_spec("item=.a, .b,title=h2, h3").unwrap();
         assert_eq!(s.item, ".a, .b");
         assert_eq!(s.title, "h2, h3");
+        let s =
+            parse_selector_spec(r#"item=li[data-kind="news"],title=h2, a[rel=bookmark]"#).unwrap();
+        assert_eq!(s.item, r#"li[data-kind="news"]"#);
+        assert_eq!(s.title, "h2, a[rel=bookmark]");
         let s =
             parse_selector_spec(r#"{ item = ".n", title = "h3", summary = ".teaser" }"#).unwrap();
         assert_eq!(s.summary.as_deref(), Some(".teaser"));

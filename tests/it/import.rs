@@ -148,6 +148,33 @@ fn html_text(html: &str) -> String {
 }
 
 #[test]
+fn text_listing_served_over_http_imports_like_the_file() {
+    let server = TestServer::start();
+    server.route(
+        "/aktuelles.txt",
+        Route::ok(
+            "text/plain; charset=utf-8",
+            read_fixture("import/aktuelles.txt"),
+        ),
+    );
+    let p = Project::new();
+    p.config(LOCAL_ONLY);
+    let out = p.run(&[
+        "import",
+        "--from",
+        &server.url("/aktuelles.txt"),
+        "--into",
+        "feeds/defus",
+    ]);
+    out.success();
+    assert!(out.stdout().contains("6 written"), "{}", out.all());
+    assert_eq!(
+        md_files(&p.path().join("feeds/defus")),
+        md_files(&crate::support::repo_root().join("feeds/defus"))
+    );
+}
+
+#[test]
 fn importing_twice_writes_nothing_new_and_never_overwrites() {
     let p = Project::new();
     p.config(LOCAL_ONLY);
@@ -249,6 +276,38 @@ fn feed_items_become_markdown_posts_with_front_matter() {
     );
     assert!(text.contains("Eins"), "{text}");
     p.run(&["check"]).success();
+
+    // The partner retitles the item: with --keep-links its original URL still marks it
+    // as imported, so no second post appears.
+    server.route(
+        "/feed.xml",
+        Route::ok(
+            "application/rss+xml",
+            RSS.replace(
+                "Fachtag &amp; Austausch",
+                "Fachtag &amp; Austausch (aktualisiert)",
+            ),
+        ),
+    );
+    let out = p.run(&[
+        "import",
+        "--from",
+        &server.url("/feed.xml"),
+        "--into",
+        "feeds/defus",
+        "--keep-links",
+    ]);
+    assert!(
+        out.stdout().contains("0 written, 1 already there"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        out.stdout()
+            .contains("a post with link https://partner.example/news/fachtag.html exists"),
+        "{}",
+        out.all()
+    );
 }
 
 fn lpr_page_source(url: &str) -> String {
