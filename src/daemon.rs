@@ -1,68 +1,211 @@
-//! The long-running process: serve the published catalog, refresh and publish on the
-//! cron schedule, stop cleanly on SIGTERM/SIGINT.
+//! The long-running process (`feedwerk run`): its lifecycle under systemd.
+//!
+//! Start: open the store, publish what it holds (so the last good feeds are served at
+//! once, even with every partner offline), listen, then `READY=1`. One working loop
+//! then owns everything that changes state: it runs refresh-and-publish cycles on the
+//! cron schedule, re-reads the config on SIGHUP (`RELOADING=1` … `READY=1`; a broken
+//! config is refused and the running one kept, with `STATUS=` saying so) and stops on
+//! SIGTERM/SIGINT (`STOPPING=1`, a running fetch is abandoned between sources, the
+//! server drains, exit 0).
+//!
+//! Liveness is proven by the loop itself: `WATCHDOG=1` and the `/healthz` heartbeat are
+//! sent only when the loop goes round, or while a cycle is still within its time budget
+//! (a cycle past its budget is abandoned). A loop blocked in a system call or a lock
+//! therefore stops pinging, and systemd restarts the service.
+//!
+//! What a cycle does is [`crate::pipeline`]'s business; the numbers go to
+//! [`crate::metrics`]; HTTP is [`crate::serve`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::pipeline::{Pipeline, SourceStatus};
+use crate::metrics::Telemetry;
+use crate::pipeline::{Pipeline, SourceReport, SourceStatus};
 use crate::publish::SharedCatalog;
 use crate::serve::{self, AppState};
 
+/// The longest the loop sleeps between two rounds (and so between two heartbeats) when
+/// no watchdog asks for more.
+const MAX_TICK: Duration = Duration::from_secs(30);
+/// How long the HTTP server may take to finish in-flight requests after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} (is another feedwerk or web server running there? change `server.listen`)")]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
+    #[error("first publish from the store failed: {0}")]
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
-/// One refresh-and-publish cycle; logs a summary and updates the catalog.
-pub async fn cycle(
-    pipeline: &Pipeline,
-    catalog: &SharedCatalog,
-) -> Result<(), crate::pipeline::PipelineError> {
-    let now = Utc::now();
-    let reports = pipeline.refresh(now).await;
-    for r in &reports {
-        if let SourceStatus::Failed(e) = &r.status {
-            tracing::warn!(source = %r.id, "{e}");
+/// Talks to systemd over `NOTIFY_SOCKET`; a no-op when not started by systemd.
+struct Notifier {
+    enabled: bool,
+}
+
+impl Notifier {
+    fn new() -> Notifier {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
         }
     }
-    let (cat, rep) = pipeline.publish(now)?;
-    catalog.store(cat);
-    pipeline.announce(&rep).await;
-    tracing::info!(
-        sources = reports.len(),
-        failed = reports
-            .iter()
-            .filter(|r| matches!(r.status, SourceStatus::Failed(_)))
-            .count(),
-        written = rep.written.len(),
-        unchanged = rep.unchanged,
-        "cycle done"
+
+    fn send(&self, states: &[NotifyState]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "cannot notify systemd");
+        }
+    }
+}
+
+/// Time a whole cycle may take before it is considered stuck and abandoned: every
+/// remote source gets the pipeline's per-source deadline (fetch timeout + 5 s) in
+/// rounds of `fetch.concurrency`, plus a minute for local posts, storing and publishing.
+pub fn cycle_budget(cfg: &Config) -> Duration {
+    let remote = cfg
+        .sources
+        .iter()
+        .filter(|s| s.kind.url().is_some())
+        .count();
+    let rounds = remote.div_ceil(cfg.fetch.concurrency.max(1)) as u32;
+    (cfg.fetch.timeout + Duration::from_secs(5)) * rounds + Duration::from_secs(60)
+}
+
+/// The loop's round interval: half the watchdog interval (systemd's advice), at most
+/// [`MAX_TICK`].
+fn tick_for(watchdog: Option<Duration>) -> Duration {
+    watchdog
+        .map(|w| (w / 2).max(Duration::from_millis(10)))
+        .unwrap_or(MAX_TICK)
+        .min(MAX_TICK)
+}
+
+/// What the `STATUS=` line says: the last cycle, plus anything the operator must know
+/// (a refused reload, a setting that needs a restart) until it is resolved.
+#[derive(Default)]
+struct StatusLine {
+    listening: String,
+    cycle: String,
+    notes: Vec<String>,
+}
+
+impl StatusLine {
+    fn render(&self) -> String {
+        let mut parts = vec![self.listening.clone()];
+        if !self.cycle.is_empty() {
+            parts.push(self.cycle.clone());
+        }
+        parts.extend(self.notes.iter().cloned());
+        // STATUS= is one line of the notify datagram: no newlines allowed.
+        parts.join("; ").replace('\n', " ")
+    }
+}
+
+fn summarise(reports: &[SourceReport], publish: &Result<(usize, usize), String>) -> String {
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| matches!(r.status, SourceStatus::Failed(_)))
+        .map(|r| r.id.as_str())
+        .collect();
+    let new: usize = reports
+        .iter()
+        .map(|r| match r.status {
+            SourceStatus::Updated { new, .. } => new,
+            _ => 0,
+        })
+        .sum();
+    let mut s = format!(
+        "last cycle {}: {} sources",
+        Utc::now().format("%H:%M:%SZ"),
+        reports.len()
     );
-    Ok(())
+    if failed.is_empty() {
+        s.push_str(" ok");
+    } else {
+        s.push_str(&format!(
+            ", {} failed ({})",
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    s.push_str(&format!(", {new} new items, "));
+    match publish {
+        Ok((written, total)) => s.push_str(&format!("{written} of {total} outputs rewritten")),
+        Err(e) => s.push_str(&format!("PUBLISH FAILED: {e}")),
+    }
+    s
+}
+
+enum Outcome {
+    Done,
+    Stop,
+}
+
+struct Daemon {
+    pipeline: Pipeline,
+    schedule: cron::Schedule,
+    catalog: SharedCatalog,
+    telemetry: Arc<Telemetry>,
+    notifier: Notifier,
+    status: StatusLine,
+    /// The address the server was started with; changing it needs a restart.
+    listen: SocketAddr,
+    tick: Duration,
+    term: Signal,
+    int: Signal,
+    hup: Signal,
 }
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    // Handlers first: SIGHUP's default action is to terminate, and systemd may send one
+    // as soon as we say READY.
+    let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let notifier = Notifier::new();
+    let watchdog = sd_notify::watchdog_enabled();
+    let tick = tick_for(watchdog);
     let schedule = config::parse_schedule(&cfg.publish.schedule).expect("validated in config");
     let listen = cfg.server.listen;
-    let pipeline = Arc::new(Pipeline::open(cfg)?);
+    let telemetry = Arc::new(Telemetry::new());
+    let pipeline = Pipeline::open(cfg)?;
     let catalog = SharedCatalog::default();
+
+    let mut daemon = Daemon {
+        pipeline,
+        schedule,
+        catalog: catalog.clone(),
+        telemetry: telemetry.clone(),
+        notifier,
+        status: StatusLine::default(),
+        listen,
+        tick,
+        term,
+        int,
+        hup,
+    };
     // Serve the last good outputs at once, before any partner is contacted.
-    let (cat, _) = pipeline.publish(Utc::now())?;
-    catalog.store(cat);
+    daemon.publish_from_store()?;
+    update_source_gauges(&daemon.pipeline, &telemetry);
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -71,10 +214,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, "serving on http://{addr}/");
     let token = CancellationToken::new();
     let app = serve::app(AppState {
-        catalog: catalog.clone(),
+        catalog,
+        telemetry: telemetry.clone(),
     });
     let server_token = token.clone();
     let server = tokio::spawn(async move {
@@ -83,46 +227,309 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             .await
     });
 
-    let worker_token = token.clone();
-    let worker_pipeline = pipeline.clone();
-    let worker_catalog = catalog.clone();
-    let worker = tokio::spawn(async move {
-        let run_cycle = || async {
-            if let Err(e) = cycle(&worker_pipeline, &worker_catalog).await {
-                tracing::error!(error = %e, "publish failed; the previous outputs stay");
-            }
-        };
-        tokio::select! { _ = run_cycle() => {}, _ = worker_token.cancelled() => return }
-        loop {
-            let Some(next) = schedule.upcoming(Utc).next() else {
-                return;
-            };
-            let wait = (next - Utc::now()).to_std().unwrap_or_default();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = worker_token.cancelled() => return,
-            }
-            tokio::select! { _ = run_cycle() => {}, _ = worker_token.cancelled() => return }
-        }
-    });
+    daemon.status.listening = format!("serving http://{addr}/");
+    daemon.beat();
+    daemon.notify_status(&[NotifyState::Ready]);
+    if let Some(w) = watchdog {
+        tracing::info!(
+            "systemd watchdog every {:?}; the working loop pings every {tick:?}",
+            w
+        );
+    }
 
-    shutdown_signal().await;
+    daemon.work().await;
+
+    daemon.notifier.send(&[
+        NotifyState::Stopping,
+        NotifyState::Status("stopping: draining HTTP connections"),
+    ]);
+    telemetry.stopping();
     tracing::info!("stopping");
     token.cancel();
-    let _ = worker.await;
-    match server.await {
-        Ok(r) => r.map_err(DaemonError::Serve)?,
-        Err(e) => tracing::error!(error = %e, "server task failed"),
+    let abort = server.abort_handle();
+    match tokio::time::timeout(DRAIN, server).await {
+        Ok(Ok(r)) => r.map_err(DaemonError::Serve)?,
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => {
+            tracing::warn!("HTTP clients still connected after {DRAIN:?}; closing them");
+            abort.abort();
+        }
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("signal handlers can be installed");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handlers can be installed");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+impl Daemon {
+    /// The working loop: cycles on the schedule, reloads on SIGHUP, returns on
+    /// SIGTERM/SIGINT.
+    async fn work(&mut self) {
+        // The first cycle runs at once: partners may have news since we last ran.
+        let mut next = Instant::now();
+        loop {
+            self.beat();
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(self.tick);
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    if self.reload() {
+                        // Added sources should not wait for the next scheduled cycle.
+                        next = Instant::now();
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if Instant::now() < next {
+                continue;
+            }
+            if let Outcome::Stop = self.guarded_cycle().await {
+                return;
+            }
+            next = self.next_fire();
+        }
+    }
+
+    fn next_fire(&self) -> Instant {
+        let now = Utc::now();
+        let wait = self
+            .schedule
+            .after(&now)
+            .next()
+            .and_then(|t| (t - now).to_std().ok())
+            // A schedule with no future fire time: stay up, serve, never refresh.
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        Instant::now() + wait
+    }
+
+    /// The loop is alive: ping the watchdog and the health heartbeat.
+    fn beat(&self) {
+        self.notifier.send(&[NotifyState::Watchdog]);
+        self.telemetry
+            .heartbeat(self.tick * 2 + Duration::from_secs(30));
+    }
+
+    fn notify_status(&self, extra: &[NotifyState]) {
+        let status = self.status.render();
+        let mut states = extra.to_vec();
+        states.push(NotifyState::Status(&status));
+        self.notifier.send(&states);
+    }
+
+    /// Runs one cycle while still beating; abandons it past its budget or on SIGTERM.
+    /// Abandoning is clean: each source is stored in its own transaction and publishing
+    /// is synchronous, so the cycle can only be dropped between sources while fetching.
+    async fn guarded_cycle(&mut self) -> Outcome {
+        let budget = cycle_budget(&self.pipeline.cfg);
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let deadline = tokio::time::sleep(budget);
+        tokio::pin!(deadline);
+        let (pipeline, catalog, telemetry) = (&self.pipeline, &self.catalog, &self.telemetry);
+        let cycle = cycle(pipeline, catalog, telemetry);
+        tokio::pin!(cycle);
+        let summary = loop {
+            tokio::select! {
+                s = &mut cycle => break s,
+                _ = ticker.tick() => {
+                    self.notifier.send(&[NotifyState::Watchdog]);
+                    telemetry.heartbeat(self.tick * 2 + Duration::from_secs(30));
+                }
+                _ = self.term.recv() => {
+                    tracing::info!("stop requested during a refresh: abandoning it; every source stored so far is complete");
+                    return Outcome::Stop;
+                }
+                _ = self.int.recv() => return Outcome::Stop,
+                _ = &mut deadline => {
+                    tracing::error!("refresh still running after {budget:?}; abandoned (a partner or the store is stuck)");
+                    break format!("last cycle {} ABANDONED after {}s", Utc::now().format("%H:%M:%SZ"), budget.as_secs());
+                }
+            }
+        };
+        self.status.cycle = summary;
+        self.notify_status(&[]);
+        Outcome::Done
+    }
+
+    fn publish_from_store(&mut self) -> Result<(), DaemonError> {
+        let started = Instant::now();
+        let now = Utc::now();
+        match self.pipeline.publish(now) {
+            Ok((cat, rep)) => {
+                let items = combined_items(&self.pipeline);
+                self.catalog.store(cat);
+                self.telemetry
+                    .publish_ok(now, started.elapsed(), rep.written.len(), items);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// SIGHUP: re-read the config file, validate it, apply it. Returns whether the new
+    /// config is now running.
+    fn reload(&mut self) -> bool {
+        let mut states = vec![NotifyState::Reloading];
+        // systemd (since v253) wants MONOTONIC_USEC with RELOADING=1 to tell this reload
+        // from an earlier one.
+        if let Ok(m) = NotifyState::monotonic_usec_now() {
+            states.push(m);
+        }
+        states.push(NotifyState::Status("reloading configuration"));
+        self.notifier.send(&states);
+        let path = self.pipeline.cfg.path.clone();
+        tracing::info!(config = %path.display(), "reloading configuration");
+        let applied = match Config::load(&path).map_err(|e| e.to_string()) {
+            Err(e) => Err(e),
+            Ok(new) => self.apply(new),
+        };
+        // A refusal note lasts until a reload succeeds.
+        self.status
+            .notes
+            .retain(|n| !n.starts_with("config reload refused"));
+        let ok = match applied {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("config reload refused; still running the previous config: {e}");
+                self.status.notes.push(format!(
+                    "config reload refused at {}, previous config still running: {}",
+                    Utc::now().format("%H:%M:%SZ"),
+                    e.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+                ));
+                false
+            }
+        };
+        self.notify_status(&[NotifyState::Ready]);
+        ok
+    }
+
+    fn apply(&mut self, new: Config) -> Result<(), String> {
+        let schedule = config::parse_schedule(&new.publish.schedule)?;
+        self.status
+            .notes
+            .retain(|n| !n.starts_with("server.listen"));
+        if new.server.listen != self.listen {
+            tracing::warn!(
+                "server.listen changed to {}; still listening on {} until restarted",
+                new.server.listen,
+                self.listen
+            );
+            self.status.notes.push(format!(
+                "server.listen changed to {}: takes effect after a restart",
+                new.server.listen
+            ));
+        }
+        let old = &self.pipeline.cfg.sources;
+        let added: Vec<String> = new
+            .sources
+            .iter()
+            .filter(|s| !old.iter().any(|o| o.id == s.id))
+            .map(|s| s.id.to_string())
+            .collect();
+        let removed: Vec<String> = old
+            .iter()
+            .filter(|o| !new.sources.iter().any(|s| s.id == o.id))
+            .map(|o| o.id.to_string())
+            .collect();
+        let changed: Vec<String> = new
+            .sources
+            .iter()
+            .filter(|s| old.iter().any(|o| o.id == s.id && o != *s))
+            .map(|s| s.id.to_string())
+            .collect();
+        let pipeline = Pipeline::open(new).map_err(|e| e.to_string())?;
+        tracing::info!(
+            added = ?added,
+            removed = ?removed,
+            changed = ?changed,
+            schedule = %pipeline.cfg.publish.schedule,
+            "configuration reloaded"
+        );
+        for r in &removed {
+            self.telemetry.forget_source(r);
+        }
+        self.pipeline = pipeline;
+        self.schedule = schedule;
+        Ok(())
+    }
+}
+
+fn update_source_gauges(pipeline: &Pipeline, telemetry: &Telemetry) {
+    let store = pipeline.store();
+    for s in &pipeline.cfg.sources {
+        match store.source_state(&s.id) {
+            Ok(st) => telemetry.source_state(s.id.as_str(), st.last_success, st.items_held),
+            Err(e) => tracing::warn!(source = %s.id, error = %e, "cannot read source state"),
+        }
+    }
+}
+
+fn combined_items(pipeline: &Pipeline) -> usize {
+    pipeline
+        .store()
+        .visible_items(pipeline.cfg.publish.max_items)
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+/// One refresh-and-publish cycle; records it and returns the `STATUS=` summary.
+async fn cycle(pipeline: &Pipeline, catalog: &SharedCatalog, telemetry: &Telemetry) -> String {
+    let now = Utc::now();
+    let reports = pipeline.refresh(now).await;
+    // Gauges first, so whoever sees a cycle's counters also sees its gauges.
+    update_source_gauges(pipeline, telemetry);
+    for r in &reports {
+        telemetry.record_source(r);
+        if let SourceStatus::Failed(e) = &r.status {
+            tracing::warn!(source = %r.id, "{e}");
+        }
+    }
+    let started = Instant::now();
+    let publish = match pipeline.publish(now) {
+        Ok((cat, rep)) => {
+            let total = cat.len();
+            let items = combined_items(pipeline);
+            catalog.store(cat);
+            telemetry.publish_ok(now, started.elapsed(), rep.written.len(), items);
+            // WebSub: tell the hub which feeds changed (never fails the cycle).
+            pipeline.announce(&rep).await;
+            Ok((rep.written.len(), total))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "publish failed; the previous outputs stay served");
+            telemetry.publish_failed(started.elapsed(), &e.to_string());
+            Err(e.to_string())
+        }
+    };
+    let summary = summarise(&reports, &publish);
+    tracing::info!("{summary}");
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_is_half_the_watchdog_and_capped() {
+        assert_eq!(tick_for(None), MAX_TICK);
+        assert_eq!(
+            tick_for(Some(Duration::from_secs(10))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(tick_for(Some(Duration::from_secs(600))), MAX_TICK);
+    }
+
+    #[test]
+    fn status_line_is_one_line() {
+        let s = StatusLine {
+            listening: "serving http://127.0.0.1:1/".into(),
+            cycle: "last cycle".into(),
+            notes: vec!["config reload refused: line 1\nline 2".into()],
+        };
+        assert!(!s.render().contains('\n'));
     }
 }

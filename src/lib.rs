@@ -20,7 +20,8 @@
 //! - [`dedupe`]: which stored story a new item repeats.
 //! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
 //! - [`render`] and [`publish`]: channel documents, written atomically, served from memory.
-//! - [`serve`]: the HTTP server over the published catalog.
+//! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
+//! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
 //! - [`pipeline`]: the only module that knows the order of the stages.
 //! - [`daemon`]: process lifecycle: schedule, signals.
@@ -32,6 +33,7 @@ pub mod dedupe;
 pub mod doctor;
 pub mod fetch;
 pub mod import;
+pub mod metrics;
 pub mod model;
 pub mod normalise;
 pub mod pipeline;

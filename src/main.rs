@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
-use feedwerk::pipeline::{Pipeline, SourceStatus};
+use feedwerk::pipeline::{Pipeline, Preview, SourceReport, SourceStatus};
 
 /// RSS/Atom feed publisher and aggregator: local Markdown posts and partner feeds,
 /// normalised, deduplicated and republished as RSS, Atom and JSON Feed.
@@ -42,7 +42,12 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Refresh every source once, publish, and exit (non-zero only if nothing could be published).
-    Build,
+    Build {
+        /// Show what the next publish would add, change and withdraw, writing nothing:
+        /// partners are fetched, but the store and the outputs stay untouched.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the daemon: refresh and publish on the schedule, serve the outputs over HTTP.
     Run,
     /// Validate the configuration and the local posts; exit 1 on any error.
@@ -96,6 +101,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script, e.g. `feedwerk completions bash > /usr/share/bash-completion/completions/feedwerk`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `feedwerk manpage > /usr/local/share/man/man1/feedwerk.1`.
+    Manpage,
 }
 
 const DOCTOR_EXAMPLES: &str = "Examples:
@@ -352,30 +365,19 @@ fn dupes_text(store: &feedwerk::store::Store) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Build => {
+        Command::Build { dry_run: true } => {
+            let cfg = load(&cli.config)?;
+            let preview = runtime()?.block_on(Pipeline::preview(cfg, Utc::now()))?;
+            print_reports(&preview.reports);
+            print_preview(&preview);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { dry_run: false } => {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
             let now = Utc::now();
             let reports = runtime()?.block_on(pipeline.refresh(now));
-            for r in &reports {
-                let status = match &r.status {
-                    SourceStatus::Updated {
-                        items,
-                        new,
-                        changed,
-                    } => format!("ok: {items} items ({new} new, {changed} changed)"),
-                    SourceStatus::NotModified => "not modified".to_owned(),
-                    SourceStatus::Skipped(why) => format!("skipped: {why}"),
-                    SourceStatus::Failed(e) => format!("FAILED: {e}"),
-                };
-                println!("{:<12} {status}", r.id.as_str());
-                for p in &r.problems {
-                    println!("{:<12}   problem: {p}", "");
-                }
-                if let Some(m) = &r.moved_to {
-                    println!("{:<12}   moved permanently to {m}; update the config", "");
-                }
-            }
+            print_reports(&reports);
             match pipeline.publish(now) {
                 Ok((catalog, rep)) => {
                     for (path, e) in &rep.failed {
@@ -639,6 +641,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "feedwerk",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sources => {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
@@ -674,4 +691,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_reports(reports: &[SourceReport]) {
+    for r in reports {
+        let status = match &r.status {
+            SourceStatus::Updated {
+                items,
+                new,
+                changed,
+            } => format!("ok: {items} items ({new} new, {changed} changed)"),
+            SourceStatus::NotModified => "not modified".to_owned(),
+            SourceStatus::Skipped(why) => format!("skipped: {why}"),
+            SourceStatus::Failed(e) => format!("FAILED: {e}"),
+        };
+        println!("{:<12} {status}", r.id.as_str());
+        for p in &r.problems {
+            println!("{:<12}   problem: {p}", "");
+        }
+        if let Some(m) = &r.moved_to {
+            println!("{:<12}   moved permanently to {m}; update the config", "");
+        }
+    }
+}
+
+fn print_preview(p: &Preview) {
+    println!("dry run: nothing was written. The next publish would");
+    let list = |verb: &str, sign: char, items: &[feedwerk::store::StoredItem]| {
+        println!("  {verb:<9} {} items", items.len());
+        for s in items {
+            println!(
+                "    {sign} [{}] {}  ({})",
+                s.item.source.as_str(),
+                s.item.title,
+                s.item.published.format("%Y-%m-%d")
+            );
+        }
+    };
+    list("add", '+', &p.added);
+    list("change", '~', &p.changed);
+    list("withdraw", '-', &p.withdrawn);
+    println!(
+        "  rewrite   {} of {} outputs{}",
+        p.rewrite.len(),
+        p.documents,
+        if p.rewrite.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.rewrite.join(", "))
+        }
+    );
 }

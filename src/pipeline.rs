@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -54,6 +54,24 @@ pub struct SourceReport {
     pub problems: Vec<String>,
     /// A permanent redirect was followed: the operator should update the config.
     pub moved_to: Option<String>,
+    /// Wall time from the start of the fetch (or directory read) to the stored result.
+    pub elapsed: Duration,
+}
+
+/// What the next publish would do, from `build --dry-run`.
+#[derive(Debug)]
+pub struct Preview {
+    pub reports: Vec<SourceReport>,
+    /// Items that would enter the combined feed.
+    pub added: Vec<StoredItem>,
+    /// Items in the combined feed whose content would change.
+    pub changed: Vec<StoredItem>,
+    /// Items that would leave the combined feed (source removed, pruned, pushed out).
+    pub withdrawn: Vec<StoredItem>,
+    /// Output paths whose bytes would change.
+    pub rewrite: Vec<String>,
+    /// How many output documents there would be.
+    pub documents: usize,
 }
 
 /// Everything a cycle needs: config, store, HTTP client.
@@ -74,25 +92,72 @@ pub enum PipelineError {
 
 impl Pipeline {
     pub fn open(cfg: Config) -> Result<Pipeline, StoreError> {
-        let authority = cfg
-            .site
-            .base_url
-            .host_str()
-            .unwrap_or("localhost")
-            .to_owned();
-        let store = Store::open(&cfg.store.path, &authority)?;
+        let store = Store::open(&cfg.store.path, &authority(&cfg))?;
+        Ok(Pipeline::with_store(cfg, store))
+    }
+
+    /// A pipeline over a private in-memory copy of the store, for `build --dry-run`:
+    /// refreshing it fetches for real but writes nothing to the store file.
+    pub fn open_dry_run(cfg: Config) -> Result<Pipeline, StoreError> {
+        let store = Store::snapshot(&cfg.store.path, &authority(&cfg))?;
+        Ok(Pipeline::with_store(cfg, store))
+    }
+
+    /// Runs a refresh against a private in-memory copy of the store and reports what the
+    /// next publish would add, change and withdraw. Partners are fetched for real (with
+    /// the stored validators), but neither the store file nor any output is written.
+    pub async fn preview(cfg: Config, now: DateTime<Utc>) -> Result<Preview, PipelineError> {
+        let p = Pipeline::open_dry_run(cfg)?;
+        let max = p.cfg.publish.max_items;
+        let before = p.store().visible_items(max)?;
+        let reports = p.refresh(now).await;
+        let after = p.store().visible_items(max)?;
+        let (_, plan) = p.render(now, Finish::Plan)?;
+        let old: HashMap<&str, &StoredItem> =
+            before.iter().map(|s| (s.item.id.0.as_str(), s)).collect();
+        let new: HashMap<&str, &StoredItem> =
+            after.iter().map(|s| (s.item.id.0.as_str(), s)).collect();
+        let added = after
+            .iter()
+            .filter(|s| !old.contains_key(s.item.id.0.as_str()))
+            .cloned()
+            .collect();
+        let changed = after
+            .iter()
+            .filter(|s| {
+                old.get(s.item.id.0.as_str())
+                    .is_some_and(|o| o.item != s.item || o.also_at != s.also_at)
+            })
+            .cloned()
+            .collect();
+        let withdrawn = before
+            .iter()
+            .filter(|s| !new.contains_key(s.item.id.0.as_str()))
+            .cloned()
+            .collect();
+        Ok(Preview {
+            reports,
+            added,
+            changed,
+            withdrawn,
+            documents: plan.written.len() + plan.unchanged,
+            rewrite: plan.written,
+        })
+    }
+
+    fn with_store(cfg: Config, store: Store) -> Pipeline {
         let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
         let hub = cfg
             .publish
             .websub_hub
             .clone()
             .map(|u| Hub::new(u, &cfg.user_agent()));
-        Ok(Pipeline {
+        Pipeline {
             cfg: Arc::new(cfg),
             store: Mutex::new(store),
             fetcher,
             hub,
-        })
+        }
     }
 
     /// The store, for read-only commands (`sources`, `dupes`).
@@ -106,9 +171,16 @@ impl Pipeline {
     /// source's items in its own transaction.
     pub async fn refresh(&self, now: DateTime<Utc>) -> Vec<SourceReport> {
         let sources: Vec<Source> = self.cfg.sources.clone();
+        let configured: Vec<SourceId> = sources.iter().map(|s| s.id.clone()).collect();
+        match self.store().withdraw_unconfigured(&configured) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("withdrew {n} items of sources no longer configured"),
+            Err(e) => tracing::error!(error = %e, "cannot withdraw items of removed sources"),
+        }
         let deadline = self.cfg.fetch.timeout + Duration::from_secs(5);
-        let fetched: Vec<(Source, Result<Fetch, SourceReport>)> = stream::iter(sources)
+        let fetched: Vec<(Source, Result<Fetch, SourceReport>, Instant)> = stream::iter(sources)
             .map(|s| async move {
+                let started = Instant::now();
                 let r = tokio::time::timeout(deadline, self.acquire(&s)).await;
                 let r = r.unwrap_or_else(|_| {
                     Err(report(
@@ -120,19 +192,23 @@ impl Pipeline {
                         )),
                     ))
                 });
-                (s, r)
+                (s, r, started)
             })
             .buffer_unordered(self.cfg.fetch.concurrency)
             .collect()
             .await;
         let mut reports: Vec<SourceReport> = fetched
             .into_iter()
-            .map(|(s, r)| match r {
-                Ok(f) => self.ingest(&s, f, now),
-                Err(rep) => {
-                    self.record_failure(&s, &rep, now);
-                    rep
-                }
+            .map(|(s, r, started)| {
+                let mut rep = match r {
+                    Ok(f) => self.ingest(&s, f, now),
+                    Err(rep) => {
+                        self.record_failure(&s, &rep, now);
+                        rep
+                    }
+                };
+                rep.elapsed = started.elapsed();
+                rep
             })
             .collect();
         reports.sort_by(|a, b| a.id.cmp(&b.id));
@@ -467,6 +543,16 @@ impl Pipeline {
     /// and the embed script — and publishes what changed. Full archive pages that
     /// reached their final form are sealed afterwards.
     pub fn publish(&self, now: DateTime<Utc>) -> Result<(Catalog, PublishReport), PipelineError> {
+        self.render(now, Finish::Publish)
+    }
+
+    /// Renders everything; then publishes it, or (`Finish::Plan`, for `build --dry-run`)
+    /// only reports in `written` what publishing would write, returning an empty catalog.
+    fn render(
+        &self,
+        now: DateTime<Utc>,
+        finish: Finish,
+    ) -> Result<(Catalog, PublishReport), PipelineError> {
         let cfg = &self.cfg;
         let channels = self.channels()?;
         let sources: HashMap<SourceId, Source> = cfg
@@ -591,6 +677,16 @@ impl Pipeline {
             cache_control: ASSET_CACHE,
             items: None,
         });
+        if let Finish::Plan = finish {
+            let total = docs.len();
+            let written = publish::plan(&cfg.publish.output_dir, &docs, &store, now)?;
+            let report = PublishReport {
+                unchanged: total - written.len(),
+                written,
+                ..PublishReport::default()
+            };
+            return Ok((Catalog::default(), report));
+        }
         let (mut catalog, report) = publish::publish(&cfg.publish.output_dir, docs, &store, now)?;
         // From now on readers know these representatives' IDs: they never change.
         store.mark_shown(now)?;
@@ -795,6 +891,21 @@ impl<'a> RenderCtx<'a> {
     }
 }
 
+/// What [`Pipeline::render`] does with the documents.
+enum Finish {
+    Publish,
+    Plan,
+}
+
+/// The tag-URI authority for published IDs: the site's host.
+fn authority(cfg: &Config) -> String {
+    cfg.site
+        .base_url
+        .host_str()
+        .unwrap_or("localhost")
+        .to_owned()
+}
+
 enum Fetch {
     Local(std::path::PathBuf),
     Remote(FetchOutcome),
@@ -821,5 +932,6 @@ fn report(id: &SourceId, status: SourceStatus) -> SourceReport {
         status,
         problems: Vec::new(),
         moved_to: None,
+        elapsed: Duration::ZERO,
     }
 }

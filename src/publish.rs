@@ -208,6 +208,63 @@ fn variants(
     )
 }
 
+/// The bytes a document has now, and whether they differ from what is published.
+/// `None` for a sealed document whose file is gone or unreadable (logged).
+fn bytes_to_publish(
+    doc: &Document,
+    previous: &Option<(String, DateTime<Utc>)>,
+    file: &Path,
+    on_disk: bool,
+    now: DateTime<Utc>,
+) -> Option<(Vec<u8>, bool)> {
+    Some(match (&doc.body, previous) {
+        (Body::Keep, Some(_)) if on_disk => match std::fs::read(file) {
+            Ok(b) => (b, false),
+            Err(e) => {
+                tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
+                return None;
+            }
+        },
+        (Body::Keep, _) => {
+            tracing::error!(path = %doc.path, "sealed document missing on disk");
+            return None;
+        }
+        (Body::Fixed(b), prev) => {
+            let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
+            (b.clone(), !same)
+        }
+        (Body::Dated(render), Some((h, lm))) if on_disk => {
+            let b = render(*lm);
+            if content_hash(&b) == *h {
+                (b, false)
+            } else {
+                (render(now), true)
+            }
+        }
+        (Body::Dated(render), _) => (render(now), true),
+    })
+}
+
+/// The paths [`publish`] would write for `docs` (new or changed bytes), writing nothing:
+/// for `build --dry-run`.
+pub fn plan(
+    out_dir: &Path,
+    docs: &[Document],
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let now = now.trunc_subsecs(0);
+    let mut out = Vec::new();
+    for doc in docs {
+        let file = out_dir.join(&doc.path);
+        let previous = store.output_state(&doc.path)?;
+        if let Some((_, true)) = bytes_to_publish(doc, &previous, &file, file.exists(), now) {
+            out.push(doc.path.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Publishes `docs` under `out_dir`, reusing validators of unchanged documents from the
 /// store. Returns the new catalog and what was written.
 pub fn publish(
@@ -225,32 +282,8 @@ pub fn publish(
         let file = out_dir.join(&doc.path);
         let previous = store.output_state(&doc.path)?;
         let on_disk = file.exists();
-        // The bytes as they would be if nothing changed, and whether they did.
-        let (body, changed) = match (&doc.body, &previous) {
-            (Body::Keep, Some(_)) if on_disk => match std::fs::read(&file) {
-                Ok(b) => (b, false),
-                Err(e) => {
-                    tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
-                    continue;
-                }
-            },
-            (Body::Keep, _) => {
-                tracing::error!(path = %doc.path, "sealed document missing on disk");
-                continue;
-            }
-            (Body::Fixed(b), prev) => {
-                let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
-                (b.clone(), !same)
-            }
-            (Body::Dated(render), Some((h, lm))) if on_disk => {
-                let b = render(*lm);
-                if content_hash(&b) == *h {
-                    (b, false)
-                } else {
-                    (render(now), true)
-                }
-            }
-            (Body::Dated(render), _) => (render(now), true),
+        let Some((body, changed)) = bytes_to_publish(&doc, &previous, &file, on_disk, now) else {
+            continue;
         };
         let hash = content_hash(&body);
         let last_modified = match (&previous, changed) {

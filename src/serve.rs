@@ -3,16 +3,24 @@
 //! from pre-rendered entries). No directory listing and no file system access per
 //! request: a path is either in the catalog or a plain 404, so no path can escape it.
 //!
-//! [`app`] builds the router; other modules add their routes to it (health, metrics)
-//! with `.route(…)` before the catalog fallback catches everything else.
+//! [`app`] builds the router; other modules add their routes to it with `.route(…)`
+//! before the catalog fallback catches everything else.
+//!
+//! Two operational routes sit beside the catalog: `/healthz` (200, or 503 with the
+//! reason) and `/metrics` (Prometheus text, OpenMetrics on request). Every answer is
+//! counted by path and status; the numbers themselves live in [`crate::metrics`].
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::metrics::Telemetry;
 use crate::publish::{Rendered, SharedCatalog};
 use crate::render::embed;
 
@@ -20,14 +28,75 @@ use crate::render::embed;
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: SharedCatalog,
+    /// Metrics and health, shared with the daemon's working loop.
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl AppState {
+    pub fn new(catalog: SharedCatalog) -> AppState {
+        AppState {
+            catalog,
+            telemetry: Arc::default(),
+        }
+    }
 }
 
 /// The router; tests drive it with or without a socket.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/embed", get(serve_embed))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(serve_catalog)
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+/// Counts every answer by path and status. A 404 or 405 is counted under "other": only
+/// paths we actually serve get a series of their own.
+async fn count_request(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let known = status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED;
+    state.telemetry.http_request(&path, known, status.as_u16());
+    resp
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let (status, text) = match state.telemetry.check() {
+        Ok(summary) => (StatusCode::OK, summary),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    };
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        format!("{text}\n"),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        crate::metrics::OPENMETRICS_TEXT
+    } else {
+        crate::metrics::PROMETHEUS_TEXT
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        state.telemetry.encode(openmetrics),
+    )
+        .into_response()
 }
 
 async fn serve_catalog(State(state): State<AppState>, req: Request<Body>) -> Response {

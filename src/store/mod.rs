@@ -128,6 +128,25 @@ impl Store {
         Store::init(Connection::open_in_memory()?, authority)
     }
 
+    /// A private in-memory copy of the store at `path` (empty if there is none yet),
+    /// for `build --dry-run`: a whole refresh can run against it and nothing reaches the
+    /// file. The file is opened read-only and never created.
+    pub fn snapshot(path: &Path, authority: &str) -> Result<Store, StoreError> {
+        let mut mem = Connection::open_in_memory()?;
+        if path.exists() {
+            let open_err = |source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = open_untouched(path).map_err(open_err)?;
+            file.busy_timeout(std::time::Duration::from_secs(5))?;
+            rusqlite::backup::Backup::new(&file, &mut mem)
+                .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
+                .map_err(open_err)?;
+        }
+        Store::init(mem, authority)
+    }
+
     fn init(conn: Connection, authority: &str) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -305,7 +324,12 @@ impl Store {
                     }
                 }
                 None => {
-                    item.first_seen = now;
+                    // Whole seconds, as stored in the `first_seen` column: otherwise the next
+                    // refresh sees a different JSON and counts an unchanged item as changed.
+                    item.first_seen = from_ts(ts(now));
+                    if item.date_source == DateSource::FirstSeen {
+                        item.published = from_ts(ts(item.published));
+                    }
                     let decision = decide(&tx, &item)?;
                     let published_id = self_mint(&self.authority, &item);
                     let json = serde_json::to_string(&item).expect("items serialise");
@@ -458,6 +482,30 @@ impl Store {
         Ok(n)
     }
 
+    /// Withdraws the items of sources that are no longer configured, in one transaction,
+    /// so removing a `[[source]]` takes its items out of every output. The rows stay:
+    /// adding the source back brings back what it still lists, with the same published
+    /// IDs. A story that a removed source represented is handed to its next copy.
+    /// Returns how many items were withdrawn.
+    pub fn withdraw_unconfigured(&mut self, configured: &[SourceId]) -> Result<usize, StoreError> {
+        let ids = serde_json::to_string(&configured).expect("ids serialise");
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE items SET withdrawn = 1
+             WHERE withdrawn = 0 AND source_id NOT IN (SELECT value FROM json_each(?1))",
+            [&ids],
+        )?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE items SET dup_of = NULL, dup_reason = NULL
+                 WHERE withdrawn = 0 AND dup_of IN (SELECT id FROM items WHERE withdrawn = 1)",
+                [],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Remembered validators of a published output, so they survive restarts.
     pub fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
         Ok(self
@@ -502,6 +550,27 @@ impl Store {
     /// Mints IDs the same way `upsert` does; exposed for tests.
     pub fn published_id_for(&self, item: &Item) -> String {
         self.mint_published_id(item)
+    }
+}
+
+/// Opens the store file read-only without creating anything beside it. With no `-wal`
+/// file, no connection has the store open and the main file is complete, so it is
+/// opened `immutable` (SQLite then creates no `-shm`/`-wal`). With one, a daemon may be
+/// running: open it read-only the normal way, sharing its WAL index.
+fn open_untouched(path: &Path) -> Result<Connection, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let uri = std::path::absolute(path)
+        .ok()
+        .and_then(|abs| url::Url::from_file_path(abs).ok());
+    match uri {
+        Some(mut uri) if !Path::new(&wal).exists() => {
+            uri.set_query(Some("immutable=1"));
+            Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)
+        }
+        _ => Connection::open_with_flags(path, flags),
     }
 }
 

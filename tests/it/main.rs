@@ -2,6 +2,7 @@
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
 mod config;
+mod daemon;
 mod dedupe;
 mod doctor;
 mod import;

@@ -717,8 +717,16 @@ impl Daemon {
     /// Starts `feedwerk run` (the config should listen on `127.0.0.1:0`) and waits until
     /// it serves, at most 60 s.
     pub fn start(project: &Project) -> Daemon {
-        let mut child = project
-            .command(&["run"])
+        Daemon::start_with_env(project, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (`NOTIFY_SOCKET`, …).
+    pub fn start_with_env(project: &Project, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = project.command(&["run"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -765,6 +773,26 @@ impl Daemon {
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
         http_get(self.addr, path, headers)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal with kill(1) (`"HUP"`, `"TERM"`, `"KILL"`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill(1)")
+            .success();
+        assert!(ok, "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit, at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(within, || self.child.try_wait().ok().flatten())
     }
 }
 
