@@ -18,7 +18,7 @@
 //!    the longer one within `window_days` (a teaser of a full post);
 //! 6. the titles agree and text Jaccard ≥ `title_jaccard` within `window_days`.
 //!
-//! Never duplicates: texts in different languages (rules 2–6), and posts of a series
+//! Never duplicates: texts detected in different languages (rules 2–6), and posts of a series
 //! whose titles differ only in their numbers (`Newsletter 10/2017`, `Newsletter
 //! 11/2017`), whatever their text says — a series shares its template by design.
 //!
@@ -230,7 +230,6 @@ struct Side<'a> {
     text: &'a str,
     text_hash: Option<&'a str>,
     url: Option<&'a str>,
-    language: Option<&'a str>,
     published: DateTime<Utc>,
 }
 
@@ -242,7 +241,6 @@ impl<'a> Side<'a> {
             text: &i.text,
             text_hash: Some(&i.fingerprint.text_hash),
             url: i.canonical_url.as_deref(),
-            language: i.language.as_deref(),
             published: i.published,
         }
     }
@@ -253,18 +251,17 @@ impl<'a> Side<'a> {
             text: &h.text,
             text_hash: h.text_hash.as_deref(),
             url: h.canonical_url.as_deref(),
-            language: h.language.as_deref(),
             published: h.published,
         }
     }
 }
 
-/// The primary language of a side: detected from its text when possible (a partner's
-/// declared feed language is often wrong for single items), else as declared.
+/// The primary language of a side's text, when detection is reliable. Declared
+/// languages are not used: partners often declare one feed language for every item,
+/// and texts that share long word runs are in one language anyway; the guard is for
+/// versions of a story whose texts really are in different languages.
 fn language_of(s: &Side) -> Option<String> {
     crate::normalise::lang::detect(s.text)
-        .or_else(|| s.language.map(str::to_owned))
-        .map(|l| l.split('-').next().unwrap_or(&l).to_ascii_lowercase())
 }
 
 fn same_language(a: &Side, b: &Side) -> bool {
@@ -281,12 +278,12 @@ pub fn is_series(a: &str, b: &str) -> bool {
         let key = fingerprint::title_key(s);
         let words: String = key
             .split(' ')
-            .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+            .filter(|w| !is_number(w))
             .collect::<Vec<_>>()
             .join(" ");
         let numbers: String = key
             .split(' ')
-            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .filter(|w| is_number(w))
             .collect::<Vec<_>>()
             .join(" ");
         (words, numbers)
@@ -336,6 +333,10 @@ impl Deduper {
     }
 }
 
+fn is_number(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_numeric())
+}
+
 /// Keeps the first of several entries with one ID in a single fetch (the same GUID
 /// listed twice by a source); returns how many were dropped.
 pub fn collapse_same_id(items: &mut Vec<Item>) -> usize {
@@ -358,5 +359,11 @@ mod tests {
             "DEFUS auf dem Deutschen Präventionstag 2017"
         ));
         assert!(!is_series("Wetter", "Wetter"));
+        // Words with digits in them are words, not issue numbers.
+        assert!(!is_series(
+            "G20-Gipfel in Hamburg",
+            "G7-Gipfel in Hamburg 2"
+        ));
+        assert!(!is_series("p1 berichtet (3)", "p2 berichtet (3)"));
     }
 }

@@ -217,6 +217,10 @@ pub struct Item {
     pub guid: Option<String>,
     /// Link for readers: absolute, tracking parameters removed.
     pub url: Option<Url>,
+    /// The link as the source wrote it (resolved, tracking parameters kept): with the
+    /// GUID, the key `feedwerk dupes --jsonl` reports an item under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_link: Option<String>,
     /// Identity form of the URL (scheme-less, no tracking, no fragment, no trailing slash).
     pub canonical_url: Option<String>,
     /// Plain text, entities decoded once, whitespace collapsed.

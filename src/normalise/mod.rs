@@ -177,6 +177,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         source: ctx.source.id.clone(),
         guid: entry.guid.clone().filter(|g| !g.trim().is_empty()),
         url: link.as_ref().map(url::clean),
+        source_link: link.as_ref().map(|u| u.to_string()),
         canonical_url,
         title,
         summary,

@@ -22,6 +22,7 @@ pub fn item_key(item: &Item) -> String {
     let local = item
         .guid
         .clone()
+        .or_else(|| item.source_link.clone())
         .or_else(|| item.url.as_ref().map(|u| u.to_string()))
         .unwrap_or_else(|| item.id.to_string());
     format!("{}|{local}", item.source)

@@ -291,3 +291,577 @@ fn same_guid_twice_in_one_feed_is_one_item() {
     assert_eq!(count(&atom, "<entry>"), 1);
     assert!(atom.contains("Erste Fassung"), "the first listing wins");
 }
+
+/// Atom entry IDs with their titles, in document order.
+fn atom_entries(atom: &str) -> Vec<(String, String)> {
+    atom.split("<entry>")
+        .skip(1)
+        .map(|e| {
+            let grab = |tag: &str| {
+                let open = format!("<{tag}>");
+                let start = e.find(&open).map(|i| i + open.len()).unwrap_or(0);
+                let end = e[start..].find(&format!("</{tag}>")).unwrap_or(0);
+                e[start..start + end].to_owned()
+            };
+            (grab("id"), grab("title"))
+        })
+        .collect()
+}
+
+fn two_partners(server: &TestServer) -> String {
+    format!(
+        "{}{}",
+        feed_source("a", "Partner A", &server.url("/a.xml"), 50),
+        feed_source("b", "Partner B", &server.url("/b.xml"), 50)
+    )
+}
+
+#[test]
+fn same_text_under_another_title_date_and_url_is_a_near_duplicate() {
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[It {
+                guid: Some("a-1"),
+                link: "https://a.example/augsburg",
+                title: "Augsburg stellt Sicherheitskonzept vor",
+                date: "Mon, 03 Jun 2024 09:00:00 +0200",
+                body: STORY_A,
+            }],
+        ),
+    );
+    let attributed = format!("<p>Augsburg (dpa) –</p>{STORY_A}<p>Mehr in unserem Newsletter.</p>");
+    serve(
+        &server,
+        "/b.xml",
+        rss(
+            "B",
+            &[It {
+                guid: Some("b-1"),
+                link: "https://b.example/meldungen/4711",
+                title: "Mehr Licht und Ordnungsdienst: Augsburgs neuer Plan",
+                date: "Wed, 05 Jun 2024 18:30:00 +0200",
+                body: &attributed,
+            }],
+        ),
+    );
+    let p = Project::new();
+    p.config(&two_partners(&server));
+    p.run(&["build"]).success();
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 1);
+    let dupes = p.run(&["dupes"]).success().stdout();
+    assert!(dupes.contains("(text similarity 0."), "{dupes}");
+}
+
+#[test]
+fn teaser_with_the_same_title_joins_the_full_post() {
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[It {
+                guid: Some("a-1"),
+                link: "https://a.example/augsburg",
+                title: "Augsburg stellt Sicherheitskonzept vor",
+                date: "Mon, 03 Jun 2024 09:00:00 +0200",
+                body: STORY_A,
+            }],
+        ),
+    );
+    serve(
+        &server,
+        "/b.xml",
+        rss(
+            "B",
+            &[It {
+                guid: Some("b-1"),
+                link: "https://b.example/teaser/augsburg",
+                title: "Augsburg stellt Sicherheitskonzept vor",
+                date: "Mon, 03 Jun 2024 12:00:00 +0200",
+                body: "<p>Die Stadt Augsburg hat ein neues Konzept für die Sicherheit im öffentlichen Raum vorgestellt. Im Mittelpunkt stehen beleuchtete Wege …</p>",
+            }],
+        ),
+    );
+    let p = Project::new();
+    p.config(&two_partners(&server));
+    p.run(&["build"]).success();
+    let dupes = p.run(&["dupes"]).success().stdout();
+    assert!(dupes.contains("teaser contained"), "{dupes}");
+    let entries = atom_entries(&p.read("public/atom.xml"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+}
+
+#[test]
+fn teaser_under_another_title_stays_separate() {
+    // Containment alone is not enough: a short text inside a long one under another
+    // title may be a quotation.
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[It {
+                guid: Some("a-1"),
+                link: "https://a.example/augsburg",
+                title: "Augsburg stellt Sicherheitskonzept vor",
+                date: "Mon, 03 Jun 2024 09:00:00 +0200",
+                body: STORY_A,
+            }],
+        ),
+    );
+    serve(
+        &server,
+        "/b.xml",
+        rss(
+            "B",
+            &[It {
+                guid: Some("b-1"),
+                link: "https://b.example/presseschau",
+                title: "Presseschau vom 3. Juni",
+                date: "Mon, 03 Jun 2024 12:00:00 +0200",
+                body: "<p>Die Stadt Augsburg hat ein neues Konzept für die Sicherheit im öffentlichen Raum vorgestellt.</p>",
+            }],
+        ),
+    );
+    let p = Project::new();
+    p.config(&two_partners(&server));
+    p.run(&["build"]).success();
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 2);
+}
+
+#[test]
+fn identical_title_and_nearly_same_text_on_nearby_dates_is_one_story() {
+    let server = TestServer::start();
+    let edited = STORY_A
+        .replace(
+            "im Frühjahr zu drei Werkstattgesprächen ein",
+            "im März zu zwei Werkstattgesprächen im Rathaus ein",
+        )
+        .replace(
+            "regelmäßige Sprechstunden in den Stadtteilen",
+            "wöchentliche Sprechstunden in allen Stadtbezirken",
+        )
+        .replace(
+            "beleuchtete Wege, ein kommunaler",
+            "bessere Beleuchtung, ein städtischer",
+        );
+    for (path, guid, link, date, body) in [
+        (
+            "/a.xml",
+            "a-1",
+            "https://a.example/x",
+            "Mon, 03 Jun 2024 09:00:00 +0200",
+            STORY_A,
+        ),
+        (
+            "/b.xml",
+            "b-1",
+            "https://b.example/y",
+            "Thu, 06 Jun 2024 09:00:00 +0200",
+            edited.as_str(),
+        ),
+    ] {
+        serve(
+            &server,
+            path,
+            rss(
+                "X",
+                &[It {
+                    guid: Some(guid),
+                    link,
+                    title: "Augsburg stellt Sicherheitskonzept vor",
+                    date,
+                    body,
+                }],
+            ),
+        );
+    }
+    let p = Project::new();
+    p.config(&two_partners(&server));
+    p.run(&["build"]).success();
+    let dupes = p.run(&["dupes"]).success().stdout();
+    assert!(
+        dupes.contains("same title, text similarity") || dupes.contains("(text similarity"),
+        "{dupes}"
+    );
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 1);
+}
+
+#[test]
+fn numbered_issues_of_a_newsletter_series_stay_separate() {
+    let template = |month: &str, topics: &str| {
+        format!(
+            "<p>Der DEFUS-Newsletter für den Monat {month} ist erschienen. Er informiert die Mitglieder des Forums über Veranstaltungen, neue Veröffentlichungen und Projekte aus dem europäischen Netzwerk für urbane Sicherheit. Sie können den Newsletter als PDF herunterladen oder sich für den Versand per E-Mail anmelden.</p><p>{topics}</p>"
+        )
+    };
+    let oct = template("Oktober", "Themen: Mitgliederversammlung in Stuttgart.");
+    let nov = template("November", "Themen: Konferenz in Barcelona.");
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[
+                It {
+                    guid: Some("nl-10"),
+                    link: "https://a.example/newsletter-10-2017",
+                    title: "Newsletter 10/2017",
+                    date: "Mon, 02 Oct 2017 09:00:00 +0200",
+                    body: &oct,
+                },
+                It {
+                    guid: Some("nl-11"),
+                    link: "https://a.example/newsletter-11-2017",
+                    title: "Newsletter 11/2017",
+                    date: "Thu, 02 Nov 2017 09:00:00 +0100",
+                    body: &nov,
+                },
+            ],
+        ),
+    );
+    let p = Project::new();
+    p.config(&feed_source("a", "A", &server.url("/a.xml"), 50));
+    p.run(&["build"]).success();
+    let titles: Vec<String> = atom_entries(&p.read("public/atom.xml"))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(titles, ["Newsletter 11/2017", "Newsletter 10/2017"]);
+}
+
+#[test]
+fn language_versions_of_a_story_stay_separate() {
+    let de = "<p>DEFUS und das Institut für angewandte Präventionsforschung organisieren gemeinsam eine Webinarreihe über extremistische Radikalisierung. Die Webinare beleuchten die unterschiedlichen Facetten des Themenkomplexes und richten sich an Fachkräfte der Kommunen.</p>";
+    let en = "<p>DEFUS and the Institute for Applied Prevention Research jointly organise a webinar series on extremist radicalisation. The webinars shed light on the different facets of the topic and are aimed at professionals working for local authorities.</p>";
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[
+                It {
+                    guid: Some("liaise-de"),
+                    link: "https://a.example/de/liaise-2",
+                    title: "LIAISE 2",
+                    date: "Thu, 06 Apr 2017 09:00:00 +0200",
+                    body: de,
+                },
+                It {
+                    guid: Some("liaise-en"),
+                    link: "https://a.example/en/liaise-2",
+                    title: "LIAISE 2",
+                    date: "Thu, 06 Apr 2017 09:00:00 +0200",
+                    body: en,
+                },
+            ],
+        ),
+    );
+    let p = Project::new();
+    p.config(&feed_source("a", "A", &server.url("/a.xml"), 50));
+    p.run(&["build"]).success();
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 2);
+    assert!(p.run(&["dupes"]).success().stdout().contains("0 clusters"));
+}
+
+/// A distinct, substantial German text for story `n` (shares no 5-word run with others).
+fn story(n: usize) -> String {
+    const WORDS: [&str; 24] = [
+        "Stadt",
+        "Prävention",
+        "Quartier",
+        "Polizei",
+        "Schule",
+        "Verein",
+        "Rathaus",
+        "Bürger",
+        "Jugend",
+        "Sicherheit",
+        "Netzwerk",
+        "Projekt",
+        "Beratung",
+        "Tagung",
+        "Förderung",
+        "Kommune",
+        "Nachbarschaft",
+        "Studie",
+        "Konzept",
+        "Fachkräfte",
+        "Integration",
+        "Gewalt",
+        "Ordnungsamt",
+        "Konferenz",
+    ];
+    let mut state = n as u64 * 2_654_435_761 + 7;
+    let mut words = vec![format!("Meldung{n}")];
+    for _ in 0..60 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        words.push(WORDS[(state >> 33) as usize % WORDS.len()].to_owned());
+    }
+    format!("<p>{}.</p>", words.join(" "))
+}
+
+fn rfc822(day: u32) -> String {
+    let d =
+        chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap() + chrono::Duration::days(day as i64);
+    format!("{} 09:00:00 +0200", d.format("%a, %d %b %Y"))
+}
+
+#[test]
+fn an_item_deleted_inside_the_feed_window_is_withdrawn_but_one_scrolled_out_stays() {
+    let server = TestServer::start();
+    let bodies: Vec<String> = (0..5).map(story).collect();
+    let guids: Vec<String> = (0..5).map(|i| format!("r-{i}")).collect();
+    let links: Vec<String> = (0..5).map(|i| format!("https://a.example/{i}")).collect();
+    let titles: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "Meldung Nummer {}",
+                ["eins", "zwei", "drei", "vier", "fünf"][i]
+            )
+        })
+        .collect();
+    let dates: Vec<String> = (0..5).map(|i| rfc822(10 - i as u32)).collect();
+    let feed = |which: &[usize]| {
+        let items: Vec<It> = which
+            .iter()
+            .map(|&i| It {
+                guid: Some(&guids[i]),
+                link: &links[i],
+                title: &titles[i],
+                date: &dates[i],
+                body: &bodies[i],
+            })
+            .collect();
+        rss("A", &items)
+    };
+    serve(&server, "/a.xml", feed(&[0, 1, 2, 3, 4]));
+    let p = Project::new();
+    p.config(&feed_source("a", "A", &server.url("/a.xml"), 50));
+    p.run(&["build"]).success();
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 5);
+    // Item 2 is deleted (newer than the oldest still listed); item 4, the oldest,
+    // scrolls out of the window.
+    serve(&server, "/a.xml", feed(&[0, 1, 3]));
+    let out = p.run(&["build"]).success().stdout();
+    assert!(out.contains("retracted: Meldung Nummer drei"), "{out}");
+    let titles_now: Vec<String> = atom_entries(&p.read("public/atom.xml"))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        !titles_now.contains(&"Meldung Nummer drei".to_owned()),
+        "{titles_now:?}"
+    );
+    assert!(
+        titles_now.contains(&"Meldung Nummer fünf".to_owned()),
+        "scrolled out, kept: {titles_now:?}"
+    );
+    assert_eq!(titles_now.len(), 4);
+    let dupes = p.run(&["dupes"]).success().stdout();
+    assert!(dupes.contains("retracted"), "{dupes}");
+    // The source restores it: it is published again under its old ID.
+    serve(&server, "/a.xml", feed(&[0, 1, 2, 3]));
+    p.run(&["build"]).success();
+    assert_eq!(atom_entries(&p.read("public/atom.xml")).len(), 5);
+}
+
+#[test]
+fn a_local_post_deleted_from_feeds_is_withdrawn() {
+    let p = Project::with_seed_posts();
+    p.config(LOCAL_DEFUS);
+    p.run(&["build"]).success();
+    std::fs::remove_file(
+        p.path()
+            .join("feeds/defus/2017-04-06-webinarreihe-extremischtische-radikalisierung.md"),
+    )
+    .unwrap();
+    p.run(&["build"]).success();
+    let atom = p.read("public/atom.xml");
+    assert!(!atom.contains("Webinarreihe"), "{atom}");
+    assert_eq!(atom_entries(&atom).len(), 4);
+}
+
+#[test]
+fn identity_churn_keeps_published_ids_and_is_reported() {
+    let server = TestServer::start();
+    let bodies: Vec<String> = (10..16).map(story).collect();
+    let links: Vec<String> = (0..6)
+        .map(|i| format!("https://lpr.example/aktuelles/{i}"))
+        .collect();
+    let titles: Vec<String> = (0..6)
+        .map(|i| format!("Aktuelles Nummer {}", ["A", "B", "C", "D", "E", "F"][i]))
+        .collect();
+    let dates: Vec<String> = (0..6).map(|i| rfc822(20 - i as u32)).collect();
+    let feed = |prefix: &str| {
+        let guids: Vec<String> = (0..6).map(|i| format!("{prefix}-{i}")).collect();
+        let items: Vec<It> = (0..6)
+            .map(|i| It {
+                guid: Some(&guids[i]),
+                link: &links[i],
+                title: &titles[i],
+                date: &dates[i],
+                body: &bodies[i],
+            })
+            .collect();
+        rss("LPR", &items)
+    };
+    serve(&server, "/lpr.xml", feed("urn:old-cms"));
+    let p = Project::new();
+    p.config(&feed_source("lpr", "LPR", &server.url("/lpr.xml"), 50));
+    p.run(&["build"]).success();
+    let before = atom_entries(&p.read("public/atom.xml"));
+    assert_eq!(before.len(), 6);
+    // The partner migrates its CMS: every GUID changes, URLs and texts stay.
+    serve(&server, "/lpr.xml", feed("https://lpr.example/node"));
+    let out = p.run(&["build"]).success().stdout();
+    assert!(out.contains("identity churn: 6 of 6"), "{out}");
+    assert!(out.contains("(0 new"), "nothing is new: {out}");
+    let after = atom_entries(&p.read("public/atom.xml"));
+    assert_eq!(before, after, "same entries under the same IDs");
+    assert!(p
+        .run(&["dupes"])
+        .success()
+        .stdout()
+        .contains("identity-churn"));
+    // And the next fetch is quiet.
+    let out = p.run(&["build"]).success().stdout();
+    assert!(!out.contains("identity churn"), "{out}");
+    assert_eq!(atom_entries(&p.read("public/atom.xml")), before);
+}
+
+/// Each Atom entry's ID and the story marker (`Meldung<n>`) its content carries.
+fn atom_stories(atom: &str) -> Vec<(String, usize)> {
+    atom.split("<entry>")
+        .skip(1)
+        .map(|e| {
+            let id_start = e.find("<id>").unwrap() + 4;
+            let id = e[id_start..id_start + e[id_start..].find("</id>").unwrap()].to_owned();
+            let m = e.find("Meldung").expect("story marker") + "Meldung".len();
+            let n: String = e[m..].chars().take_while(char::is_ascii_digit).collect();
+            (id, n.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn fifty_republishes_with_copies_in_changing_order_never_change_an_id_or_repeat_a_story() {
+    const STORIES: usize = 8;
+    const ROUNDS: usize = 50;
+    let server = TestServer::start();
+    let partners = [("p1", 50), ("p2", 50), ("p3", 10)];
+    let p = Project::new();
+    let mut cfg = String::from(LOCAL_DEFUS);
+    for (id, prio) in partners {
+        cfg.push_str(&feed_source(
+            id,
+            id,
+            &server.url(&format!("/{id}.xml")),
+            prio,
+        ));
+    }
+    p.config(&cfg);
+    std::fs::create_dir_all(p.path().join("feeds/defus")).unwrap();
+    let bodies: Vec<String> = (0..STORIES).map(|n| story(100 + n)).collect();
+    let mut rng: u64 = 0x5eed;
+    let mut next = move |m: usize| {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) as usize % m
+    };
+    // Which partner carries which story, growing over the rounds (copies only arrive).
+    let mut carried: Vec<Vec<usize>> = vec![Vec::new(); partners.len()];
+    let mut first_id: std::collections::HashMap<usize, String> = Default::default();
+    let mut story_of_id: std::collections::HashMap<String, usize> = Default::default();
+    for round in 0..ROUNDS {
+        // One new copy per round: a random story (among those "released" so far) at a
+        // random partner.
+        let released = (round / 4 + 1).min(STORIES);
+        let (who, what) = (next(partners.len()), next(released));
+        if !carried[who].contains(&what) {
+            carried[who].push(what);
+        }
+        // A higher-priority local copy of story 1 arrives late, after it was shown.
+        if round == 25 {
+            p.write(
+                "feeds/defus/2024-05-02-bericht.md",
+                &format!(
+                    "+++\ntitle = \"Unser Bericht\"\ndate = 2024-05-02\n+++\n\n{}\n",
+                    bodies[1].trim_start_matches("<p>").trim_end_matches("</p>")
+                ),
+            );
+        }
+        for (k, (id, _)) in partners.iter().enumerate() {
+            let mut order = carried[k].clone();
+            // Changing order: rotate and sometimes reverse.
+            if !order.is_empty() {
+                let r = next(order.len());
+                order.rotate_left(r);
+                if next(2) == 0 {
+                    order.reverse();
+                }
+            }
+            let guids: Vec<String> = order.iter().map(|n| format!("{id}-{n}")).collect();
+            let links: Vec<String> = order
+                .iter()
+                .map(|n| format!("https://{id}.example/news/{n}"))
+                .collect();
+            let titles: Vec<String> = order
+                .iter()
+                .map(|n| format!("{id} berichtet ({n})"))
+                .collect();
+            // Dated by story, so a partner's window never loses older copies.
+            let dates: Vec<String> = order.iter().map(|n| rfc822(*n as u32)).collect();
+            let items: Vec<It> = (0..order.len())
+                .map(|i| It {
+                    guid: Some(&guids[i]),
+                    link: &links[i],
+                    title: &titles[i],
+                    date: &dates[i],
+                    body: &bodies[order[i]],
+                })
+                .collect();
+            serve(&server, &format!("/{id}.xml"), rss(id, &items));
+        }
+        p.run(&["build"]).success();
+        let entries = atom_stories(&p.read("public/atom.xml"));
+        let mut seen_now = std::collections::HashSet::new();
+        for (id, n) in &entries {
+            assert!(
+                seen_now.insert(*n),
+                "round {round}: story {n} twice: {entries:?}"
+            );
+            let first = first_id.entry(*n).or_insert_with(|| id.clone());
+            assert_eq!(
+                first, id,
+                "round {round}: story {n} changed its published ID"
+            );
+            let owner = story_of_id.entry(id.clone()).or_insert(*n);
+            assert_eq!(
+                *owner, *n,
+                "round {round}: ID {id} reused for another story"
+            );
+        }
+        // Nothing shown before disappears (copies are only ever added).
+        for n in first_id.keys() {
+            assert!(seen_now.contains(n), "round {round}: story {n} vanished");
+        }
+    }
+    assert!(
+        first_id.len() >= 6,
+        "the run exercised most stories: {first_id:?}"
+    );
+    // The late local copy joined story 1's cluster as provenance.
+    let dupes = p.run(&["dupes"]).success().stdout();
+    assert!(dupes.contains("+ defus \"Unser Bericht\""), "{dupes}");
+}

@@ -1,0 +1,197 @@
+//! Deduplication cost as the store grows: 10k, 100k and 200k items, each run into a
+//! fresh SQLite file through the same path a build takes (`Store::upsert_source_items`
+//! with `Deduper::decide`), fingerprinting included. A fifth of the items repeat an
+//! earlier story (same text under another title and URL, a few words changed, or the
+//! same URL with tracking parameters), so candidate lookup and verification run too.
+//!
+//! Near-linear means: 10× the items costs about 10× the time (the issue allows ~12×).
+//! Run with `cargo bench --bench dedupe`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use feedwerk::config::DedupeConfig;
+use feedwerk::dedupe::Deduper;
+use feedwerk::model::{DateSource, Item, ItemId, SourceId};
+use feedwerk::normalise::{fingerprint, text};
+use feedwerk::store::Store;
+
+const SOURCES: usize = 100;
+const BATCH: usize = 1000;
+
+const WORDS: [&str; 64] = [
+    "stadt",
+    "prävention",
+    "quartier",
+    "polizei",
+    "schule",
+    "verein",
+    "rathaus",
+    "bürger",
+    "jugend",
+    "sicherheit",
+    "netzwerk",
+    "projekt",
+    "beratung",
+    "tagung",
+    "förderung",
+    "kommune",
+    "nachbarschaft",
+    "studie",
+    "konzept",
+    "fachkräfte",
+    "integration",
+    "gewalt",
+    "ordnungsamt",
+    "konferenz",
+    "europa",
+    "forum",
+    "mitglieder",
+    "versammlung",
+    "webinar",
+    "extremismus",
+    "radikalisierung",
+    "kriminalität",
+    "städte",
+    "landkreis",
+    "verwaltung",
+    "bericht",
+    "handreichung",
+    "programm",
+    "ministerium",
+    "justiz",
+    "familie",
+    "senioren",
+    "verkehr",
+    "licht",
+    "platz",
+    "park",
+    "bahnhof",
+    "innenstadt",
+    "abend",
+    "woche",
+    "jahr",
+    "haushalt",
+    "mittel",
+    "antrag",
+    "beschluss",
+    "rat",
+    "ausschuss",
+    "sitzung",
+    "partner",
+    "austausch",
+    "strategie",
+    "ziel",
+    "ergebnis",
+    "zukunft",
+];
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, m: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as usize % m
+    }
+}
+
+fn story_text(n: usize) -> String {
+    let mut r = Lcg(n as u64 * 0x9e37_79b9 + 1);
+    let len = 60 + r.next(140);
+    (0..len)
+        .map(|_| WORDS[r.next(WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn make_item(i: usize, now: DateTime<Utc>) -> Item {
+    let mut r = Lcg(i as u64 ^ 0xfeed);
+    let source = format!("src{:03}", i % SOURCES);
+    // A fifth of the items repeat an earlier story.
+    let (story, url_story, edit) = if i >= 1000 && r.next(5) == 0 {
+        let earlier = r.next(i);
+        match r.next(3) {
+            0 => (earlier, i, true), // near: another title and URL, a word changed
+            1 => (earlier, earlier, false), // the same URL with tracking parameters
+            _ => (earlier, i, false), // the same text under another URL
+        }
+    } else {
+        (i, i, false)
+    };
+    let mut body = story_text(story);
+    if edit {
+        body = format!("{body} ergänzt");
+    }
+    let matching = text::for_matching(&body);
+    let url = format!(
+        "https://news{}.example/a/{url_story}?utm_source=x",
+        url_story % 7
+    );
+    Item {
+        id: ItemId(format!("{source}:{i}")),
+        source: SourceId(source),
+        guid: Some(format!("g{i}")),
+        url: url::Url::parse(&url).ok(),
+        source_link: Some(url.clone()),
+        canonical_url: url::Url::parse(&url)
+            .ok()
+            .map(|u| feedwerk::normalise::url::canonical(&u)),
+        title: (0..4)
+            .map(|_| WORDS[r.next(WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" "),
+        summary: String::new(),
+        content_html: None,
+        published: now - chrono::Duration::minutes(i as i64),
+        updated: None,
+        date_source: DateSource::Declared,
+        authors: Vec::new(),
+        tags: Vec::new(),
+        language: Some("de".into()),
+        first_seen: now,
+        fingerprint: fingerprint::fingerprint(&matching),
+        text: matching,
+    }
+}
+
+fn run(n: usize) -> usize {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(&dir.path().join("bench.sqlite"), "bench.example").unwrap();
+    let priorities: HashMap<SourceId, i32> = (0..SOURCES)
+        .map(|s| (SourceId(format!("src{s:03}")), 50))
+        .collect();
+    let deduper = Deduper::new(DedupeConfig::default(), priorities);
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    let mut dups = 0;
+    for start in (0..n).step_by(BATCH) {
+        // One batch per source fetch, as a build stores them.
+        let items: Vec<Item> = (start..(start + BATCH).min(n))
+            .map(|i| make_item(i, now))
+            .collect();
+        let source = items[0].source.clone();
+        let rep = store
+            .upsert_source_items(&source, items, now, |c, it| deduper.decide(c, it))
+            .unwrap();
+        dups += rep.duplicates;
+    }
+    dups
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dedupe");
+    g.sample_size(10);
+    g.warm_up_time(std::time::Duration::from_millis(1));
+    for n in [10_000, 100_000, 200_000] {
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+            b.iter(|| run(n))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
