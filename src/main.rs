@@ -624,6 +624,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ),
                 }
             }
+            errors += check_store(&cfg.store.path);
             Ok(if errors == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -741,4 +742,32 @@ fn print_preview(p: &Preview) {
             format!(": {}", p.rewrite.join(", "))
         }
     );
+}
+
+/// `check`'s store line: `PRAGMA integrity_check` on a read-only copy (the file and its
+/// neighbours stay untouched, so it is safe while the daemon runs). Returns the error count.
+fn check_store(path: &std::path::Path) -> usize {
+    if !path.exists() {
+        println!(
+            "store {}: not created yet (the first build or run creates it)",
+            path.display()
+        );
+        return 0;
+    }
+    let verdict = feedwerk::store::Store::snapshot(path, "check")
+        .and_then(|s| Ok((s.integrity_check()?, s.all_items()?.len())));
+    match verdict {
+        Ok((ok, items)) if ok == "ok" => {
+            println!("store {}: ok, {items} items held", path.display());
+            0
+        }
+        Ok((problem, _)) => {
+            println!("store {}: DAMAGED: {problem}", path.display());
+            1
+        }
+        Err(e) => {
+            println!("store {}: cannot be read: {e}", path.display());
+            1
+        }
+    }
 }

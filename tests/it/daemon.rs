@@ -945,3 +945,106 @@ fn sigkill_at_random_moments_over_50_cycles_leaves_a_consistent_store_and_valid_
     let titles = feed_json_titles(&p.read("public/feed.json"));
     assert!(titles.iter().any(|t| t == "crash story 49"), "{titles:?}");
 }
+
+#[test]
+fn sighup_applies_a_removed_source_and_a_new_schedule_and_says_a_new_listen_address_needs_a_restart(
+) {
+    let p = Project::with_seed_posts();
+    let server = TestServer::start();
+    serve_rss(&server, "/a.xml", &items(2, "alpha"));
+    serve_rss(&server, "/b.xml", &items(2, "beta"));
+    let config = |sources: &str, schedule: &str, listen: &str| {
+        p.config(sources);
+        p.write(
+            "config.toml",
+            &p.read("config.toml")
+                .replace("\"0 */15 * * * *\"", schedule)
+                .replace("\"127.0.0.1:0\"", listen),
+        );
+    };
+    let both = format!(
+        "{LOCAL}{}{}",
+        partner("alpha", &server.url("/a.xml")),
+        partner("beta", &server.url("/b.xml"))
+    );
+    // Once a year: only the start-up cycle runs.
+    config(&both, "\"0 0 0 1 1 *\"", "\"127.0.0.1:0\"");
+    let sock = NotifySocket::bind();
+    let d = Daemon::start_with_env(&p, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
+    sock.wait_line(0, |l| l.contains("3 sources ok"), "the first cycle");
+    let titles = feed_json_titles(&d.get("/feed.json", &[]).text());
+    assert!(titles.iter().any(|t| t == "beta story 1"), "{titles:?}");
+
+    // beta removed, a cycle every second, another address.
+    let alpha_only = format!("{LOCAL}{}", partner("alpha", &server.url("/a.xml")));
+    config(&alpha_only, "\"* * * * * *\"", "\"127.0.0.1:1\"");
+    let before = sock.all().len();
+    d.signal("HUP");
+    let ready = sock.wait_line(before, |l| l == "READY=1", "READY=1 after the reload");
+    let status = sock.all()[ready].clone();
+    assert!(
+        status.contains("server.listen changed to 127.0.0.1:1: takes effect after a restart"),
+        "{status}"
+    );
+    // beta's items leave the outputs; alpha's and the local posts stay.
+    let titles = wait_for(Duration::from_secs(10), || {
+        let t = feed_json_titles(&d.get("/feed.json", &[]).text());
+        (!t.iter().any(|t| t.starts_with("beta"))).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("beta still published after its removal\n{}", d.log()));
+    assert!(titles.iter().any(|t| t == "alpha story 1"), "{titles:?}");
+    assert!(titles.len() >= 7, "{titles:?}");
+    // The new schedule runs: several cycles within a few seconds, each with 2 sources.
+    let cycles_after = |from: usize| {
+        sock.all()[from..]
+            .iter()
+            .filter(|m| m.contains("last cycle") && m.contains("2 sources ok"))
+            .count()
+    };
+    wait_for(Duration::from_secs(10), || {
+        (cycles_after(ready) >= 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no per-second cycles after the reload: {:#?}", sock.all()));
+    // Metrics forget the removed source.
+    let metrics = d.get("/metrics", &[]).text();
+    assert!(!metrics.contains("source=\"beta\""), "{metrics}");
+    assert!(metrics.contains("source=\"alpha\""));
+    // Still serving on the old address.
+    assert_eq!(d.get("/healthz", &[]).status, 200);
+}
+
+#[test]
+fn check_runs_an_integrity_check_on_the_store_without_touching_it() {
+    let p = Project::with_seed_posts();
+    p.config(LOCAL);
+    let fresh = p.run(&["check"]).success().stdout();
+    assert!(fresh.contains("not created yet"), "{fresh}");
+    p.run(&["build"]).success();
+    let before = snapshot(&p.path().join("state"));
+    let ok = p.run(&["check"]).success().stdout();
+    assert!(ok.contains("feedwerk.sqlite: ok, 6 items held"), "{ok}");
+    assert_eq!(
+        snapshot(&p.path().join("state")),
+        before,
+        "check wrote to the store"
+    );
+
+    // Damage every page but the header page: check says so and fails.
+    let db = p.path().join("state/feedwerk.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    assert!(bytes.len() > 3 * page);
+    for chunk in bytes[page..].chunks_mut(page) {
+        for b in &mut chunk[8..200] {
+            *b = 0x5a;
+        }
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let bad = p.run(&["check"]);
+    assert_eq!(bad.code(), Some(1), "{}", bad.all());
+    assert!(
+        bad.stdout().contains("DAMAGED") || bad.stdout().contains("cannot be read"),
+        "{}",
+        bad.all()
+    );
+}
