@@ -271,6 +271,22 @@ pub async fn run(
     Ok(diagnose(&doc, opts, now))
 }
 
+/// The diagnosis of a location that could not be fetched or read at all, so `--json`
+/// still prints one object.
+pub fn unreachable(location: &Location, error: &ProbeError) -> Diagnosis {
+    Diagnosis {
+        location: location.to_string(),
+        format: "unknown".into(),
+        encoding: String::new(),
+        encoding_decided_by: String::new(),
+        http: None,
+        feed: FeedFacts::default(),
+        items: Vec::new(),
+        problems: vec![error.to_string()],
+        readable: false,
+    }
+}
+
 /// The JSON object for scripts: `format`, `encoding`, `feed`, `items`, plus how the
 /// encoding was decided and the problems.
 pub fn to_json(d: &Diagnosis) -> String {

@@ -25,6 +25,10 @@
 //! - [`websub`]: tells a WebSub hub which feeds changed.
 //! - [`pipeline`]: the only module that knows the order of the stages.
 //! - [`daemon`]: process lifecycle: schedule, signals.
+//!
+//! Beside the pipeline, for operators: [`probe`] reads one URL or file through the same
+//! fetch → source → normalise stages without storing anything; [`doctor`] explains what
+//! it found, and [`import`] turns it (or a plain-text news listing) into local posts.
 
 pub mod config;
 pub mod daemon;

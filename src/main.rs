@@ -557,6 +557,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Utc::now(),
             )) {
                 Ok(d) => d,
+                Err(e) if json => feedwerk::doctor::unreachable(&location, &e),
                 Err(e) => {
                     eprintln!("feedwerk doctor: {e}");
                     return Ok(ExitCode::FAILURE);

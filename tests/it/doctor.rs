@@ -251,3 +251,20 @@ date_format = "%d.%m.%Y"
         .collect();
     assert_eq!(stored, doctor_ids);
 }
+
+#[test]
+fn unreachable_feed_is_one_json_object_too() {
+    let server = TestServer::start();
+    server.route("/gone", Route::status(404));
+    let p = Project::new();
+    let (v, out) = doctor_json(&p, &[&server.url("/gone")]);
+    assert_eq!(out.code(), Some(1), "{}", out.all());
+    assert_eq!(v["readable"], false);
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("HTTP 404"),
+        "{v:#}"
+    );
+    let out = p.run(&["doctor", &server.url("/gone")]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr().contains("HTTP 404"), "{}", out.all());
+}
