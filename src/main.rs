@@ -441,7 +441,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // The local source that reads DIR, if the config has one: posts are read
             // back with its id and the site's URL, as `build` will read them.
-            let local_id = cfg
+            std::fs::create_dir_all(&into)
+                .with_context(|| format!("cannot create {}", into.display()))?;
+            let reader = cfg
                 .as_ref()
                 .and_then(|c| {
                     let want = std::fs::canonicalize(&into).ok()?;
@@ -452,8 +454,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         _ => false,
                     })
                 })
-                .map(|s| s.id.to_string())
-                .unwrap_or_else(|| "import".into());
+                .map(|s| s.id.to_string());
+            if reader.is_none() {
+                eprintln!(
+                    "note: no local source in {} reads {}; add one so `build` publishes these posts:\n  [[source]]\n  id = \"…\"\n  kind = \"local\"\n  path = \"{}\"",
+                    cli.config.display(),
+                    into.display(),
+                    into.display()
+                );
+            }
+            let local_id = reader.unwrap_or_else(|| "import".into());
             let site_url = cfg
                 .as_ref()
                 .map(|c| c.site.base_url.clone())

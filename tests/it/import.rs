@@ -347,6 +347,13 @@ fn page_with_selectors_and_configured_source_import_alike() {
         "%d.%m.%Y",
     ]);
     out.success();
+    // No local source reads feeds/lpr-cli: the operator is told how to publish it.
+    assert!(
+        out.stderr().contains("note: no local source in")
+            && out.stderr().contains("path = \"feeds/lpr-cli\""),
+        "{}",
+        out.all()
+    );
     let cli = md_files(&p.path().join("feeds/lpr-cli"));
     assert_eq!(
         cli,
