@@ -270,18 +270,47 @@ fn cross_origin(content_type: &str) -> bool {
         || content_type.contains("javascript")
 }
 
+/// RSS and Atom documents are XML, but browsers download (or show as text) what comes
+/// as `application/rss+xml`/`application/atom+xml` instead of applying the feed's XSLT.
+fn is_feed_type(content_type: &str) -> bool {
+    content_type.starts_with("application/rss+xml")
+        || content_type.starts_with("application/atom+xml")
+}
+
+/// A browser navigating to a feed asks for `text/html` and names no feed type; feed
+/// readers name the feed types or `*/*`. The browser gets the same bytes labelled
+/// `application/xml`, which it renders through the `<?xml-stylesheet?>`.
+fn wants_browser_view(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let accept = accept.to_ascii_lowercase();
+    accept.contains("text/html") && !accept.contains("rss+xml") && !accept.contains("atom+xml")
+}
+
 fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
     let encoding = choose_encoding(headers, doc);
-    let (etag, body) = match &encoding {
-        Some((name, bytes)) => (
-            format!(
-                "{}-{}\"",
-                doc.etag.trim_end_matches('"'),
-                if *name == "br" { "br" } else { "gz" }
-            ),
-            bytes.clone(),
+    let feed = is_feed_type(doc.content_type);
+    let browser_view = feed && wants_browser_view(headers);
+    let mut etag = match &encoding {
+        Some((name, _)) => format!(
+            "{}-{}\"",
+            doc.etag.trim_end_matches('"'),
+            if *name == "br" { "br" } else { "gz" }
         ),
-        None => (doc.etag.clone(), doc.body.clone()),
+        None => doc.etag.clone(),
+    };
+    if browser_view {
+        etag = format!("{}-x\"", etag.trim_end_matches('"'));
+    }
+    let body = match &encoding {
+        Some((_, bytes)) => bytes.clone(),
+        None => doc.body.clone(),
+    };
+    let content_type = if browser_view {
+        "application/xml; charset=utf-8"
+    } else {
+        doc.content_type
     };
     let last_modified = httpdate::fmt_http_date(std::time::SystemTime::from(doc.last_modified));
     // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
@@ -302,7 +331,14 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, last_modified)
         .header(header::CACHE_CONTROL, doc.cache_control)
-        .header(header::VARY, "Accept-Encoding");
+        .header(
+            header::VARY,
+            if feed {
+                "Accept-Encoding, Accept"
+            } else {
+                "Accept-Encoding"
+            },
+        );
     if cross_origin(doc.content_type) {
         b = b
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
@@ -315,10 +351,7 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
             .expect("valid response");
     }
     b = b
-        .header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(doc.content_type),
-        )
+        .header(header::CONTENT_TYPE, HeaderValue::from_static(content_type))
         .header(header::CONTENT_LENGTH, body.len())
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some((name, _)) = encoding {

@@ -187,7 +187,12 @@ pub fn split_author(author: &str) -> (String, Option<String>) {
             .strip_suffix(')')
             .filter(|_| email.contains('@') && !email.contains(' '))
         {
+            // feed-rs keeps RSS's parentheses in the name: "x@y ((Name))".
             let name = name.trim();
+            let name = name
+                .strip_prefix('(')
+                .and_then(|n| n.strip_suffix(')'))
+                .unwrap_or(name);
             let name = if name.is_empty() { email } else { name };
             return (name.to_owned(), Some(email.to_owned()));
         }
@@ -274,6 +279,11 @@ mod tests {
         for (a, name, email) in [
             (
                 "press@efus.example (Efus Press)",
+                "Efus Press",
+                Some("press@efus.example"),
+            ),
+            (
+                "press@efus.example ((Efus Press))",
                 "Efus Press",
                 Some("press@efus.example"),
             ),

@@ -6,6 +6,7 @@ mod daemon;
 mod dedupe;
 mod doctor;
 mod import;
+mod interop;
 mod normalise;
 mod page;
 mod pipeline;

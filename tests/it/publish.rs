@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::{self, Daemon, Project, Route, TestServer};
 
 /// Three local posts (German, tagged) written into the project.
-fn write_posts(p: &Project) {
+pub(crate) fn write_posts(p: &Project) {
     p.write(
         "feeds/defus/2024-05-02-fachtag-kriminalpraevention.md",
         "+++\ntitle = \"Fachtag Kriminalprävention in Köln\"\ndate = 2024-05-02T10:00:00+02:00\n\
@@ -27,7 +27,7 @@ fn write_posts(p: &Project) {
 }
 
 /// A project with three local posts and the Efus partner feed served on 127.0.0.1.
-fn project_with_partner(server: &TestServer, extra: &str) -> Project {
+pub(crate) fn project_with_partner(server: &TestServer, extra: &str) -> Project {
     server.route(
         "/efus.xml",
         Route::ok(
@@ -151,6 +151,7 @@ fn rss_uses_guid_dc_creator_content_encoded_and_rfc822_dates() {
     // A name goes to dc:creator; <author> only where an e-mail address is known.
     assert!(rss.contains("<dc:creator>Erika Mustermann</dc:creator>"));
     assert!(rss.contains("<dc:creator>Jane Doe</dc:creator>"));
+    assert!(rss.contains("<dc:creator>Efus Press Office</dc:creator>"));
     assert!(rss.contains("<author>press@efus.example (Efus Press Office)</author>"));
     assert_eq!(count(&rss, "<author>"), 1);
     assert!(rss.contains("<pubDate>Tue, 04 Jun 2024 07:00:00 +0000</pubDate>"));
@@ -227,7 +228,26 @@ fn http_conditional_get_head_compression_cors_and_plain_404() {
         r.header("content-type"),
         Some("application/rss+xml; charset=utf-8")
     );
-    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding, Accept"));
+    // A browser navigating to the feed gets the same bytes as XML, so it applies the
+    // XSLT instead of offering a download; feed readers keep the feed type.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let b = d.get("/rss.xml", &[("Accept", browser)]);
+    assert_eq!(
+        b.header("content-type"),
+        Some("application/xml; charset=utf-8")
+    );
+    assert_eq!(b.body, r.body);
+    assert_ne!(b.header("etag"), r.header("etag"));
+    let reader = "application/rss+xml, application/atom+xml, text/html;q=0.1";
+    let fr = d.get("/rss.xml", &[("Accept", reader)]);
+    assert_eq!(
+        fr.header("content-type"),
+        Some("application/rss+xml; charset=utf-8")
+    );
+    let xsl = d.get("/feed.xsl", &[]);
+    assert_eq!(xsl.status, 200);
+    assert!(xsl.text().contains("Dies ist ein Newsfeed"));
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert!(r.header("cache-control").unwrap().contains("max-age="));
     assert!(r.header("last-modified").is_some());

@@ -52,10 +52,17 @@
   <xsl:template match="item">
     <article>
       <h3><a href="{link}"><xsl:value-of select="title"/></a></h3>
-      <p class="meta"><xsl:value-of select="substring(pubDate, 6, 11)"/>
+      <p class="meta"><xsl:call-template name="rss-date"><xsl:with-param name="d" select="pubDate"/></xsl:call-template>
         <xsl:if test="dc:creator"> · <xsl:value-of select="dc:creator"/></xsl:if></p>
       <p><xsl:value-of select="description"/></p>
     </article>
+  </xsl:template>
+
+  <!-- "Tue, 04 Jun 2024 07:00:00 +0000" (as feedwerk writes it) → "04.06.2024" -->
+  <xsl:template name="rss-date">
+    <xsl:param name="d"/>
+    <xsl:variable name="m" select="string-length(substring-before('JanFebMarAprMayJunJulAugSepOctNovDec', substring($d, 9, 3))) div 3 + 1"/>
+    <xsl:value-of select="concat(substring($d, 6, 2), '.', format-number($m, '00'), '.', substring($d, 13, 4))"/>
   </xsl:template>
 
   <xsl:template match="atom:entry">
