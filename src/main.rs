@@ -627,6 +627,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             );
                         }
                     }
+                    feedwerk::model::SourceKind::Page {
+                        url,
+                        selectors,
+                        date_formats,
+                    } => println!(
+                        "{:<12} page   {url}: items `{}`, title `{}`, dates {} in {} (preview: feedwerk doctor {})",
+                        s.id.as_str(),
+                        selectors.item,
+                        selectors.title,
+                        if date_formats.is_empty() {
+                            "by the general rules".to_owned()
+                        } else {
+                            date_formats
+                                .iter()
+                                .map(|f| format!("`{f}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
+                        s.timezone,
+                        s.id
+                    ),
                     k => println!(
                         "{:<12} {:<6} {}",
                         s.id.as_str(),

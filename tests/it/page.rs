@@ -369,14 +369,22 @@ fn check_names_the_source_and_the_bad_selector_or_date_format() {
         all.contains("source `lpr`: invalid date format `%Q`"),
         "{all}"
     );
-    // A valid page source passes.
+    // A valid page source passes, and check says how it will be read.
     p.config(&page_source(
         "lpr",
         "https://partner.example/aktuelles",
         r#"{ item = ".newsitem", title = "h3 a", date = ".date" }"#,
         r#"date_format = "%d.%m.%Y""#,
     ));
-    p.run(&["check"]).success();
+    let out = p.run(&["check"]);
+    out.success();
+    assert!(
+        out.stdout().contains(
+            "lpr          page   https://partner.example/aktuelles: items `.newsitem`, title `h3 a`, dates `%d.%m.%Y` in Europe/Berlin"
+        ),
+        "{}",
+        out.all()
+    );
 }
 
 #[test]
