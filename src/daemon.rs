@@ -34,6 +34,8 @@ use crate::serve::{self, AppState};
 /// The longest the loop sleeps between two rounds (and so between two heartbeats) when
 /// no watchdog asks for more.
 const MAX_TICK: Duration = Duration::from_secs(30);
+/// Temporary output files older than this are leftovers of a killed writer.
+const STALE_TEMP: Duration = Duration::from_secs(60);
 /// How long the HTTP server may take to finish in-flight requests after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -203,6 +205,12 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         int,
         hup,
     };
+    // A crash between creating a temporary output and renaming it leaves the temporary
+    // file behind; the outputs themselves are whole.
+    let swept = crate::publish::sweep_stale_temp_files(daemon.pipeline.output_dir(), STALE_TEMP);
+    if swept > 0 {
+        tracing::info!("removed {swept} temporary files left by an interrupted publish");
+    }
     // Serve the last good outputs at once, before any partner is contacted.
     daemon.publish_from_store()?;
     update_source_gauges(&daemon.pipeline, &telemetry);

@@ -164,13 +164,48 @@ fn brotli(data: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Name prefix of the temporary files [`write_atomic`] renames into place.
+const TEMP_PREFIX: &str = ".feedwerk-";
+
+/// Removes temporary files that a killed writer left under `out_dir` (a SIGKILL or power
+/// cut between create and rename). Only files older than `older_than` go, so a `build`
+/// running beside the daemon keeps its own. Returns how many were removed.
+pub fn sweep_stale_temp_files(out_dir: &Path, older_than: std::time::Duration) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![out_dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(e.path());
+                continue;
+            }
+            let stale = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age >= older_than);
+            if stale
+                && e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
 /// fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".feedwerk-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
