@@ -1080,3 +1080,114 @@ fn check_runs_an_integrity_check_on_the_store_without_touching_it() {
         bad.all()
     );
 }
+
+#[test]
+fn run_on_a_taken_port_exits_non_zero_naming_the_address_and_the_key() {
+    let p = Project::with_seed_posts();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    p.config(LOCAL);
+    p.write(
+        "config.toml",
+        &p.read("config.toml")
+            .replace("\"127.0.0.1:0\"", &format!("\"{addr}\"")),
+    );
+    let sock = NotifySocket::bind();
+    let out = p
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &sock.path)
+        .output()
+        .unwrap();
+    let run = support::Run(out);
+    assert_ne!(run.code(), Some(0), "{}", run.all());
+    assert!(
+        run.stderr().contains(&format!("cannot listen on {addr}"))
+            && run.stderr().contains("server.listen"),
+        "{}",
+        run.stderr()
+    );
+    // systemd must not be told it is ready.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !sock.all().iter().any(|m| m.contains("READY=1")),
+        "{:?}",
+        sock.all()
+    );
+}
+
+/// The README's install guide: the shipped config with the paths its snippet sets
+/// (under a stand-in for `/var/lib/feedwerk`) validates, and `build --dry-run` works
+/// on it without creating the store.
+#[test]
+fn install_guide_config_snippet_applied_to_the_shipped_config_checks_ok() {
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let install = &readme[readme.find("## Install").expect("Install section")..];
+    let snippet = install
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a toml block in Install");
+    let p = Project::new();
+    let state = p.path().join("var/lib/feedwerk");
+    std::fs::create_dir_all(state.join("feeds")).unwrap();
+    let from = support::repo_root().join("feeds/defus");
+    std::fs::create_dir_all(state.join("feeds/defus")).unwrap();
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        std::fs::copy(e.path(), state.join("feeds/defus").join(e.file_name())).unwrap();
+    }
+    let snippet: toml::Table = snippet
+        .replace("/var/lib/feedwerk", state.to_str().unwrap())
+        .parse()
+        .expect("the snippet is TOML");
+    let mut cfg: toml::Table = std::fs::read_to_string(support::repo_root().join("config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for table in ["publish", "store"] {
+        for (k, v) in snippet[table].as_table().unwrap() {
+            cfg[table]
+                .as_table_mut()
+                .unwrap()
+                .insert(k.clone(), v.clone());
+        }
+    }
+    let local = &snippet["source"].as_array().unwrap()[0];
+    for s in cfg["source"].as_array_mut().unwrap() {
+        if s["id"] == local["id"] {
+            s.as_table_mut()
+                .unwrap()
+                .insert("path".into(), local["path"].clone());
+        }
+    }
+    // Partners must not be contacted from a test: point them at a closed local port.
+    for s in cfg["source"].as_array_mut().unwrap() {
+        if s.get("url").is_some() {
+            s.as_table_mut()
+                .unwrap()
+                .insert("url".into(), "http://127.0.0.1:9/feed.xml".into());
+        }
+    }
+    // /etc/feedwerk/config.toml lives elsewhere than the state: paths must not depend on it.
+    let etc = p.path().join("etc/feedwerk");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("config.toml"), toml::to_string(&cfg).unwrap()).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(support::bin())
+            .arg("--config")
+            .arg(etc.join("config.toml"))
+            .args(args)
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        support::Run(out)
+    };
+    let check = run(&["check"]);
+    check.success();
+    assert!(check.stdout().contains("6 posts"), "{}", check.all());
+    let dry = run(&["build", "--dry-run"]);
+    dry.success();
+    assert!(!state.join("feedwerk.sqlite").exists());
+    run(&["build"]).success();
+    assert!(state.join("public/feed.json").exists());
+    assert!(state.join("feedwerk.sqlite").exists());
+}
