@@ -310,7 +310,11 @@ fn notify_socket_sees_ready_watchdog_reloading_ready_stopping_and_a_broken_reloa
         status.contains("config reload refused") && status.contains("publish.max_items"),
         "STATUS must name the refusal and the key: {status}"
     );
-    assert!(d.log().contains("config reload refused"), "{}", d.log());
+    // The log line is read by another thread: give it a moment.
+    wait_for(Duration::from_secs(5), || {
+        d.log().contains("config reload refused").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the refusal is not logged:\n{}", d.log()));
     let still = d.get("/feed.json", &[]);
     assert_eq!(still.status, 200);
     assert!(feed_json_titles(&still.text())
