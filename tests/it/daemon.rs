@@ -1037,7 +1037,7 @@ fn sighup_applies_a_removed_source_and_a_new_schedule_and_says_a_new_listen_addr
             .filter(|m| m.contains("last cycle") && m.contains("2 sources ok"))
             .count()
     };
-    wait_for(Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(30), || {
         (cycles_after(ready) >= 3).then_some(())
     })
     .unwrap_or_else(|| panic!("no per-second cycles after the reload: {:#?}", sock.all()));
