@@ -375,6 +375,10 @@ fn sigterm_during_a_hanging_partner_fetch_exits_0_within_seconds() {
         .wait_exit(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("still running 5 s after SIGTERM\n{}", d.log()));
     assert!(status.success(), "{status:?}\n{}", d.log());
+    eprintln!(
+        "stopped {:?} after SIGTERM during a hanging fetch",
+        asked.elapsed()
+    );
     assert!(asked.elapsed() < Duration::from_secs(5));
     // What was published before stays intact.
     let titles = feed_json_titles(&p.read("public/feed.json"));
