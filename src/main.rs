@@ -108,7 +108,12 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff), e.g. `feedwerk manpage > /usr/local/share/man/man1/feedwerk.1`.
-    Manpage,
+    Manpage {
+        /// Write feedwerk.1 and one page per command (feedwerk-build.1, …) into DIR
+        /// instead, e.g. /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 const DOCTOR_EXAMPLES: &str = "Examples:
@@ -683,10 +688,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage => {
+        Command::Manpage { dir: None } => {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())
                 .context("cannot write the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sources => {

@@ -794,6 +794,13 @@ fn version_completions_and_man_page_come_from_the_cli_definition() {
         assert!(man.contains(sub), "man page lacks {sub}");
     }
     assert!(man.contains("log\\-format"), "{man}");
+    // One page per command, for `man feedwerk-build`.
+    let dir = p.path().join("share/man/man1");
+    p.run(&["manpage", "--dir", dir.to_str().unwrap()])
+        .success();
+    let build = std::fs::read_to_string(dir.join("feedwerk-build.1")).expect("feedwerk-build.1");
+    assert!(build.contains("dry\\-run"), "{build}");
+    assert!(dir.join("feedwerk.1").exists() && dir.join("feedwerk-run.1").exists());
 }
 
 // ---- crash safety -------------------------------------------------------------------------
