@@ -411,3 +411,45 @@ fn html_page_without_selectors_is_refused_with_a_hint() {
     );
     assert!(md_files(&p.path().join("feeds/x")).is_empty());
 }
+
+#[test]
+fn saved_page_file_with_base_url_keeps_absolute_links() {
+    let p = Project::new();
+    p.config(LOCAL_ONLY);
+    let from = fixture("page/relative-links.html");
+    let args = [
+        "import",
+        "--from",
+        from.to_str().unwrap(),
+        "--into",
+        "feeds/archiv",
+        "--selectors",
+        "{ item = \"li.meldung\", title = \"a.titel\", date = \".datum\", content = \".text\" }",
+        "--keep-links",
+    ];
+    // Without a base the relative links cannot be resolved, and none is guessed.
+    let mut without = args.to_vec();
+    without[4] = "feeds/ohne-basis";
+    let out = p.run(&without);
+    assert!(out.stdout().contains("3 written"), "{}", out.all());
+    let post = p.read("feeds/ohne-basis/2017-10-09-mitgliederversammlung-in-stuttgart.md");
+    assert!(!post.contains("link ="), "{post}");
+
+    let mut with = args.to_vec();
+    with.extend([
+        "--base-url",
+        "https://partner.example/partner/meldungen/index.html",
+    ]);
+    p.run(&with).success();
+    let post = p.read("feeds/archiv/2017-10-09-mitgliederversammlung-in-stuttgart.md");
+    assert!(
+        post.contains(
+            "link = \"https://partner.example/partner/meldungen/2017/mitgliederversammlung.html\""
+        ),
+        "{post}"
+    );
+    assert!(
+        post.contains("[Protokoll](https://partner.example/partner/dokumente/protokoll.pdf)"),
+        "{post}"
+    );
+}
