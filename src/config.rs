@@ -117,6 +117,9 @@ pub struct FetchConfig {
     pub concurrency: usize,
     pub per_host_concurrency: usize,
     pub backoff_cap: Duration,
+    /// A whole refresh ends by then: sources still waiting for their host are skipped
+    /// (and tried next cycle), so one slow partner never holds up the publish.
+    pub deadline: Duration,
 }
 
 impl Default for FetchConfig {
@@ -132,6 +135,7 @@ impl Default for FetchConfig {
             concurrency: 16,
             per_host_concurrency: 1,
             backoff_cap: Duration::from_secs(6 * 3600),
+            deadline: Duration::from_secs(60),
         }
     }
 }
@@ -321,6 +325,7 @@ struct RawFetch {
     concurrency: Option<Spanned<i64>>,
     per_host_concurrency: Option<Spanned<i64>>,
     backoff_cap: Option<Spanned<String>>,
+    deadline: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -598,7 +603,7 @@ impl Config {
         let num = |v: &Option<Spanned<i64>>, key: &str, d: usize, p: &mut Problems| {
             v.as_ref().map(|s| positive(s, key, p)).unwrap_or(d)
         };
-        let fetch = FetchConfig {
+        let mut fetch = FetchConfig {
             user_agent: f.user_agent.clone(),
             connect_timeout: dur(&f.connect_timeout, "fetch.connect_timeout", 10, p),
             timeout: dur(&f.timeout, "fetch.timeout", 30, p),
@@ -612,6 +617,23 @@ impl Config {
             concurrency: num(&f.concurrency, "fetch.concurrency", 16, p),
             per_host_concurrency: num(&f.per_host_concurrency, "fetch.per_host_concurrency", 1, p),
             backoff_cap: dur(&f.backoff_cap, "fetch.backoff_cap", 6 * 3600, p),
+            deadline: Duration::ZERO,
+        };
+        fetch.deadline = match &f.deadline {
+            Some(d) => match duration(d, "fetch.deadline", p) {
+                Some(v) if v < fetch.timeout => {
+                    p.add(
+                        "fetch.deadline",
+                        d.span(),
+                        "must be at least `fetch.timeout` (each source gets its full timeout)",
+                    );
+                    v
+                }
+                Some(v) => v,
+                None => fetch.timeout * 2,
+            },
+            // Room for one slow partner plus a second one queued behind it on its host.
+            None => fetch.timeout * 2,
         };
 
         let d = &raw.dedupe;

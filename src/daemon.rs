@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::metrics::Telemetry;
-use crate::pipeline::{Pipeline, SourceReport, SourceStatus};
+use crate::pipeline::{Pipeline, RefreshMode, SourceReport, SourceStatus};
 use crate::publish::SharedCatalog;
 use crate::serve::{self, AppState};
 
@@ -88,7 +88,9 @@ pub fn cycle_budget(cfg: &Config) -> Duration {
         .filter(|s| s.kind.url().is_some())
         .count();
     let rounds = remote.div_ceil(cfg.fetch.concurrency.max(1)) as u32;
-    (cfg.fetch.timeout + Duration::from_secs(5)) * rounds + Duration::from_secs(60)
+    // The refresh itself ends by `fetch.deadline`; the budget must never cut it first.
+    ((cfg.fetch.timeout + Duration::from_secs(5)) * rounds + Duration::from_secs(60))
+        .max(cfg.fetch.deadline + Duration::from_secs(60))
 }
 
 /// The loop's round interval: half the watchdog interval (systemd's advice), at most
@@ -300,15 +302,16 @@ impl Daemon {
         }
     }
 
+    /// When the next source is due. Each source has its own due time (its schedule or
+    /// the global one, with jitter, back-off and the partner's hints; see
+    /// [`crate::schedule`]), kept in the store. The floor keeps a source that stays due
+    /// (its host was busy until the run's deadline) from spinning the loop.
     fn next_fire(&self) -> Instant {
         let now = Utc::now();
-        let wait = self
-            .schedule
-            .after(&now)
-            .next()
-            .and_then(|t| (t - now).to_std().ok())
-            // A schedule with no future fire time: stay up, serve, never refresh.
-            .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        let wait = (self.pipeline.next_wakeup(now) - now)
+            .to_std()
+            .unwrap_or_default()
+            .max(Duration::from_secs(1));
         Instant::now() + wait
     }
 
@@ -486,7 +489,7 @@ fn combined_items(pipeline: &Pipeline) -> usize {
 /// One refresh-and-publish cycle; records it and returns the `STATUS=` summary.
 async fn cycle(pipeline: &Pipeline, catalog: &SharedCatalog, telemetry: &Telemetry) -> String {
     let now = Utc::now();
-    let reports = pipeline.refresh(now).await;
+    let reports = pipeline.refresh_with(now, RefreshMode::Due).await;
     // Gauges first, so whoever sees a cycle's counters also sees its gauges.
     update_source_gauges(pipeline, telemetry);
     for r in &reports {
@@ -496,6 +499,12 @@ async fn cycle(pipeline: &Pipeline, catalog: &SharedCatalog, telemetry: &Telemet
         }
     }
     let started = Instant::now();
+    if !pipeline.needs_publish() {
+        // Only 304s and unchanged documents: nothing to render, nothing to rewrite.
+        let summary = summarise(&reports, &Ok((0, catalog.load().len())));
+        tracing::info!("{summary}; nothing changed");
+        return summary;
+    }
     let publish = match pipeline.publish(now) {
         Ok((cat, rep)) => {
             let total = cat.len();

@@ -24,6 +24,7 @@
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
 //! - [`pipeline`]: the only module that knows the order of the stages.
+//! - [`schedule`]: cron on the wall clock without DST skips/doubles, jitter, back-off.
 //! - [`daemon`]: process lifecycle: schedule, signals.
 //!
 //! Beside the pipeline, for operators: [`probe`] reads one URL or file through the same
@@ -44,6 +45,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod publish;
 pub mod render;
+pub mod schedule;
 pub mod serve;
 pub mod source;
 pub mod store;

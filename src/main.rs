@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
-use feedwerk::pipeline::{Pipeline, Preview, SourceReport, SourceStatus};
+use feedwerk::pipeline::{Pipeline, Preview, RefreshMode, SourceReport, SourceStatus};
 
 /// RSS/Atom feed publisher and aggregator: local Markdown posts and partner feeds,
 /// normalised, deduplicated and republished as RSS, Atom and JSON Feed.
@@ -41,18 +41,31 @@ enum LogFormat {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Refresh every source once, publish, and exit (non-zero only if nothing could be published).
+    /// Refresh the sources once, publish what changed, and exit (non-zero only if nothing
+    /// could be published).
+    ///
+    /// By default every source is fetched except one a partner or our back-off has paused
+    /// (after failures, or a 429/503 with Retry-After) and one gone with HTTP 410.
     Build {
         /// Show what the next publish would add, change and withdraw, writing nothing:
         /// partners are fetched, but the store and the outputs stay untouched.
         #[arg(long)]
         dry_run: bool,
+        /// Fetch every source now, ignoring back-off and Retry-After pauses (a source gone
+        /// with 410 still waits until its URL changes in the config).
+        #[arg(long, conflicts_with = "due_only")]
+        force: bool,
+        /// Fetch only sources whose scheduled time has come (for running `build` from a
+        /// cron job or systemd timer instead of the daemon).
+        #[arg(long)]
+        due_only: bool,
     },
     /// Run the daemon: refresh and publish on the schedule, serve the outputs over HTTP.
     Run,
     /// Validate the configuration and the local posts; exit 1 on any error.
     Check,
-    /// Show every source's health: kind, URL, last success, status, failures, items held.
+    /// Show every source's health: kind, URL, last success, last status, consecutive
+    /// failures, items held, next fetch; with the last error, permanent moves and 410s.
     Sources,
     /// List the duplicate clusters held: the copy shown, the copies merged into it and
     /// why they matched (exact URL, same text, text similarity with its score).
@@ -370,19 +383,37 @@ fn dupes_text(store: &feedwerk::store::Store) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Build { dry_run: true } => {
+        Command::Build { dry_run: true, .. } => {
             let cfg = load(&cli.config)?;
             let preview = runtime()?.block_on(Pipeline::preview(cfg, Utc::now()))?;
             print_reports(&preview.reports);
             print_preview(&preview);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build { dry_run: false } => {
+        Command::Build {
+            dry_run: false,
+            force,
+            due_only,
+        } => {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
             let now = Utc::now();
-            let reports = runtime()?.block_on(pipeline.refresh(now));
+            let mode = if force {
+                RefreshMode::Force
+            } else if due_only {
+                RefreshMode::Due
+            } else {
+                RefreshMode::Manual
+            };
+            let reports = runtime()?.block_on(pipeline.refresh_with(now, mode));
             print_reports(&reports);
+            if !pipeline.needs_publish() {
+                println!(
+                    "nothing changed; outputs in {} kept as they are",
+                    pipeline.output_dir().display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             match pipeline.publish(now) {
                 Ok((catalog, rep)) => {
                     for (path, e) in &rep.failed {
@@ -704,32 +735,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sources => {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
-            let store = pipeline.store();
+            let states = pipeline.store().source_states()?;
+            let fmt = |d: Option<chrono::DateTime<Utc>>, none: &str| {
+                d.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_else(|| none.to_owned())
+            };
             println!(
-                "{:<12} {:<6} {:<20} {:<20} {:>5} {:>6}  URL / last error",
-                "SOURCE", "KIND", "LAST SUCCESS", "LAST STATUS", "FAILS", "ITEMS"
+                "{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  URL",
+                "SOURCE", "KIND", "LAST SUCCESS", "LAST STATUS", "FAILS", "ITEMS", "NEXT FETCH"
             );
             for s in &pipeline.cfg.sources {
-                let st = store.source_state(&s.id)?;
-                let when = st
-                    .last_success
-                    .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_else(|| "never".into());
-                let url = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
+                let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+                let url = s
+                    .kind
+                    .url()
+                    .map(|u| u.to_string())
+                    .or_else(|| match &s.kind {
+                        feedwerk::model::SourceKind::Local { path } => {
+                            Some(path.display().to_string())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let same_url = st.url.as_deref() == s.kind.url().map(|u| u.as_str());
+                let gone = st.gone && same_url;
+                let next = if gone {
+                    "never (gone)".to_owned()
+                } else if st.next_fetch.is_none_or(|n| n <= Utc::now()) {
+                    "now".to_owned()
+                } else {
+                    fmt(st.next_fetch, "now")
+                };
                 println!(
-                    "{:<12} {:<6} {:<20} {:<20} {:>5} {:>6}  {}",
+                    "{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  {}",
                     s.id.as_str(),
                     s.kind.name(),
-                    when,
+                    fmt(st.last_success, "never"),
                     st.last_status.as_deref().unwrap_or("-"),
                     st.consecutive_failures,
                     st.items_held,
+                    next,
                     url
                 );
-                if let Some(e) = &st.last_error {
-                    println!("{:<12}   last error: {e}", "");
+                if st.consecutive_failures > 0 {
+                    if let Some(e) = &st.last_error {
+                        println!(
+                            "{:<12}   last error ({}): {e}",
+                            "",
+                            fmt(st.last_attempt, "?")
+                        );
+                    }
                 }
-                if let Some(m) = &st.moved_to {
+                if gone {
+                    println!(
+                        "{:<12}   gone (HTTP 410): polling stopped; change the URL in the config to poll again",
+                        ""
+                    );
+                }
+                if let Some(m) = st.moved_to.as_ref().filter(|_| same_url) {
                     println!("{:<12}   moved permanently to {m}; update the config", "");
                 }
             }

@@ -181,6 +181,8 @@ pub struct ParsedFeed {
     pub updated: Option<DateTime<Utc>>,
     pub language: Option<String>,
     pub entries: Vec<Entry>,
+    /// RSS `<ttl>`: minutes the partner asks readers to wait between fetches.
+    pub ttl_minutes: Option<u32>,
     /// Problems with single entries that did not stop the rest (file and line, item index).
     pub problems: Vec<String>,
 }

@@ -8,22 +8,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::Config;
 use crate::config::Site;
-use crate::fetch::{FetchError, FetchOutcome, Fetcher, Validators};
+use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
 use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
 use crate::normalise::{self, Context};
 use crate::publish::{self, Body, Catalog, Document, EmbedList, PublishReport};
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
+use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
 use crate::source;
 use crate::store::archive::ArchivePage;
 use crate::store::{SourceState, Store, StoreError, StoredItem};
@@ -80,7 +83,27 @@ pub struct Pipeline {
     store: Mutex<Store>,
     fetcher: Fetcher,
     hub: Option<Hub>,
+    /// Set when the store changed in a way the outputs must show; cleared by publish.
+    dirty: AtomicBool,
 }
+
+/// Which sources a refresh fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// Only sources whose next fetch time has come (the daemon; `build --due-only` for
+    /// deployments that run `build` from a timer).
+    Due,
+    /// Every source except those a partner or our back-off paused (`build`): an operator
+    /// asking for a build wants fresh data, but a failing or rate-limiting partner is
+    /// still left alone until its pause ends.
+    Manual,
+    /// Every source now, pauses ignored (`build --force`). A source gone with HTTP 410
+    /// still waits for its URL to change in the config.
+    Force,
+}
+
+/// The meta key holding the config fingerprint of the last publish.
+const PUBLISHED_CONFIG: &str = "published_config";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -157,6 +180,7 @@ impl Pipeline {
             store: Mutex::new(store),
             fetcher,
             hub,
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -167,50 +191,99 @@ impl Pipeline {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Refreshes every configured source: fetches concurrently, then stores each
-    /// source's items in its own transaction.
+    /// Refreshes every source a manual `build` should fetch ([`RefreshMode::Manual`]).
     pub async fn refresh(&self, now: DateTime<Utc>) -> Vec<SourceReport> {
-        let sources: Vec<Source> = self.cfg.sources.clone();
-        let configured: Vec<SourceId> = sources.iter().map(|s| s.id.clone()).collect();
+        self.refresh_with(now, RefreshMode::Manual).await
+    }
+
+    /// Refreshes the sources `mode` selects: fetches them concurrently (one request at a
+    /// time per host, at most `fetch.concurrency` in all, each within its own timeout and
+    /// the whole run within `fetch.deadline`), then stores each source's items in its own
+    /// transaction and every source's fetch state in one more.
+    pub async fn refresh_with(&self, now: DateTime<Utc>, mode: RefreshMode) -> Vec<SourceReport> {
+        let started = tokio::time::Instant::now();
+        let configured: Vec<SourceId> = self.cfg.sources.iter().map(|s| s.id.clone()).collect();
         match self.store().withdraw_unconfigured(&configured) {
             Ok(0) => {}
-            Ok(n) => tracing::info!("withdrew {n} items of sources no longer configured"),
+            Ok(n) => {
+                self.mark_dirty();
+                tracing::info!("withdrew {n} items of sources no longer configured");
+            }
             Err(e) => tracing::error!(error = %e, "cannot withdraw items of removed sources"),
         }
-        let deadline = self.cfg.fetch.timeout + Duration::from_secs(5);
-        let fetched: Vec<(Source, Result<Fetch, SourceReport>, Instant)> = stream::iter(sources)
-            .map(|s| async move {
-                let started = Instant::now();
-                let r = tokio::time::timeout(deadline, self.acquire(&s)).await;
-                let r = r.unwrap_or_else(|_| {
-                    Err(report(
-                        &s.id,
-                        SourceStatus::Failed(format!(
-                            "{}: no answer within {}s",
-                            s.id,
-                            deadline.as_secs()
-                        )),
-                    ))
+        let states = match self.store().source_states() {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .cfg
+                    .sources
+                    .iter()
+                    .map(|s| report(&s.id, SourceStatus::Failed(e.to_string())))
+                    .collect();
+            }
+        };
+        let mut reports = Vec::new();
+        let mut due: Vec<(Source, SourceState)> = Vec::new();
+        for s in &self.cfg.sources {
+            let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+            match skip_reason(s, &st, now, mode) {
+                Some(why) => reports.push(report(&s.id, SourceStatus::Skipped(why))),
+                None => due.push((s.clone(), st)),
+            }
+        }
+        let global = Arc::new(Semaphore::new(self.cfg.fetch.concurrency.max(1)));
+        let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        for (s, _) in &due {
+            if let Some(u) = s.kind.url() {
+                hosts.entry(fetch::host_key(u)).or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.cfg.fetch.per_host_concurrency.max(1)))
                 });
-                (s, r, started)
+            }
+        }
+        let run_deadline = started + self.cfg.fetch.deadline;
+        let n = due.len().max(1);
+        let acquired: Vec<(Source, SourceState, Acquired, Duration)> = stream::iter(due)
+            .map(|(s, st)| {
+                let host = s
+                    .kind
+                    .url()
+                    .and_then(|u| hosts.get(&fetch::host_key(u)).cloned());
+                let global = global.clone();
+                async move {
+                    let begun_at = tokio::time::Instant::now();
+                    let begun = AtomicBool::new(false);
+                    let work = self.acquire(&s, &st, host, global, &begun, run_deadline);
+                    let a = match tokio::time::timeout_at(run_deadline, work).await {
+                        Ok(a) => a,
+                        // Cut by the run's deadline, not by its own timeout: the partner
+                        // did not get its full chance, so this is no failure of its own.
+                        Err(_) if begun.load(Ordering::SeqCst) => Acquired::Skipped(format!(
+                            "cut off by the run's deadline ({:?}) before its own timeout; tried next cycle",
+                            self.cfg.fetch.deadline
+                        )),
+                        Err(_) => Acquired::Skipped(format!(
+                            "not fetched: the run's deadline ({:?}) passed while it waited for its host; tried next cycle",
+                            self.cfg.fetch.deadline
+                        )),
+                    };
+                    (s, st, a, begun_at.elapsed())
+                }
             })
-            .buffer_unordered(self.cfg.fetch.concurrency)
+            .buffer_unordered(n)
             .collect()
             .await;
-        let mut reports: Vec<SourceReport> = fetched
-            .into_iter()
-            .map(|(s, r, started)| {
-                let mut rep = match r {
-                    Ok(f) => self.ingest(&s, f, now),
-                    Err(rep) => {
-                        self.record_failure(&s, &rep, now);
-                        rep
-                    }
-                };
-                rep.elapsed = started.elapsed();
-                rep
-            })
-            .collect();
+        let mut new_states = Vec::with_capacity(acquired.len());
+        for (s, st, a, elapsed) in acquired {
+            let (mut rep, state) = self.ingest(&s, st, a, now);
+            rep.elapsed = elapsed;
+            if let Some(state) = state {
+                new_states.push(state);
+            }
+            reports.push(rep);
+        }
+        if let Err(e) = self.store().save_source_states(&new_states) {
+            tracing::error!(error = %e, "cannot save the sources' fetch state");
+        }
         reports.sort_by(|a, b| a.id.cmp(&b.id));
         let keep = self.cfg.store.max_items;
         let age = self
@@ -218,77 +291,162 @@ impl Pipeline {
             .store
             .max_age
             .and_then(|d| chrono::Duration::from_std(d).ok());
-        if let Err(e) = self.store().prune(keep, age, now) {
-            tracing::error!(error = %e, "pruning the store failed");
+        match self.store().prune(keep, age, now) {
+            Ok(0) => {}
+            Ok(_) => self.mark_dirty(),
+            Err(e) => tracing::error!(error = %e, "pruning the store failed"),
         }
         reports
     }
 
-    /// Reads or fetches one source's raw material.
-    async fn acquire(&self, s: &Source) -> Result<Fetch, SourceReport> {
-        match &s.kind {
-            SourceKind::Local { path } => Ok(Fetch::Local(path.clone())),
-            SourceKind::Feed { url } | SourceKind::Page { url, .. } => {
-                let state = self
-                    .store()
-                    .source_state(&s.id)
-                    .map_err(|e| report(&s.id, SourceStatus::Failed(e.to_string())))?;
-                let same_url = state.url.as_deref() == Some(url.as_str());
-                if state.gone && same_url {
-                    return Err(report(
-                        &s.id,
-                        SourceStatus::Skipped(format!(
-                            "{url}: gone (HTTP 410); change the config to poll again"
-                        )),
-                    ));
-                }
-                let validators = if same_url {
-                    Validators {
-                        etag: state.etag.clone(),
-                        last_modified: state.last_modified.clone(),
-                    }
-                } else {
-                    Validators::default()
-                };
-                match self.fetcher.fetch(url, &validators).await {
-                    Ok(o) => Ok(Fetch::Remote(o)),
-                    Err(e) => {
-                        let mut r = report(&s.id, SourceStatus::Failed(e.to_string()));
-                        if matches!(e, FetchError::Gone { .. }) {
-                            r.problems.push("gone".into());
-                        }
-                        Err(r)
-                    }
-                }
+    /// Reads or fetches one source's raw material, waiting for its host's turn first.
+    async fn acquire(
+        &self,
+        s: &Source,
+        st: &SourceState,
+        host: Option<Arc<Semaphore>>,
+        global: Arc<Semaphore>,
+        begun: &AtomicBool,
+        run_deadline: tokio::time::Instant,
+    ) -> Acquired {
+        let url = match &s.kind {
+            SourceKind::Local { path } => return Acquired::Local(path.clone()),
+            SourceKind::Feed { url } | SourceKind::Page { url, .. } => url,
+        };
+        // Host first, then a global slot: a source queued behind its host must not hold
+        // a global slot another host could use.
+        let _host = match host {
+            Some(h) => Some(h.acquire_owned().await.expect("semaphore never closed")),
+            None => None,
+        };
+        let _slot = global
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        if tokio::time::Instant::now() >= run_deadline {
+            // Our turn came as the run ended; leave the partner alone until next cycle.
+            return Acquired::Skipped(format!(
+                "not fetched: the run's deadline ({:?}) passed while it waited for its host; tried next cycle",
+                self.cfg.fetch.deadline
+            ));
+        }
+        begun.store(true, Ordering::SeqCst);
+        let validators = if st.url.as_deref() == Some(url.as_str()) {
+            Validators {
+                etag: st.etag.clone(),
+                last_modified: st.last_modified.clone(),
             }
+        } else {
+            // A new URL is a new resource: the old validators mean nothing there.
+            Validators::default()
+        };
+        match self.fetcher.fetch(url, &validators).await {
+            Ok(o) => Acquired::Remote(o),
+            Err(e) => Acquired::Failed(e),
         }
     }
 
-    fn record_failure(&self, s: &Source, rep: &SourceReport, now: DateTime<Utc>) {
-        let SourceStatus::Failed(msg) = &rep.status else {
-            return;
+    /// When `s` is next due after an attempt at `now` that ended with `outcome`.
+    fn next_fetch(&self, s: &Source, now: DateTime<Utc>, outcome: Outcome) -> NextFetch {
+        let expr = s.schedule.as_deref().unwrap_or(&self.cfg.publish.schedule);
+        let cron = Cron::parse(expr)
+            .or_else(|_| Cron::parse(&self.cfg.publish.schedule))
+            .expect("schedules are validated in config");
+        let p = Politeness {
+            backoff_cap: self.cfg.fetch.backoff_cap,
+            ..Politeness::default()
         };
-        let store = self.store();
-        let mut st = store.source_state(&s.id).unwrap_or_default();
+        schedule::next_fetch(
+            &cron,
+            self.cfg.site.timezone,
+            s.id.as_str(),
+            now,
+            outcome,
+            &p,
+        )
+    }
+
+    /// Records a failed attempt: the items held stay published; the failure, its time
+    /// and count go into the state; the next try backs off.
+    fn failed(
+        &self,
+        s: &Source,
+        mut st: SourceState,
+        err: Failure,
+        now: DateTime<Utc>,
+    ) -> (SourceReport, Option<SourceState>) {
         st.id = s.id.to_string();
-        st.url = s.kind.url().map(|u| u.to_string());
         st.last_attempt = Some(now);
-        st.last_status = Some("error".into());
-        st.last_error = Some(msg.clone());
         st.consecutive_failures += 1;
         st.fetch_count += 1;
-        st.gone = rep.problems.iter().any(|p| p == "gone");
-        if let Err(e) = store.save_source_state(&st) {
-            tracing::error!(source = %s.id, error = %e, "cannot record failure");
+        let (short, message, retry_after, gone) = match &err {
+            Failure::Fetch(e) => (
+                e.short(),
+                e.to_string(),
+                e.retry_after(),
+                matches!(e, FetchError::Gone { .. }),
+            ),
+            Failure::Parse(m) => ("parse error".to_owned(), m.clone(), None, false),
+        };
+        if st.url.as_deref() != s.kind.url().map(Url::as_str) {
+            // First attempt at this URL: nothing remembered applies to it.
+            st.etag = None;
+            st.last_modified = None;
+            st.moved_to = None;
         }
-        tracing::warn!(source = %s.id, error = %msg, failures = st.consecutive_failures, "source failed; its items stay published");
+        st.url = s.kind.url().map(|u| u.to_string());
+        st.last_status = Some(short);
+        st.last_error = Some(message.clone());
+        st.gone = gone;
+        st.next_fetch = if gone {
+            None
+        } else {
+            Some(
+                self.next_fetch(
+                    s,
+                    now,
+                    Outcome::Failure {
+                        consecutive: st.consecutive_failures,
+                        retry_after,
+                    },
+                )
+                .at,
+            )
+        };
+        tracing::warn!(
+            source = %s.id,
+            error = %message,
+            failures = st.consecutive_failures,
+            next = ?st.next_fetch,
+            "source failed; its items stay published"
+        );
+        let mut rep = report(&s.id, SourceStatus::Failed(message));
+        if st.items_held > 0 {
+            rep.problems.push(format!(
+                "keeping the {} items held from the last good copy",
+                st.items_held
+            ));
+        }
+        (rep, Some(st))
     }
 
-    /// Parses, normalises and stores what one source delivered.
-    fn ingest(&self, s: &Source, f: Fetch, now: DateTime<Utc>) -> SourceReport {
+    /// Parses, normalises and stores what one source delivered; returns the report and
+    /// the source's new fetch state.
+    fn ingest(
+        &self,
+        s: &Source,
+        mut st: SourceState,
+        a: Acquired,
+        now: DateTime<Utc>,
+    ) -> (SourceReport, Option<SourceState>) {
         let mut rep = report(&s.id, SourceStatus::NotModified);
-        let (parsed, fetch_state) = match f {
-            Fetch::Local(path) => {
+        let (parsed, fetched) = match a {
+            Acquired::Skipped(why) => {
+                rep.status = SourceStatus::Skipped(why);
+                return (rep, None);
+            }
+            Acquired::Failed(e) => return self.failed(s, st, Failure::Fetch(e), now),
+            Acquired::Local(path) => {
                 let (posts, errors) = source::local::read_dir(
                     &path,
                     s.id.as_str(),
@@ -314,21 +472,35 @@ impl Pipeline {
                     None,
                 )
             }
-            Fetch::Remote(FetchOutcome::NotModified { .. }) => {
-                let store = self.store();
-                let mut st = store.source_state(&s.id).unwrap_or_default();
+            Acquired::Remote(FetchOutcome::NotModified {
+                max_age,
+                validators,
+                moved_permanently,
+            }) => {
+                // The partner confirmed our copy: no parse, no item writes, no re-render.
+                st.id = s.id.to_string();
                 st.last_attempt = Some(now);
                 st.last_success = Some(now);
                 st.last_status = Some("304 not modified".into());
                 st.last_error = None;
                 st.consecutive_failures = 0;
                 st.fetch_count += 1;
-                if let Err(e) = store.save_source_state(&st) {
-                    rep.status = SourceStatus::Failed(e.to_string());
+                // RFC 9110 §15.4.5: a 304 may carry updated validators.
+                if validators.etag.is_some() {
+                    st.etag = validators.etag;
                 }
-                return rep;
+                if validators.last_modified.is_some() {
+                    st.last_modified = validators.last_modified;
+                }
+                st.moved_to = moved_permanently.map(|u| u.to_string());
+                self.note_moved(s, &st, &mut rep);
+                st.next_fetch = Some(
+                    self.next_fetch(s, now, Outcome::Success { ttl: None, max_age })
+                        .at,
+                );
+                return (rep, Some(st));
             }
-            Fetch::Remote(FetchOutcome::Fetched(fetched)) => {
+            Acquired::Remote(FetchOutcome::Fetched(fetched)) => {
                 let origin = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
                 let parsed = source::parse_remote(
                     s,
@@ -341,11 +513,7 @@ impl Pipeline {
                 .map_err(|e| e.to_string());
                 match parsed {
                     Ok(p) => (p, Some(fetched)),
-                    Err(msg) => {
-                        rep.status = SourceStatus::Failed(msg);
-                        self.record_failure(s, &rep, now);
-                        return rep;
-                    }
+                    Err(msg) => return self.failed(s, st, Failure::Parse(msg), now),
                 }
             }
         };
@@ -380,26 +548,23 @@ impl Pipeline {
                 rep.problems.push(churn.to_string());
             }
             Ok(_) => {}
-            Err(e) => {
-                rep.status = SourceStatus::Failed(e.to_string());
-                return rep;
-            }
+            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
         }
         let present: Vec<crate::model::ItemId> = items.iter().map(|i| i.id.clone()).collect();
         let result =
             store.upsert_source_items(&s.id, items, now, |conn, item| deduper.decide(conn, item));
         match result {
             Ok(u) => {
+                if u.new + u.changed > 0 {
+                    self.mark_dirty();
+                }
                 rep.status = SourceStatus::Updated {
                     items: count,
                     new: u.new,
                     changed: u.changed,
                 };
             }
-            Err(e) => {
-                rep.status = SourceStatus::Failed(e.to_string());
-                return rep;
-            }
+            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
         }
         let withdrawn = if clean_read {
             store.withdraw_missing(&s.id, &present, whole_set, now)
@@ -408,40 +573,101 @@ impl Pipeline {
         };
         match withdrawn {
             Ok(gone) => {
+                if !gone.is_empty() {
+                    self.mark_dirty();
+                }
                 for (id, title) in gone {
                     tracing::info!(source = %s.id, item = %id, "retracted by its source: withdrawn");
                     rep.problems
                         .push(format!("retracted: {title} ({id}) withdrawn"));
                 }
             }
-            Err(e) => {
-                rep.status = SourceStatus::Failed(e.to_string());
-                return rep;
-            }
+            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
         }
-        if let Some(f) = fetch_state {
-            let mut st: SourceState = store.source_state(&s.id).unwrap_or_default();
-            st.id = s.id.to_string();
-            st.url = s.kind.url().map(|u| u.to_string());
-            st.etag = f.validators.etag;
-            st.last_modified = f.validators.last_modified;
-            st.last_attempt = Some(now);
-            st.last_success = Some(now);
-            st.last_status = Some("200 ok".into());
-            st.last_error = None;
-            st.consecutive_failures = 0;
-            st.fetch_count += 1;
-            st.gone = false;
-            st.moved_to = f.moved_permanently.map(|u| u.to_string());
-            if let Some(m) = &st.moved_to {
-                tracing::warn!(source = %s.id, "moved permanently to {m}; update the config");
-                rep.moved_to = Some(m.clone());
+        drop(store);
+        st.id = s.id.to_string();
+        st.url = s.kind.url().map(|u| u.to_string());
+        st.last_attempt = Some(now);
+        st.last_success = Some(now);
+        st.last_error = None;
+        st.consecutive_failures = 0;
+        st.fetch_count += 1;
+        st.gone = false;
+        let ttl = parsed
+            .ttl_minutes
+            .map(|m| std::time::Duration::from_secs(u64::from(m) * 60));
+        let max_age = match fetched {
+            Some(f) => {
+                st.etag = f.validators.etag;
+                st.last_modified = f.validators.last_modified;
+                st.last_status = Some("200 ok".into());
+                st.moved_to = f.moved_permanently.map(|u| u.to_string());
+                self.note_moved(s, &st, &mut rep);
+                f.max_age
             }
-            if let Err(e) = store.save_source_state(&st) {
-                rep.status = SourceStatus::Failed(e.to_string());
+            None => {
+                st.last_status = Some(format!("read {count} posts"));
+                None
             }
+        };
+        st.next_fetch = Some(
+            self.next_fetch(s, now, Outcome::Success { ttl, max_age })
+                .at,
+        );
+        (rep, Some(st))
+    }
+
+    fn note_moved(&self, s: &Source, st: &SourceState, rep: &mut SourceReport) {
+        if let Some(m) = &st.moved_to {
+            tracing::warn!(source = %s.id, "moved permanently to {m}; update the config");
+            rep.moved_to = Some(m.clone());
         }
-        rep
+    }
+
+    /// When the daemon should next wake: the earliest due time over all sources that are
+    /// still polled (a gone source waits for a config change).
+    pub fn next_wakeup(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let states = self.store().source_states().unwrap_or_default();
+        self.cfg
+            .sources
+            .iter()
+            .filter_map(|s| {
+                let st = states.get(s.id.as_str());
+                match st {
+                    Some(st) if is_gone(s, st) => None,
+                    Some(st) => Some(st.next_fetch.unwrap_or(now)),
+                    None => Some(now),
+                }
+            })
+            .min()
+            .unwrap_or(now + chrono::Duration::hours(1))
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether outputs must be rendered again: something in the store changed since
+    /// the last publish, the config changed, or the outputs are missing. A cycle of 304s
+    /// answers `false`, so nothing is re-rendered or rewritten.
+    pub fn needs_publish(&self) -> bool {
+        if self.dirty.load(Ordering::SeqCst) {
+            return true;
+        }
+        let out = &self.cfg.publish.output_dir;
+        if !out.join("rss.xml").exists() || !out.join("atom.xml").exists() {
+            return true;
+        }
+        self.store()
+            .meta(PUBLISHED_CONFIG)
+            .ok()
+            .flatten()
+            .is_none_or(|h| h != self.config_fingerprint())
+    }
+
+    fn config_fingerprint(&self) -> String {
+        let text = format!("{}\n{:?}", env!("CARGO_PKG_VERSION"), self.cfg);
+        blake3::hash(text.as_bytes()).to_hex().to_string()
     }
 
     /// On a source's first ingest (nothing of it stored yet), where its undated items go:
@@ -687,9 +913,20 @@ impl Pipeline {
             };
             return Ok((Catalog::default(), report));
         }
-        let (mut catalog, report) = publish::publish(&cfg.publish.output_dir, docs, &store, now)?;
+        let was_dirty = self.dirty.swap(false, Ordering::SeqCst);
+        let (mut catalog, report) =
+            match publish::publish(&cfg.publish.output_dir, docs, &store, now) {
+                Ok(r) => r,
+                Err(e) => {
+                    if was_dirty {
+                        self.dirty.store(true, Ordering::SeqCst);
+                    }
+                    return Err(e.into());
+                }
+            };
         // From now on readers know these representatives' IDs: they never change.
         store.mark_shown(now)?;
+        store.set_meta(PUBLISHED_CONFIG, &self.config_fingerprint())?;
         for seal in seals {
             let failed = report.failed.iter().any(|(p, _)| seal.paths.contains(p));
             let served = seal.paths.iter().all(|p| catalog.get(p).is_some());
@@ -906,9 +1143,50 @@ fn authority(cfg: &Config) -> String {
         .to_owned()
 }
 
-enum Fetch {
+/// What acquiring one source produced, before parsing.
+enum Acquired {
     Local(std::path::PathBuf),
     Remote(FetchOutcome),
+    Failed(FetchError),
+    /// Not attempted (the run's deadline came first); not a failure.
+    Skipped(String),
+}
+
+enum Failure {
+    Fetch(FetchError),
+    Parse(String),
+}
+
+/// A 410 stops polling until the configured URL differs from the one that was gone.
+fn is_gone(s: &Source, st: &SourceState) -> bool {
+    st.gone && st.url.as_deref() == s.kind.url().map(Url::as_str)
+}
+
+/// Why `s` is not fetched in this refresh, if it is not.
+fn skip_reason(
+    s: &Source,
+    st: &SourceState,
+    now: DateTime<Utc>,
+    mode: RefreshMode,
+) -> Option<String> {
+    let url = s.kind.url()?;
+    if is_gone(s, st) {
+        return Some(format!(
+            "{url}: gone (HTTP 410); change the URL in the config to poll again"
+        ));
+    }
+    let next = st.next_fetch.filter(|n| *n > now)?;
+    let when = next.format("%Y-%m-%d %H:%M:%S UTC");
+    match mode {
+        RefreshMode::Force => None,
+        RefreshMode::Manual if st.consecutive_failures == 0 => None,
+        RefreshMode::Manual => Some(format!(
+            "backing off after {} failure(s) (last: {}); next try {when} (--force fetches now)",
+            st.consecutive_failures,
+            st.last_status.as_deref().unwrap_or("error")
+        )),
+        RefreshMode::Due => Some(format!("not due until {when}")),
+    }
 }
 
 /// Provenance names the other sources by their configured titles ("Efus – …"), not IDs.

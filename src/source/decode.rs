@@ -68,6 +68,11 @@ fn decode(
     if let Some((enc, len)) = Encoding::for_bom(bytes) {
         return pick(enc, DecidedBy::Bom, &bytes[len..]);
     }
+    // UTF-16 without a BOM is "valid UTF-8" full of NULs; XML 1.0 Appendix F tells it
+    // apart by how `<?` is laid out, before the UTF-8 check can mistake it.
+    if let Some(enc) = utf16_without_bom(bytes) {
+        return pick(enc, DecidedBy::Document, bytes);
+    }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Decoded {
             text: s.to_owned(),
@@ -95,6 +100,14 @@ fn decode(
 pub fn declared_encoding(bytes: &[u8], html: bool) -> Option<&'static str> {
     let declared = if html { html_declared } else { xml_declared };
     declared(bytes).map(Encoding::name)
+}
+
+fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
+    match bytes.get(..4)? {
+        [b'<', 0, b'?', 0] => Some(encoding_rs::UTF_16LE),
+        [0, b'<', 0, b'?'] => Some(encoding_rs::UTF_16BE),
+        _ => None,
+    }
 }
 
 fn xml_declared(bytes: &[u8]) -> Option<&'static Encoding> {

@@ -26,6 +26,17 @@ pub fn parse(
     tz: Tz,
     origin: &str,
 ) -> Result<ParsedFeed, FeedParseError> {
+    let fail = |message: String| FeedParseError {
+        origin: origin.to_owned(),
+        message,
+    };
+    if looks_like_html(text) {
+        // Partners answer 200 with an error, login or "we moved" page surprisingly often.
+        return Err(fail(
+            "got an HTML page, not a feed (an error or login page served with status 200?)".into(),
+        ));
+    }
+    super::guard::check(text).map_err(|h| fail(h.to_string()))?;
     // No `base_uri`: feed-rs would resolve RSS item links against the document's URL,
     // but our rule (xml:base, then the feed's own link) needs them as written; `normalise`
     // resolves them. An absolute `xml:base` still lets feed-rs resolve Atom links.
@@ -66,6 +77,27 @@ pub fn parse(
         scopes.clear();
     }
     Ok(convert(feed, base, &root, &scopes, origin))
+}
+
+/// The first markup is an HTML doctype or `<html>` element.
+fn looks_like_html(text: &str) -> bool {
+    let mut rest = text.trim_start_matches('\u{feff}').trim_start();
+    // Skip comments and processing instructions before the first real markup.
+    loop {
+        if let Some(r) = rest.strip_prefix("<!--") {
+            rest = r.split_once("-->").map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("<?") {
+            rest = rest.split_once("?>").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let head: String = rest
+        .chars()
+        .take(14)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html")
 }
 
 fn format_name(t: &fr::FeedType) -> &'static str {
@@ -234,6 +266,7 @@ fn convert(
         id: Some(feed.id).filter(|s| !s.is_empty()),
         updated: feed.updated,
         language: feed.language.or_else(|| root.lang.clone()),
+        ttl_minutes: feed.ttl,
         entries,
         problems: Vec::new(),
     }

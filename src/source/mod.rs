@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod feed;
+pub mod guard;
 pub mod local;
 pub mod page;
 

@@ -298,6 +298,7 @@ pub fn parse(
         link: Some(base.clone()),
         id: None,
         updated: None,
+        ttl_minutes: None,
         language: doc
             .root_element()
             .attr("lang")

@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod dedupe;
 mod doctor;
+mod fetch;
 mod import;
 mod interop;
 mod normalise;

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -109,6 +109,12 @@ impl Project {
     /// Writes `config.toml`: a `[site]` for DEFUS, the given extra TOML, and a local
     /// `defus` source unless `extra` defines sources of its own with `defus`.
     pub fn config(&self, extra: &str) -> &Project {
+        // Tests that tune `[fetch]` bring their own table.
+        let fetch = if extra.contains("[fetch]") {
+            ""
+        } else {
+            "[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\n"
+        };
         let text = format!(
             r#"[site]
 title = "DEFUS – Aktuelles"
@@ -128,10 +134,7 @@ listen = "127.0.0.1:0"
 [store]
 path = "state/feedwerk.sqlite"
 
-[fetch]
-timeout = "5s"
-connect_timeout = "2s"
-
+{fetch}
 {extra}
 "#
         );
@@ -155,6 +158,45 @@ connect_timeout = "2s"
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.command(args).output().expect("run feedwerk");
         Run(out)
+    }
+
+    /// Runs like [`Project::run`] and also reports the child's peak resident memory
+    /// (KiB), read from `wait4`, for memory-bound assertions.
+    // The child is reaped by `wait4` (which std does not expose), not by `Child::wait`.
+    #[allow(clippy::zombie_processes)]
+    pub fn run_measured(&self, args: &[&str]) -> (Run, u64) {
+        use std::process::Stdio;
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn feedwerk");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let o = thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = out.read_to_end(&mut b);
+            b
+        });
+        let e = thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = err.read_to_end(&mut b);
+            b
+        });
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: rusage is plain old data; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(r, pid, "wait4");
+        let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+        let output = Output {
+            status,
+            stdout: o.join().unwrap(),
+            stderr: e.join().unwrap(),
+        };
+        (Run(output), usage.ru_maxrss as u64)
     }
 
     /// The command, for tests that need to spawn it (daemon) or set env.
@@ -214,6 +256,12 @@ pub struct Route {
     pub trickle: Option<Duration>,
     /// Read the request and never answer.
     pub hang: bool,
+    /// Answer 304 when `If-Modified-Since` equals this (also sent as `Last-Modified`).
+    pub last_modified: Option<String>,
+    /// Send an endless body (no Content-Length) until the client hangs up.
+    pub endless: bool,
+    /// Announce the whole body but send only this many bytes, then drop the connection.
+    pub reset_after: Option<usize>,
 }
 
 impl Route {
@@ -226,7 +274,62 @@ impl Route {
             delay: Duration::ZERO,
             trickle: None,
             hang: false,
+            last_modified: None,
+            endless: false,
+            reset_after: None,
         }
+    }
+    /// A redirect (301, 302, 307, 308) to `location`.
+    pub fn redirect(status: u16, location: &str) -> Route {
+        Route::status(status).header("Location", location)
+    }
+    /// Never answers.
+    pub fn hang() -> Route {
+        Route {
+            hang: true,
+            ..Route::status(200)
+        }
+    }
+    /// Sends the body one byte per `every`.
+    pub fn trickle(mut self, every: Duration) -> Route {
+        self.trickle = Some(every);
+        self
+    }
+    /// Compresses the body with gzip and says so in `Content-Encoding`.
+    pub fn gzip(mut self) -> Route {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&self.body).unwrap();
+        self.body = enc.finish().unwrap();
+        self.header("Content-Encoding", "gzip")
+    }
+    /// Compresses the body with brotli and says so in `Content-Encoding`.
+    pub fn brotli(mut self) -> Route {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(&self.body).unwrap();
+        }
+        self.body = out;
+        self.header("Content-Encoding", "br")
+    }
+    /// Compresses the body with zlib ("deflate" in HTTP) and says so.
+    pub fn deflate(mut self) -> Route {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&self.body).unwrap();
+        self.body = enc.finish().unwrap();
+        self.header("Content-Encoding", "deflate")
+    }
+    pub fn last_modified(mut self, http_date: &str) -> Route {
+        self.last_modified = Some(http_date.into());
+        self
+    }
+    pub fn endless(mut self) -> Route {
+        self.endless = true;
+        self
+    }
+    pub fn reset_after(mut self, bytes: usize) -> Route {
+        self.reset_after = Some(bytes);
+        self
     }
     pub fn status(status: u16) -> Route {
         Route {
@@ -262,6 +365,8 @@ pub struct TestServer {
     routes: Arc<Mutex<HashMap<String, Route>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
+    /// Requests being answered now, and the most ever at once.
+    load: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl TestServer {
@@ -271,15 +376,16 @@ impl TestServer {
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, s, st) = (routes.clone(), seen.clone(), stop.clone());
+        let load: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        let (r, s, st, l) = (routes.clone(), seen.clone(), stop.clone(), load.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (r, s, st) = (r.clone(), s.clone(), st.clone());
-                thread::spawn(move || handle(conn, &r, &s, &st));
+                let (r, s, st, l) = (r.clone(), s.clone(), st.clone(), l.clone());
+                thread::spawn(move || handle(conn, &r, &s, &st, &l));
             }
         });
         TestServer {
@@ -287,7 +393,21 @@ impl TestServer {
             routes,
             seen,
             stop,
+            load,
         }
+    }
+
+    /// The most requests this server was answering at the same moment.
+    pub fn max_concurrent(&self) -> usize {
+        self.load.1.load(Ordering::SeqCst)
+    }
+
+    /// How many requests to `path` were answered with `status`.
+    pub fn count(&self, path: &str, status: u16) -> usize {
+        self.seen_at(path)
+            .iter()
+            .filter(|s| s.status == status)
+            .count()
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -324,6 +444,7 @@ fn handle(
     routes: &Mutex<HashMap<String, Route>>,
     seen: &Mutex<Vec<Seen>>,
     stop: &AtomicBool,
+    load: &(AtomicUsize, AtomicUsize),
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -366,7 +487,19 @@ fn handle(
         headers
             .get("if-none-match")
             .is_some_and(|h| h.contains(e.as_str()))
-    });
+    }) || route
+        .last_modified
+        .as_ref()
+        .is_some_and(|lm| route.etag.is_none() && headers.get("if-modified-since") == Some(lm));
+    struct InFlight<'a>(&'a (AtomicUsize, AtomicUsize));
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0 .0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let now_in = load.0.fetch_add(1, Ordering::SeqCst) + 1;
+    load.1.fetch_max(now_in, Ordering::SeqCst);
+    let _in_flight = InFlight(load);
     let status = if not_modified { 304 } else { route.status };
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
@@ -390,16 +523,34 @@ fn handle(
     if let Some(e) = &route.etag {
         head.push_str(&format!("ETag: {e}\r\n"));
     }
+    if let Some(lm) = &route.last_modified {
+        head.push_str(&format!("Last-Modified: {lm}\r\n"));
+    }
     let body: &[u8] = if not_modified || method == "HEAD" {
         &[]
     } else {
         &route.body
     };
-    if !not_modified {
+    if !not_modified && !route.endless {
         head.push_str(&format!("Content-Length: {}\r\n", route.body.len()));
     }
     head.push_str("Connection: close\r\n\r\n");
     if out.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if route.endless {
+        let filler = if route.body.is_empty() {
+            vec![b' '; 64 * 1024]
+        } else {
+            route.body.clone()
+        };
+        while !stop.load(Ordering::SeqCst) && out.write_all(&filler).is_ok() {}
+        return;
+    }
+    if let Some(n) = route.reset_after {
+        let _ = out.write_all(&body[..n.min(body.len())]);
+        let _ = out.flush();
+        let _ = out.shutdown(std::net::Shutdown::Both);
         return;
     }
     match route.trickle {
