@@ -499,7 +499,7 @@ fn handle(
     }
     let now_in = load.0.fetch_add(1, Ordering::SeqCst) + 1;
     load.1.fetch_max(now_in, Ordering::SeqCst);
-    let _in_flight = InFlight(load);
+    let in_flight = InFlight(load);
     let status = if not_modified { 304 } else { route.status };
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
@@ -515,6 +515,9 @@ fn handle(
         return;
     }
     thread::sleep(route.delay);
+    // Counted until the answer starts: once the client has the whole response it may
+    // send its next request before this thread finishes, which is no overlap.
+    drop(in_flight);
     let mut out = conn;
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in &route.headers {
