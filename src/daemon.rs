@@ -176,6 +176,9 @@ struct Daemon {
     term: Signal,
     int: Signal,
     hup: Signal,
+    /// The first cycle after start fetches every source not paused (partners may have
+    /// news since we last ran); later cycles fetch the sources that are due.
+    started_cycle: bool,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -197,6 +200,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut daemon = Daemon {
         pipeline,
         schedule,
+        started_cycle: false,
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
         notifier,
@@ -340,7 +344,13 @@ impl Daemon {
         let deadline = tokio::time::sleep(budget);
         tokio::pin!(deadline);
         let (pipeline, catalog, telemetry) = (&self.pipeline, &self.catalog, &self.telemetry);
-        let cycle = cycle(pipeline, catalog, telemetry);
+        let mode = if self.started_cycle {
+            RefreshMode::Due
+        } else {
+            RefreshMode::Manual
+        };
+        self.started_cycle = true;
+        let cycle = cycle(pipeline, catalog, telemetry, mode);
         tokio::pin!(cycle);
         let summary = loop {
             tokio::select! {
@@ -487,9 +497,14 @@ fn combined_items(pipeline: &Pipeline) -> usize {
 }
 
 /// One refresh-and-publish cycle; records it and returns the `STATUS=` summary.
-async fn cycle(pipeline: &Pipeline, catalog: &SharedCatalog, telemetry: &Telemetry) -> String {
+async fn cycle(
+    pipeline: &Pipeline,
+    catalog: &SharedCatalog,
+    telemetry: &Telemetry,
+    mode: RefreshMode,
+) -> String {
     let now = Utc::now();
-    let reports = pipeline.refresh_with(now, RefreshMode::Due).await;
+    let reports = pipeline.refresh_with(now, mode).await;
     // Gauges first, so whoever sees a cycle's counters also sees its gauges.
     update_source_gauges(pipeline, telemetry);
     for r in &reports {

@@ -409,7 +409,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_reports(&reports);
             if !pipeline.needs_publish() {
                 println!(
-                    "nothing changed; outputs in {} kept as they are",
+                    "nothing changed since the last publish (0 written, outputs in {} kept as they are)",
                     pipeline.output_dir().display()
                 );
                 return Ok(ExitCode::SUCCESS);

@@ -83,8 +83,6 @@ pub struct Pipeline {
     store: Mutex<Store>,
     fetcher: Fetcher,
     hub: Option<Hub>,
-    /// Set when the store changed in a way the outputs must show; cleared by publish.
-    dirty: AtomicBool,
 }
 
 /// Which sources a refresh fetches.
@@ -104,6 +102,15 @@ pub enum RefreshMode {
 
 /// The meta key holding the config fingerprint of the last publish.
 const PUBLISHED_CONFIG: &str = "published_config";
+/// The meta key that is "1" while the store holds changes not yet published.
+const UNPUBLISHED: &str = "unpublished_changes";
+
+/// Notes that the outputs no longer show what the store holds.
+fn note_changed(store: &Store) {
+    if let Err(e) = store.set_meta(UNPUBLISHED, "1") {
+        tracing::error!(error = %e, "cannot note a change for the next publish");
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -180,7 +187,6 @@ impl Pipeline {
             store: Mutex::new(store),
             fetcher,
             hub,
-            dirty: AtomicBool::new(false),
         }
     }
 
@@ -203,10 +209,11 @@ impl Pipeline {
     pub async fn refresh_with(&self, now: DateTime<Utc>, mode: RefreshMode) -> Vec<SourceReport> {
         let started = tokio::time::Instant::now();
         let configured: Vec<SourceId> = self.cfg.sources.iter().map(|s| s.id.clone()).collect();
-        match self.store().withdraw_unconfigured(&configured) {
+        let withdrawn = self.store().withdraw_unconfigured(&configured);
+        match withdrawn {
             Ok(0) => {}
             Ok(n) => {
-                self.mark_dirty();
+                note_changed(&self.store());
                 tracing::info!("withdrew {n} items of sources no longer configured");
             }
             Err(e) => tracing::error!(error = %e, "cannot withdraw items of removed sources"),
@@ -227,7 +234,13 @@ impl Pipeline {
         for s in &self.cfg.sources {
             let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
             match skip_reason(s, &st, now, mode) {
-                Some(why) => reports.push(report(&s.id, SourceStatus::Skipped(why))),
+                Some(why) => {
+                    if st.consecutive_failures > 0 || is_gone(s, &st) {
+                        // Still broken, only not asked this time: keep saying so.
+                        tracing::warn!(source = %s.id, "{why}");
+                    }
+                    reports.push(report(&s.id, SourceStatus::Skipped(why)));
+                }
                 None => due.push((s.clone(), st)),
             }
         }
@@ -291,9 +304,10 @@ impl Pipeline {
             .store
             .max_age
             .and_then(|d| chrono::Duration::from_std(d).ok());
-        match self.store().prune(keep, age, now) {
+        let pruned = self.store().prune(keep, age, now);
+        match pruned {
             Ok(0) => {}
-            Ok(_) => self.mark_dirty(),
+            Ok(_) => note_changed(&self.store()),
             Err(e) => tracing::error!(error = %e, "pruning the store failed"),
         }
         reports
@@ -556,7 +570,7 @@ impl Pipeline {
         match result {
             Ok(u) => {
                 if u.new + u.changed > 0 {
-                    self.mark_dirty();
+                    note_changed(&store);
                 }
                 rep.status = SourceStatus::Updated {
                     items: count,
@@ -574,7 +588,7 @@ impl Pipeline {
         match withdrawn {
             Ok(gone) => {
                 if !gone.is_empty() {
-                    self.mark_dirty();
+                    note_changed(&store);
                 }
                 for (id, title) in gone {
                     tracing::info!(source = %s.id, item = %id, "retracted by its source: withdrawn");
@@ -643,15 +657,13 @@ impl Pipeline {
             .unwrap_or(now + chrono::Duration::hours(1))
     }
 
-    fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
-    }
-
     /// Whether outputs must be rendered again: something in the store changed since
     /// the last publish, the config changed, or the outputs are missing. A cycle of 304s
     /// answers `false`, so nothing is re-rendered or rewritten.
     pub fn needs_publish(&self) -> bool {
-        if self.dirty.load(Ordering::SeqCst) {
+        // Kept in the store, not in this process: a `build` must publish what a running
+        // daemon (or an interrupted earlier run) stored but did not publish yet.
+        if self.store().meta(UNPUBLISHED).ok().flatten().as_deref() != Some("0") {
             return true;
         }
         let out = &self.cfg.publish.output_dir;
@@ -913,20 +925,11 @@ impl Pipeline {
             };
             return Ok((Catalog::default(), report));
         }
-        let was_dirty = self.dirty.swap(false, Ordering::SeqCst);
-        let (mut catalog, report) =
-            match publish::publish(&cfg.publish.output_dir, docs, &store, now) {
-                Ok(r) => r,
-                Err(e) => {
-                    if was_dirty {
-                        self.dirty.store(true, Ordering::SeqCst);
-                    }
-                    return Err(e.into());
-                }
-            };
+        let (mut catalog, report) = publish::publish(&cfg.publish.output_dir, docs, &store, now)?;
         // From now on readers know these representatives' IDs: they never change.
         store.mark_shown(now)?;
         store.set_meta(PUBLISHED_CONFIG, &self.config_fingerprint())?;
+        store.set_meta(UNPUBLISHED, "0")?;
         for seal in seals {
             let failed = report.failed.iter().any(|(p, _)| seal.paths.contains(p));
             let served = seal.paths.iter().all(|p| catalog.get(p).is_some());
@@ -1174,6 +1177,10 @@ fn skip_reason(
         return Some(format!(
             "{url}: gone (HTTP 410); change the URL in the config to poll again"
         ));
+    }
+    if st.url.as_deref() != Some(url.as_str()) {
+        // A new or changed URL: nothing we remember applies, so fetch it now.
+        return None;
     }
     let next = st.next_fetch.filter(|n| *n > now)?;
     let when = next.format("%Y-%m-%d %H:%M:%S UTC");
