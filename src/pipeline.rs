@@ -569,7 +569,7 @@ impl Pipeline {
             store.upsert_source_items(&s.id, items, now, |conn, item| deduper.decide(conn, item));
         match result {
             Ok(u) => {
-                if u.new + u.changed > 0 {
+                if u.new + u.changed + u.restored > 0 {
                     note_changed(&store);
                 }
                 rep.status = SourceStatus::Updated {

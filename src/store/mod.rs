@@ -90,6 +90,8 @@ pub struct UpsertReport {
     pub changed: usize,
     pub unchanged: usize,
     pub duplicates: usize,
+    /// Items that had been withdrawn and are listed by their source again.
+    pub restored: usize,
     /// Items of this source that are now visible and were added or changed.
     pub touched: Vec<ItemId>,
 }
@@ -351,15 +353,18 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut report = UpsertReport::default();
         for mut item in items {
-            let existing: Option<(String, i64, i64, Option<String>)> = tx
+            let existing: Option<(String, i64, i64, Option<String>, bool)> = tx
                 .query_row(
-                    "SELECT data, first_seen, published, dup_of FROM items WHERE id = ?1",
+                    "SELECT data, first_seen, published, dup_of, withdrawn FROM items WHERE id = ?1",
                     [&item.id.0],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()?;
             match existing {
-                Some((data, first_seen, published, dup_of)) => {
+                Some((data, first_seen, published, dup_of, withdrawn)) => {
+                    if withdrawn {
+                        report.restored += 1;
+                    }
                     item.first_seen = from_ts(first_seen);
                     if item.date_source == DateSource::FirstSeen {
                         item.published = from_ts(published);
