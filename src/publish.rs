@@ -38,6 +38,32 @@ pub struct Rendered {
     pub last_modified: DateTime<Utc>,
     /// `Cache-Control` value for this document.
     pub cache_control: &'static str,
+    /// Header values made once here rather than on every request (see [`HttpFields`]).
+    pub http: HttpFields,
+}
+
+/// `Last-Modified` and the ETag of every variant (identity, gzip, brotli; each also as
+/// the browser's XML view), formatted once per publish: conditional GETs are the bulk
+/// of a feed server's traffic, and these are all they need.
+#[derive(Debug, Clone)]
+pub struct HttpFields {
+    pub last_modified: Bytes,
+    /// Index: `encoding * 2 + browser_view`, encoding 0 identity, 1 gzip, 2 brotli.
+    pub etags: [Bytes; 6],
+}
+
+impl HttpFields {
+    /// `etag` is the quoted strong ETag of the identity body.
+    pub fn new(etag: &str, last_modified: DateTime<Utc>) -> HttpFields {
+        let stem = etag.trim_end_matches('"');
+        let v = |suffix: &str| Bytes::from(format!("{stem}{suffix}\""));
+        HttpFields {
+            last_modified: Bytes::from(httpdate::fmt_http_date(std::time::SystemTime::from(
+                last_modified,
+            ))),
+            etags: [v(""), v("-x"), v("-gz"), v("-gz-x"), v("-br"), v("-br-x")],
+        }
+    }
 }
 
 /// The news list of one channel for `/embed`: pre-rendered `<li>` entries.
@@ -342,6 +368,7 @@ pub fn publish(
                             etag: format!("\"{h}\""),
                             last_modified: *lm,
                             cache_control: doc.cache_control,
+                            http: HttpFields::new(&format!("\"{h}\""), *lm),
                         });
                     }
                 }
@@ -372,13 +399,15 @@ pub fn publish(
         } else {
             report.unchanged += 1;
         }
+        let etag = format!("\"{hash}\"");
         catalog.insert(Rendered {
             path: doc.path,
             content_type: doc.content_type,
             body,
             gzip: gz,
             brotli: br,
-            etag: format!("\"{hash}\""),
+            http: HttpFields::new(&etag, last_modified),
+            etag,
             last_modified,
             cache_control: doc.cache_control,
         });

@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Telemetry;
-use crate::publish::{Rendered, SharedCatalog};
+use crate::publish::{HttpFields, Rendered, SharedCatalog};
 use crate::render::embed;
 
 /// Shared state of the HTTP server.
@@ -104,10 +104,10 @@ async fn serve_catalog(State(state): State<AppState>, req: Request<Body>) -> Res
         return method_not_allowed();
     }
     let path = req.uri().path();
-    let key = match path.strip_prefix('/') {
-        Some("") => "index.html".to_owned(),
-        Some(p) if p.ends_with('/') => format!("{p}index.html"),
-        Some(p) => p.to_owned(),
+    let key: std::borrow::Cow<str> = match path.strip_prefix('/') {
+        Some("") => "index.html".into(),
+        Some(p) if p.ends_with('/') => format!("{p}index.html").into(),
+        Some(p) => p.into(),
         None => return not_found(),
     };
     let catalog = state.catalog.load();
@@ -212,6 +212,7 @@ async fn serve_embed(State(state): State<AppState>, req: Request<Body>) -> Respo
         etag: format!("\"{}-{}\"", list.hash, q.n),
         last_modified: list.last_modified,
         cache_control: "public, max-age=300",
+        http: HttpFields::new(&format!("\"{}-{}\"", list.hash, q.n), list.last_modified),
     };
     let mut resp = respond(&doc, req.headers(), req.method() == Method::HEAD);
     let h = resp.headers_mut();
@@ -256,7 +257,9 @@ fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Option<(&'static str,
 
 /// `If-None-Match` matching with weak comparison (RFC 9110 13.1.2), lists and `*`.
 fn etag_matches(header_value: &str, etag: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn strip(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let ours = strip(etag);
     header_value
         .split(',')
@@ -292,17 +295,13 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
     let encoding = choose_encoding(headers, doc);
     let feed = is_feed_type(doc.content_type);
     let browser_view = feed && wants_browser_view(headers);
-    let mut etag = match &encoding {
-        Some((name, _)) => format!(
-            "{}-{}\"",
-            doc.etag.trim_end_matches('"'),
-            if *name == "br" { "br" } else { "gz" }
-        ),
-        None => doc.etag.clone(),
-    };
-    if browser_view {
-        etag = format!("{}-x\"", etag.trim_end_matches('"'));
-    }
+    let variant = match &encoding {
+        None => 0,
+        Some(("gzip", _)) => 2,
+        Some(_) => 4,
+    } + usize::from(browser_view);
+    let etag_bytes = doc.http.etags[variant].clone();
+    let etag = std::str::from_utf8(&etag_bytes).expect("ETags are ASCII");
     let body = match &encoding {
         Some((_, bytes)) => bytes.clone(),
         None => doc.body.clone(),
@@ -312,13 +311,12 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
     } else {
         doc.content_type
     };
-    let last_modified = httpdate::fmt_http_date(std::time::SystemTime::from(doc.last_modified));
     // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
     let not_modified = match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
-        Some(inm) => etag_matches(inm, &etag),
+        Some(inm) => etag_matches(inm, etag),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
@@ -327,9 +325,12 @@ fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
             // echoing our own Last-Modified would never get a 304.
             .is_some_and(|since| doc.last_modified.timestamp() <= httpdate_secs(since)),
     };
+    let header_value = |b: &bytes::Bytes| {
+        HeaderValue::from_maybe_shared(b.clone()).expect("made from an ETag or HTTP date")
+    };
     let mut b = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::LAST_MODIFIED, last_modified)
+        .header(header::ETAG, header_value(&etag_bytes))
+        .header(header::LAST_MODIFIED, header_value(&doc.http.last_modified))
         .header(header::CACHE_CONTROL, doc.cache_control)
         .header(
             header::VARY,
