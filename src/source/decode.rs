@@ -80,10 +80,16 @@ fn decode(
             decided_by: DecidedBy::ValidUtf8,
         };
     }
-    if let Some(enc) = declared(bytes) {
+    // Past this point the bytes are known not to be UTF-8, so a label saying UTF-8 is
+    // provably wrong (a common server default); skip it rather than produce U+FFFD.
+    let not_utf8 = |e: &&'static Encoding| *e != encoding_rs::UTF_8;
+    if let Some(enc) = declared(bytes).filter(not_utf8) {
         return pick(enc, DecidedBy::Document, bytes);
     }
-    if let Some(enc) = http_charset.and_then(|l| Encoding::for_label(l.as_bytes())) {
+    if let Some(enc) = http_charset
+        .and_then(|l| Encoding::for_label(l.as_bytes()))
+        .filter(not_utf8)
+    {
         return pick(enc, DecidedBy::Http, bytes);
     }
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);

@@ -622,3 +622,127 @@ fn sources_table_has_every_column() {
     assert!(row.contains(&srv.url("/t.xml")), "{row}");
     assert!(row.contains("UTC"), "{row}");
 }
+
+/// The acceptance run: good partners beside every fault at once, each bad one on
+/// its own server (its own host), one `build`.
+#[test]
+fn fault_mix_publishes_every_good_source_names_each_fault_and_then_uses_304s() {
+    let mut servers = Vec::new();
+    let mut sources = String::new();
+    let mut add = |id: &str, route: Route| {
+        let s = TestServer::start();
+        s.route("/feed", route);
+        sources += &source(id, &s.url("/feed"));
+        servers.push((id.to_owned(), s));
+    };
+    let xml = "application/rss+xml";
+    add(
+        "good1",
+        Route::ok(xml, rss("good1", &["Gute Eins"])).etag("\"g1\""),
+    );
+    add(
+        "good2",
+        Route::ok(xml, rss("good2", &["Gute Zwei"]))
+            .last_modified("Mon, 02 Nov 2026 10:00:00 GMT")
+            .gzip(),
+    );
+    add(
+        "good3",
+        Route::ok(
+            "application/rss+xml; charset=iso-8859-1",
+            read_fixture("fetch/iso-8859-1-declared.xml"),
+        )
+        .etag("\"g3\""),
+    );
+    add("hanging", Route::hang());
+    add(
+        "trickling",
+        Route::ok(xml, rss("t", &["Langsam"])).trickle(Duration::from_millis(200)),
+    );
+    add("e500", Route::status(500));
+    add("e404", Route::status(404));
+    add("e410", Route::status(410));
+    add("e429", Route::status(429).header("Retry-After", "120"));
+    add("loop", Route::redirect(301, "/feed"));
+    add("huge", Route::ok(xml, Vec::new()).endless());
+    add(
+        "bomb",
+        Route::ok(xml, read_fixture("fetch/gzip-bomb-20mb-zeros.gz"))
+            .header("Content-Encoding", "gzip"),
+    );
+    add(
+        "malformed",
+        Route::ok(xml, read_fixture("fetch/malformed-truncated.xml")),
+    );
+    add(
+        "html",
+        Route::ok("text/html", read_fixture("fetch/html-error-page-200.html")),
+    );
+    // Latin-1 bytes, no declaration, served as UTF-8: the label is provably wrong.
+    add(
+        "charset",
+        Route::ok(
+            "application/rss+xml; charset=utf-8",
+            read_fixture("fetch/iso-8859-1-undeclared.xml"),
+        )
+        .etag("\"c1\""),
+    );
+    let p = project(
+        &sources,
+        "timeout = \"2s\"\nconnect_timeout = \"1s\"\ndeadline = \"3s\"\nmax_body_bytes = 1000000\n",
+    );
+    let start = Instant::now();
+    let (run, rss_kib) = p.run_measured(&["build"]);
+    let took = start.elapsed();
+    run.success();
+    assert!(took < Duration::from_secs(6), "run took {took:?}");
+    assert!(rss_kib < 150 * 1024, "peak RSS {rss_kib} KiB");
+
+    let out = p.read("public/rss.xml");
+    for t in [
+        "Gute Eins",
+        "Gute Zwei",
+        "Förderung der Prävention",
+        "Übergänge gestalten",
+    ] {
+        assert!(out.contains(t), "{t} missing\n{}", run.stdout());
+    }
+    let expect = [
+        ("hanging", "timeout"),
+        ("trickling", "timeout"),
+        ("e500", "HTTP 500"),
+        ("e404", "HTTP 404"),
+        ("e410", "gone"),
+        ("e429", "retry after 120s"),
+        ("loop", "redirect loop"),
+        ("huge", "larger than 1000000 bytes"),
+        ("bomb", "larger than 1000000 bytes"),
+        ("malformed", "not a feed"),
+        ("html", "got an HTML page"),
+    ];
+    for (id, want) in expect {
+        let e = sources_entry(&p, id);
+        assert!(e.contains(want), "{id}: want {want:?} in\n{e}");
+    }
+
+    // Second run against the unchanged server: conditional requests, answered 304.
+    let second = p.run(&["build"]);
+    second.success();
+    for (id, s) in &servers {
+        if ["good1", "good2", "good3", "charset"].contains(&id.as_str()) {
+            assert_eq!(s.count("/feed", 304), 1, "{id} was not asked conditionally");
+        }
+    }
+    assert!(
+        second.stdout().contains("nothing changed"),
+        "{}",
+        second.stdout()
+    );
+
+    // A good partner starts failing: its earlier items stay published.
+    let good1 = &servers[0].1;
+    good1.route("/feed", Route::status(503));
+    p.run(&["build", "--force"]).success();
+    assert!(p.read("public/rss.xml").contains("Gute Eins"));
+    assert!(sources_entry(&p, "good1").contains("HTTP 503"));
+}
