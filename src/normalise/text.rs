@@ -50,7 +50,11 @@ pub fn plain_title(t: &Text) -> String {
 /// render "plain" titles and summaries as HTML, so `<script>` must not reach them even
 /// escaped once. Idempotent: `plain(plain(x)) == plain(x)`.
 pub fn plain(s: &str) -> String {
-    let mut s = strip_controls(s).into_owned();
+    // No plain-text field needs more (summaries are cut to 300 characters, titles to
+    // 1000); the bound also caps the rounds below, which would otherwise be quadratic
+    // in a megabyte of `&amp;amp;amp;…`.
+    const MAX_CHARS: usize = 4096;
+    let mut s: String = strip_controls(s).chars().take(MAX_CHARS).collect();
     if !s.contains(['&', '<']) {
         return collapse_whitespace(&s);
     }

@@ -124,7 +124,9 @@ fn xml_declared(bytes: &[u8]) -> Option<&'static Encoding> {
     let decl = &decl[..end];
     let at = decl.find("encoding")?;
     let rest = decl[at + 8..].trim_start().strip_prefix('=')?.trim_start();
-    let quote = rest.chars().next()?;
+    // Only a real quote: the head was decoded lossily, so the first character may be a
+    // multi-byte U+FFFD, and slicing after it by one byte panicked (found by fuzzing).
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
     let label = rest[1..].split(quote).next()?;
     Encoding::for_label(label.as_bytes())
 }

@@ -37,34 +37,21 @@ pub fn parse(
         ));
     }
     super::guard::check(text).map_err(|h| fail(h.to_string()))?;
-    // No `base_uri`: feed-rs would resolve RSS item links against the document's URL,
-    // but our rule (xml:base, then the feed's own link) needs them as written; `normalise`
-    // resolves them. An absolute `xml:base` still lets feed-rs resolve Atom links.
-    // A fresh parser per attempt: feed-rs 3.0.0 keeps per-item state in the parser, and
-    // reusing one after a document failed inside an `<item>` trips an assertion (a
-    // panic) in its Media RSS handler.
-    let parser = || {
-        feed_rs::parser::Builder::new()
-            .id_generator(|_, _, _| String::new())
-            .sanitize_content(false)
-            .timestamp_parser(move |s| crate::dates::parse(s, tz))
-            .build()
-    };
     // Control characters are not allowed in XML 1.0 and would make our own output
     // invalid; quick-xml passes them through, so they go before parsing.
     let cleaned = crate::normalise::text::strip_controls(text);
     let text = cleaned.as_ref();
-    let feed = match parser().parse(text.as_bytes()) {
+    let feed = match parse_with_feed_rs(text, tz) {
         Ok(f) => f,
         Err(first) => {
             // A bare `&` ("AT&T") makes the whole document ill-formed; repair and retry once.
             let repaired = super::decode::repair_ampersands(text);
-            match parser().parse(repaired.as_bytes()) {
+            match parse_with_feed_rs(&repaired, tz) {
                 Ok(f) => f,
                 Err(_) => {
                     return Err(FeedParseError {
                         origin: origin.to_owned(),
-                        message: first.to_string(),
+                        message: first,
                     })
                 }
             }
@@ -98,6 +85,28 @@ fn looks_like_html(text: &str) -> bool {
         .collect::<String>()
         .to_ascii_lowercase();
     head.starts_with("<!doctype html") || head.starts_with("<html")
+}
+
+/// One feed-rs parse with a fresh parser. Fresh, because a feed-rs `Parser` keeps
+/// MediaRSS state across calls, and after a document that fails inside an item the next
+/// parse trips an assertion (`mediarss.rs`, found by the fuzz smoke test). A panic inside
+/// feed-rs becomes an error: one partner's document must never take the others down.
+fn parse_with_feed_rs(text: &str, tz: Tz) -> Result<fr::Feed, String> {
+    // No `base_uri`: feed-rs would resolve RSS item links against the document's URL,
+    // but our rule (xml:base, then the feed's own link) needs them as written; `normalise`
+    // resolves them. An absolute `xml:base` still lets feed-rs resolve Atom links.
+    let parser = feed_rs::parser::Builder::new()
+        .id_generator(|_, _, _| String::new())
+        .sanitize_content(false)
+        .timestamp_parser(move |s| crate::dates::parse(s, tz))
+        .build();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parser.parse(text.as_bytes())
+    })) {
+        Ok(Ok(feed)) => Ok(feed),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the feed parser failed on this document (internal panic)".into()),
+    }
 }
 
 fn format_name(t: &fr::FeedType) -> &'static str {
@@ -269,5 +278,176 @@ fn convert(
         ttl_minutes: feed.ttl,
         entries,
         problems: Vec::new(),
+    }
+}
+
+/// The fuzz target's body (`fuzz/fuzz_targets/parse_normalise.rs`), also run as a
+/// proptest over random bytes so it is exercised without nightly and libFuzzer. Takes
+/// any bytes through decode → parse → normalise and panics if a promise breaks: titles
+/// are plain text and idempotent, no control characters, sanitised HTML holds no script,
+/// handler or unsafe URL.
+#[doc(hidden)]
+pub fn fuzz_check(data: &[u8]) {
+    use crate::model::{Source, SourceId, SourceKind};
+    use crate::normalise::{self, BackCatalogue, Context};
+    use chrono::TimeZone;
+
+    let tz = chrono_tz::Europe::Berlin;
+    let lossy = String::from_utf8_lossy(data);
+    let _ = crate::dates::parse(&lossy, tz);
+    let once = normalise::text::plain(&lossy);
+    assert_eq!(normalise::text::plain(&once), once, "plain() is idempotent");
+
+    let doc_url = Url::parse("https://partner.example/feed/").unwrap();
+    let decoded = super::decode::decode_xml(data, None, None);
+    let Ok(parsed) = parse(&decoded.text, Some(&doc_url), tz, "fuzz") else {
+        return;
+    };
+    let source = Source {
+        id: SourceId("fuzz".into()),
+        kind: SourceKind::Feed {
+            url: doc_url.clone(),
+        },
+        title: "Fuzz".into(),
+        homepage: None,
+        priority: 50,
+        language: None,
+        timezone: tz,
+        schedule: None,
+        encoding: None,
+        allow_iframe_hosts: vec!["www.youtube-nocookie.com".into()],
+        tag_map: [("x".to_owned(), "Y".to_owned())].into_iter().collect(),
+    };
+    let tags = [("y".to_owned(), "Z".to_owned())].into_iter().collect();
+    let ctx = Context {
+        source: &source,
+        feed_link: parsed.link.as_ref(),
+        feed_language: parsed.language.as_deref(),
+        tag_map: &tags,
+        now: chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+            .unwrap(),
+        back_catalogue: Some(BackCatalogue { below: None }),
+    };
+    let (items, _) = normalise::normalise_all(&parsed.entries, &ctx);
+    let no_controls = |s: &str| {
+        !s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    };
+    for item in items {
+        assert_eq!(
+            normalise::text::plain(&item.title),
+            item.title,
+            "title is plain"
+        );
+        assert!(no_controls(&item.title) && no_controls(&item.summary));
+        assert!(item.published <= ctx.now + chrono::Duration::days(1));
+        if let Some(html) = &item.content_html {
+            assert!(no_controls(html), "control character in {html:?}");
+            let frag = scraper::Html::parse_fragment(html);
+            for node in frag.tree.nodes() {
+                let Some(e) = node.value().as_element() else {
+                    continue;
+                };
+                assert!(
+                    !matches!(
+                        e.name(),
+                        "script" | "style" | "object" | "embed" | "svg" | "math"
+                    ),
+                    "<{}> in {html}",
+                    e.name()
+                );
+                for (name, value) in e.attrs() {
+                    assert!(!name.starts_with("on"), "{name} in {html}");
+                    if matches!(name, "href" | "src") {
+                        let v = value.trim_start().to_ascii_lowercase();
+                        assert!(
+                            v.starts_with("https://")
+                                || v.starts_with("http://")
+                                || v.starts_with("mailto:"),
+                            "{name}={value:?} in {html}"
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(u) = &item.url {
+            assert!(matches!(u.scheme(), "http" | "https"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> String {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normalise/");
+        std::fs::read_to_string(format!("{p}{name}")).unwrap()
+    }
+
+    #[test]
+    fn every_fixture_passes_the_fuzz_checks() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normalise");
+        for e in std::fs::read_dir(dir).unwrap() {
+            fuzz_check(&std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_document_broken_inside_an_item_is_an_error_not_a_panic() {
+        // The first parse fails inside the item, the `&` repair retries: feed-rs used to
+        // assert on the second parse with the same parser.
+        let text = "<rss version=\"2.0\"><channel><title>t</title><item><title>A & B</title><description>x</titel></item></channel></rss>";
+        let err = parse(
+            text,
+            None,
+            chrono_tz::Europe::Berlin,
+            "https://partner.example/feed",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("https://partner.example/feed: not a feed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn entry_and_feed_xml_base_and_lang_are_scoped_per_entry() {
+        let text = fixture("atom-xml-base-xhtml-and-html-content.xml");
+        let doc = Url::parse("https://partner.example/feed.xml").unwrap();
+        let (root, items) = scan_scopes(&text, Some(&doc)).unwrap();
+        assert_eq!(root.base.unwrap().as_str(), "https://partner.example/base/");
+        assert_eq!(root.lang.as_deref(), Some("en-gb"));
+        assert_eq!(
+            items[0].base.as_ref().unwrap().as_str(),
+            "https://partner.example/base/entries/"
+        );
+        assert_eq!(items[2].lang.as_deref(), Some("fr"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The libFuzzer-less smoke run of the fuzz target: random bytes, and random
+        /// mutations of a real feed (so the parser gets past the first tag).
+        #[test]
+        fn parse_and_normalise_survive_random_bytes(data in prop::collection::vec(any::<u8>(), 0..2048)) {
+            fuzz_check(&data);
+        }
+
+        #[test]
+        fn parse_and_normalise_survive_mutated_feeds(
+            cuts in prop::collection::vec((0usize..4000, any::<u8>()), 0..24)
+        ) {
+            let mut data = fixture("rss-relative-links-item-link-then-feed-link.xml").into_bytes();
+            for (at, byte) in cuts {
+                let at = at % data.len();
+                data[at] = byte;
+            }
+            fuzz_check(&data);
+        }
     }
 }
