@@ -11,14 +11,15 @@
 //! 1. same canonical URL (http/https, `www.`, tracking parameters already folded by
 //!    `normalise::url::canonical`), unless both texts are substantial and unrelated (a
 //!    partner linking every item to one overview page);
-//! 2. same text (hash of the normalised text, at least [`MIN_TEXT_FOR_HASH`] chars);
-//! 3. text Jaccard ≥ `strong_jaccard`, at any distance in time;
-//! 4. text Jaccard ≥ `near_jaccard` within `window_days`;
-//! 5. the titles agree and the shorter text is contained (≥ `teaser_containment`) in
+//! 2. the same globally unique GUID (a URL, `tag:` or `urn:` ID) in another source;
+//! 3. same text (hash of the normalised text, at least [`MIN_TEXT_FOR_HASH`] chars);
+//! 4. text Jaccard ≥ `strong_jaccard`, at any distance in time;
+//! 5. text Jaccard ≥ `near_jaccard` within `window_days`;
+//! 6. the titles agree and the shorter text is contained (≥ `teaser_containment`) in
 //!    the longer one within `window_days` (a teaser of a full post);
-//! 6. the titles agree and text Jaccard ≥ `title_jaccard` within `window_days`.
+//! 7. the titles agree and text Jaccard ≥ `title_jaccard` within `window_days`.
 //!
-//! Never duplicates: texts detected in different languages (rules 2–6), and posts of a series
+//! Never duplicates: texts detected in different languages (rules 3–7), and posts of a series
 //! whose titles differ only in their numbers (`Newsletter 10/2017`, `Newsletter
 //! 11/2017`), whatever their text says — a series shares its template by design.
 //!
@@ -54,6 +55,7 @@ const ESTIMATE_SLACK: f64 = 0.15;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     ExactUrl,
+    SameGuid,
     SameText,
     Similar(f64),
     Teaser(f64),
@@ -64,6 +66,7 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::ExactUrl => f.write_str("exact URL"),
+            Reason::SameGuid => f.write_str("same GUID"),
             Reason::SameText => f.write_str("same text"),
             Reason::Similar(j) => write!(f, "text similarity {j:.2}"),
             Reason::Teaser(c) => write!(f, "same title, teaser contained {c:.2}"),
@@ -77,6 +80,7 @@ impl Reason {
     fn rank(&self) -> f64 {
         match self {
             Reason::ExactUrl => 3.0,
+            Reason::SameGuid => 2.5,
             Reason::SameText => 2.0,
             Reason::Similar(s) | Reason::Teaser(s) | Reason::SameTitle(s) => *s,
         }
@@ -146,6 +150,9 @@ impl Deduper {
         if let Some(u) = &item.canonical_url {
             cands.extend(store::by_canonical_url(conn, u)?);
         }
+        if let Some(g) = item.guid.as_deref().filter(|g| globally_unique(g)) {
+            cands.extend(store::by_guid(conn, g)?);
+        }
         if item.text.len() >= MIN_TEXT_FOR_HASH {
             cands.extend(store::by_text_hash(conn, &item.fingerprint.text_hash)?);
         }
@@ -195,6 +202,9 @@ impl Deduper {
             }
             return Some(Reason::ExactUrl);
         }
+        if a.guid.is_some_and(globally_unique) && a.guid == b.guid {
+            return Some(Reason::SameGuid);
+        }
         if is_series(a.title, b.title) || !same_language(a, b) {
             return None;
         }
@@ -230,6 +240,7 @@ struct Side<'a> {
     text: &'a str,
     text_hash: Option<&'a str>,
     url: Option<&'a str>,
+    guid: Option<&'a str>,
     published: DateTime<Utc>,
 }
 
@@ -241,6 +252,7 @@ impl<'a> Side<'a> {
             text: &i.text,
             text_hash: Some(&i.fingerprint.text_hash),
             url: i.canonical_url.as_deref(),
+            guid: i.guid.as_deref(),
             published: i.published,
         }
     }
@@ -251,6 +263,7 @@ impl<'a> Side<'a> {
             text: &h.text,
             text_hash: h.text_hash.as_deref(),
             url: h.canonical_url.as_deref(),
+            guid: h.guid.as_deref(),
             published: h.published,
         }
     }
@@ -331,6 +344,12 @@ impl Deduper {
         out.sort_by(|a, b| (&a.kept, &a.duplicate).cmp(&(&b.kept, &b.duplicate)));
         Ok(out)
     }
+}
+
+/// GUIDs that name an item worldwide (a URL, `tag:`, `urn:uuid:` …) identify it across
+/// sources too; short local counters ("123") say nothing outside their feed.
+fn globally_unique(guid: &str) -> bool {
+    guid.len() >= 12 && guid.contains(':') && !guid.chars().all(|c| c.is_ascii_digit())
 }
 
 fn is_number(word: &str) -> bool {

@@ -42,6 +42,7 @@ pub struct Held {
     pub first_seen: DateTime<Utc>,
     pub canonical_url: Option<String>,
     pub text_hash: Option<String>,
+    pub guid: Option<String>,
 }
 
 /// One cluster for `feedwerk dupes`: the representative and the copies merged into it.
@@ -120,6 +121,16 @@ pub fn by_canonical_url(conn: &Connection, url: &str) -> Result<Vec<ItemId>, rus
     )
 }
 
+/// Held items with this GUID (in any source).
+pub fn by_guid(conn: &Connection, guid: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
+    ids(
+        conn,
+        "SELECT id FROM items WHERE guid = ?1 ORDER BY first_seen, id LIMIT ?2",
+        guid,
+        20,
+    )
+}
+
 /// Held items whose normalised text hashes the same.
 pub fn by_text_hash(conn: &Connection, hash: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
     ids(
@@ -177,7 +188,7 @@ pub fn held(conn: &Connection, id: &ItemId) -> Result<Option<Held>, rusqlite::Er
     let mut stmt = conn.prepare_cached(
         "SELECT source_id, coalesce(dup_of, id), json_extract(data, '$.title'),
                 json_extract(data, '$.text'), json_extract(data, '$.language'),
-                published, first_seen, canonical_url, text_hash
+                published, first_seen, canonical_url, text_hash, guid
          FROM items WHERE id = ?1",
     )?;
     stmt.query_row([&id.0], |r| {
@@ -192,6 +203,7 @@ pub fn held(conn: &Connection, id: &ItemId) -> Result<Option<Held>, rusqlite::Er
             first_seen: from_ts(r.get(6)?),
             canonical_url: r.get(7)?,
             text_hash: r.get(8)?,
+            guid: r.get(9)?,
         })
     })
     .optional()
@@ -243,7 +255,7 @@ impl Store {
     ///
     /// An item is remapped when its ID is known as an alias, or when it is new and a held,
     /// not withdrawn item of the same source that is missing from this fetch has the same
-    /// canonical URL or the same (non-trivial) text. Returns how many were remapped and
+    /// canonical URL and the same title or text, or the same (non-trivial) text. Returns how many were remapped and
     /// how many items were new before remapping.
     pub fn remap_churned_ids(
         &mut self,
@@ -266,8 +278,10 @@ impl Store {
         }
         let batch: HashSet<String> = items.iter().map(|i| i.id.0.clone()).collect();
         let mut known = tx.prepare_cached("SELECT 1 FROM items WHERE id = ?1")?;
+        // Same URL alone is not enough: some sources link every item to one page.
         let mut by_url = tx.prepare_cached(
-            "SELECT id FROM items WHERE source_id = ?1 AND canonical_url = ?2 AND withdrawn = 0",
+            "SELECT id, text_hash, coalesce(json_extract(data, '$.title'), '') FROM items
+             WHERE source_id = ?1 AND canonical_url = ?2 AND withdrawn = 0",
         )?;
         let mut by_text = tx.prepare_cached(
             "SELECT id FROM items WHERE source_id = ?1 AND text_hash = ?2 AND withdrawn = 0",
@@ -281,8 +295,22 @@ impl Store {
             churn.new_ids += 1;
             let mut cands: Vec<String> = Vec::new();
             if let Some(u) = &it.canonical_url {
-                let rows = by_url.query_map(params![source.as_str(), u], |r| r.get(0))?;
-                cands.extend(rows.collect::<Result<Vec<String>, _>>()?);
+                let rows = by_url.query_map(params![source.as_str(), u], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                let title = fingerprint::title_key(&it.title);
+                for row in rows {
+                    let (id, hash, held_title) = row?;
+                    if hash.as_deref() == Some(it.fingerprint.text_hash.as_str())
+                        || fingerprint::title_key(&held_title) == title
+                    {
+                        cands.push(id);
+                    }
+                }
             }
             if cands.is_empty() && it.text.len() >= crate::dedupe::MIN_TEXT_FOR_HASH {
                 let rows = by_text

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS dedupe_events (
     detail    TEXT NOT NULL
 );
 
+-- Cross-source GUID matches (partners re-syndicating an item under its original GUID).
+CREATE INDEX IF NOT EXISTS items_guid ON items(guid);
+
 CREATE TRIGGER IF NOT EXISTS items_delete_dedupe AFTER DELETE ON items BEGIN
     DELETE FROM dedupe_band WHERE item_id = old.id;
     DELETE FROM dedupe_sig WHERE item_id = old.id;

@@ -13,7 +13,7 @@ use crate::model::{AlsoAt, DateSource, Item, ItemId, SourceId};
 
 pub mod archive;
 mod dedup;
-pub use dedup::{by_bands, by_canonical_url, by_text_hash, by_title, held, was_shown};
+pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held};
 
 /// The key `feedwerk dupes --jsonl` and `score-dedup` speak:

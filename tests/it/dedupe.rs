@@ -865,3 +865,153 @@ fn fifty_republishes_with_copies_in_changing_order_never_change_an_id_or_repeat_
     let dupes = p.run(&["dupes"]).success().stdout();
     assert!(dupes.contains("+ defus \"Unser Bericht\""), "{dupes}");
 }
+
+/// Precision and recall of `dupes --jsonl` against the labelled corpus in
+/// `tests/fixtures/dedupe/corpus` (see its README), scored like `score-dedup`.
+#[test]
+fn labelled_corpus_meets_precision_and_recall_targets() {
+    let root = crate::support::fixture("dedupe/corpus");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    let server = TestServer::start();
+    let mut cfg = String::new();
+    for s in manifest["sources"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        let file = s["file"].as_str().unwrap();
+        server.route(
+            &format!("/{file}"),
+            Route::ok("application/xml", std::fs::read(root.join(file)).unwrap()),
+        );
+        cfg.push_str(&feed_source(id, id, &server.url(&format!("/{file}")), 50));
+    }
+    let p = Project::new();
+    p.config(&cfg);
+    p.run(&["build"]).success();
+    let out = p.run(&["dupes", "--jsonl"]).success().stdout();
+
+    // Ground truth: every duplicate points at its story's original.
+    let mut truth_story: std::collections::HashMap<String, String> = Default::default();
+    let mut truth: Vec<(String, String, String)> = Vec::new();
+    for d in manifest["duplicates"].as_array().unwrap() {
+        let (k, o, kind) = (
+            d[0].as_str().unwrap().to_owned(),
+            d[1].as_str().unwrap().to_owned(),
+            d[2].as_str().unwrap().to_owned(),
+        );
+        truth_story.insert(k.clone(), o.clone());
+        truth.push((k, o, kind));
+    }
+    let story = |k: &str| truth_story.get(k).cloned().unwrap_or_else(|| k.to_owned());
+
+    // Predicted clusters: union of dup_of edges.
+    let mut parent: std::collections::HashMap<String, String> = Default::default();
+    fn find(parent: &mut std::collections::HashMap<String, String>, k: &str) -> String {
+        let mut r = k.to_owned();
+        while let Some(p) = parent.get(&r).filter(|p| **p != r) {
+            r = p.clone();
+        }
+        r
+    }
+    let (mut dropped, mut dropped_ok, mut lines) = (0, 0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let key = v["key"].as_str().unwrap().to_owned();
+        lines += 1;
+        seen.insert(key.clone());
+        if let Some(d) = v["dup_of"].as_str() {
+            dropped += 1;
+            if story(&key) == story(d) {
+                dropped_ok += 1;
+            }
+            let (a, b) = (find(&mut parent, &key), find(&mut parent, d));
+            if a != b {
+                parent.insert(a, b);
+            }
+        }
+    }
+    let items = manifest["totals"]["items"].as_u64().unwrap() as usize;
+    assert_eq!(lines, items, "one line per item held");
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for (k, o, kind) in &truth {
+        assert!(
+            seen.contains(k) && seen.contains(o),
+            "keys match the corpus: {k} / {o}"
+        );
+        let e = by_kind.entry(kind.clone()).or_default();
+        e.1 += 1;
+        if find(&mut parent, k) == find(&mut parent, o) {
+            e.0 += 1;
+        }
+    }
+    let precision = dropped_ok as f64 / dropped as f64;
+    let found: usize = by_kind.values().map(|v| v.0).sum();
+    let recall = found as f64 / truth.len() as f64;
+    eprintln!("drop precision {precision:.3}, recall {recall:.3}, by kind {by_kind:?}");
+    assert!(precision >= 0.99, "drop precision {precision}");
+    assert!(recall >= 0.95, "recall {recall}: {by_kind:?}");
+    for (kind, (f, of)) in &by_kind {
+        assert!(*f as f64 / *of as f64 >= 0.95, "{kind}: {f} of {of}");
+    }
+}
+
+#[test]
+fn a_globally_unique_guid_in_another_source_is_the_same_item_but_a_counter_is_not() {
+    let server = TestServer::start();
+    serve(
+        &server,
+        "/a.xml",
+        rss(
+            "A",
+            &[
+                It {
+                    guid: Some("tag:a.example,2024:augsburg-konzept"),
+                    link: "https://a.example/augsburg",
+                    title: "Augsburg stellt Sicherheitskonzept vor",
+                    date: "Mon, 03 Jun 2024 09:00:00 +0200",
+                    body: STORY_A,
+                },
+                It {
+                    guid: Some("1"),
+                    link: "https://a.example/handreichung",
+                    title: "Handreichung Gewaltprävention",
+                    date: "Mon, 03 Jun 2024 08:00:00 +0200",
+                    body: STORY_B,
+                },
+            ],
+        ),
+    );
+    serve(
+        &server,
+        "/b.xml",
+        rss(
+            "B",
+            &[
+                It {
+                    guid: Some("tag:a.example,2024:augsburg-konzept"),
+                    link: "https://b.example/weitergeleitet/augsburg",
+                    title: "Weitergeleitet: Sicherheit in Augsburg",
+                    date: "Mon, 03 Jun 2024 10:00:00 +0200",
+                    body: "<p>Eine Meldung unseres Partners.</p>",
+                },
+                It {
+                    guid: Some("1"),
+                    link: "https://b.example/1",
+                    title: "Jahresbericht",
+                    date: "Mon, 03 Jun 2024 08:00:00 +0200",
+                    body: &story(3),
+                },
+            ],
+        ),
+    );
+    let p = Project::new();
+    p.config(&two_partners(&server));
+    p.run(&["build"]).success();
+    let jsonl = p.run(&["dupes", "--jsonl"]).success().stdout();
+    assert!(
+        jsonl.contains(r#"{"dup_of":"a|tag:a.example,2024:augsburg-konzept","key":"b|tag:a.example,2024:augsburg-konzept"}"#),
+        "{jsonl}"
+    );
+    assert!(jsonl.contains(r#"{"dup_of":null,"key":"b|1"}"#), "{jsonl}");
+    assert!(p.run(&["dupes"]).success().stdout().contains("(same GUID)"));
+}
