@@ -19,6 +19,7 @@ fn normalise(c: &mut Criterion) {
             feed_language: parsed.language.as_deref(),
             tag_map: &cfg.tags,
             now: common::now(),
+            back_catalogue: None,
         };
         g.throughput(Throughput::Elements(parsed.entries.len() as u64));
         g.bench_function(name, |b| {

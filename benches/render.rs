@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use feedwerk::model::{AlsoAt, Channel, ChannelFilter, Format};
-use feedwerk::render::{self, FeedDoc};
+use feedwerk::render::{self, FeedDoc, Paging};
 use feedwerk::store::StoredItem;
 
 fn render(c: &mut Criterion) {
@@ -32,7 +32,7 @@ fn render(c: &mut Criterion) {
             item,
         })
         .collect();
-    items.sort_by(|a, b| b.item.published.cmp(&a.item.published));
+    items.sort_by_key(|s| std::cmp::Reverse(s.item.published));
     let channel = Channel {
         stem: String::new(),
         title: cfg.site.title.clone(),
@@ -50,6 +50,8 @@ fn render(c: &mut Criterion) {
         items: &items,
         sources: &sources,
         websub_hub: None,
+        updated: common::now(),
+        paging: Paging::Subscription { prev_archive: None },
     };
     let mut g = c.benchmark_group("render_50_items");
     g.throughput(Throughput::Elements(items.len() as u64));

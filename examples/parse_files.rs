@@ -83,6 +83,7 @@ fn main() -> ExitCode {
                 feed_language: parsed.language.as_deref(),
                 tag_map: &cfg.tags,
                 now,
+                back_catalogue: None,
             };
             items += parsed
                 .entries

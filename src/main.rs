@@ -414,8 +414,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            match pipeline.publish(now) {
-                Ok((catalog, rep)) => {
+            match pipeline.publish_files(now) {
+                Ok(rep) => {
                     for (path, e) in &rep.failed {
                         println!("NOT PUBLISHED {path}: {e} (the previous version stays)");
                     }
@@ -423,11 +423,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("websub: {e}");
                     }
                     println!(
-                        "published {} documents to {} ({} written, {} unchanged)",
-                        catalog.len(),
+                        "published {} documents to {} ({} written, {} unchanged, {} rendered)",
+                        rep.written.len() + rep.unchanged + rep.failed.len(),
                         pipeline.output_dir().display(),
                         rep.written.len(),
-                        rep.unchanged
+                        rep.unchanged,
+                        rep.rendered
                     );
                     Ok(ExitCode::SUCCESS)
                 }

@@ -24,7 +24,7 @@ use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
 use crate::normalise::{self, Context};
-use crate::publish::{self, Body, Catalog, Document, EmbedList, PublishReport};
+use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport};
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
 use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
 use crate::source;
@@ -83,6 +83,8 @@ pub struct Pipeline {
     store: Mutex<Store>,
     fetcher: Fetcher,
     hub: Option<Hub>,
+    /// The catalog of the last publish, whose untouched documents the next one keeps.
+    last_catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
 /// Which sources a refresh fetches.
@@ -142,7 +144,7 @@ impl Pipeline {
         let before = p.store().visible_items(max)?;
         let reports = p.refresh(now).await;
         let after = p.store().visible_items(max)?;
-        let (_, plan) = p.render(now, Finish::Plan)?;
+        let (_, plan) = p.publish_pass(now, Mode::Plan)?;
         let old: HashMap<&str, &StoredItem> =
             before.iter().map(|s| (s.item.id.0.as_str(), s)).collect();
         let new: HashMap<&str, &StoredItem> =
@@ -187,6 +189,7 @@ impl Pipeline {
             store: Mutex::new(store),
             fetcher,
             hub,
+            last_catalog: Mutex::new(None),
         }
     }
 
@@ -776,21 +779,31 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// Renders every channel from the store — subscription documents in three formats,
-    /// RFC 5005 archive pages, the news page, post pages, OPML, the browser stylesheet
-    /// and the embed script — and publishes what changed. Full archive pages that
-    /// reached their final form are sealed afterwards.
+    /// Renders the channels whose items changed since the last publish — subscription
+    /// documents in three formats, RFC 5005 archive pages, the news page, post pages —
+    /// plus OPML, the browser stylesheet and the embed script, and publishes what
+    /// changed; returns the full catalog for the server (untouched channels' documents
+    /// come from the last catalog). Full archive pages that reached their final form are
+    /// sealed afterwards.
     pub fn publish(&self, now: DateTime<Utc>) -> Result<(Catalog, PublishReport), PipelineError> {
-        self.render(now, Finish::Publish)
+        self.publish_pass(now, Mode::Catalog)
     }
 
-    /// Renders everything; then publishes it, or (`Finish::Plan`, for `build --dry-run`)
+    /// [`Pipeline::publish`] for a one-shot `build`: writes the files of the channels
+    /// that changed and holds no catalog, so memory does not grow with the number of
+    /// channels or archive pages, and a build where nothing changed renders nothing.
+    pub fn publish_files(&self, now: DateTime<Utc>) -> Result<PublishReport, PipelineError> {
+        self.publish_pass(now, Mode::Files).map(|(_, r)| r)
+    }
+
+    /// Renders what changed; then publishes it, or (`Mode::Plan`, for `build --dry-run`)
     /// only reports in `written` what publishing would write, returning an empty catalog.
-    fn render(
+    fn publish_pass(
         &self,
         now: DateTime<Utc>,
-        finish: Finish,
+        mode: Mode,
     ) -> Result<(Catalog, PublishReport), PipelineError> {
+        let keep = mode == Mode::Catalog;
         let cfg = &self.cfg;
         let channels = self.channels()?;
         let sources: HashMap<SourceId, Source> = cfg
@@ -805,143 +818,200 @@ impl Pipeline {
         };
         let store = self.store();
         store.ensure_archive_schema()?;
-        let mut docs: Vec<Document> = Vec::new();
+        // What changed since the last publish (recorded by the store's triggers).
+        let dirty = store.publish_dirty()?;
+        let digest = self.config_fingerprint();
+        let previous = if keep {
+            self.last_catalog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        } else {
+            None
+        };
+        let previous = previous.as_deref();
+        // Outputs also depend on the config and on this program's renderers: when either
+        // changed, everything is rendered again; so it is when a server starts without a
+        // catalog in memory.
+        let everything = (keep && previous.is_none())
+            || store.meta(PUBLISHED_CONFIG)?.as_deref() != Some(digest.as_str());
         let mut seals: Vec<Seal> = Vec::new();
         let mut embeds: Vec<(&Channel, Vec<String>, String)> = Vec::new();
-        for ch in &channels {
-            let pages = self.archive_docs(&store, ctx, ch, &mut docs, &mut seals)?;
-            let items = Rc::new(with_source_titles(
-                store.visible_items_where(&ch.filter, ch.max_items)?,
-                &sources,
-            ));
-            let paging = Paging::Subscription {
-                prev_archive: (pages > 0).then_some(pages),
-            };
-            for f in Format::ALL {
-                docs.push(Document {
-                    path: ch.path(f),
-                    kind: DocKind::Feed(f),
-                    content_type: f.content_type(),
-                    items: Some(items.len()),
-                    body: ctx.feed_body(ch, items.clone(), paging, f),
-                    cache_control: FEED_CACHE,
-                });
-            }
-            let doc = ctx.doc(ch, &items, paging, now);
-            embeds.push((
-                ch,
-                render::embed::list_items(&doc, cfg.site.timezone),
-                doc.language(),
-            ));
-            if ch.stem.is_empty() {
-                docs.push(Document {
-                    path: "index.html".into(),
-                    kind: DocKind::Html,
-                    content_type: "text/html; charset=utf-8",
-                    body: Body::Fixed(render::html::index(&doc, &channels)),
-                    cache_control: FEED_CACHE,
-                    items: None,
-                });
-            }
-        }
-        let combined = &channels[0];
-        for s in cfg
-            .sources
-            .iter()
-            .filter(|s| matches!(s.kind, SourceKind::Local { .. }))
-        {
-            let filter = ChannelFilter {
-                sources: vec![s.id.clone()],
-                ..ChannelFilter::default()
-            };
-            let items: Vec<StoredItem> = with_source_titles(
-                store.visible_items_where(&filter, cfg.store.max_items)?,
-                &sources,
-            );
-            let doc = ctx.doc(
-                combined,
-                &items,
-                Paging::Subscription { prev_archive: None },
-                now,
-            );
-            for it in &items {
-                let Some(slug) = it.item.id.0.split_once(':').map(|(_, k)| k.to_owned()) else {
-                    continue;
-                };
-                let own = crate::source::local::post_url(&cfg.site.base_url, s.id.as_str(), &slug);
-                if it.item.url.as_ref() != Some(&own) {
-                    continue;
+        let published = publish::publish_pass(
+            &cfg.publish.output_dir,
+            &store,
+            now,
+            mode,
+            |p| -> Result<(), PipelineError> {
+                for ch in &channels {
+                    if !everything
+                        && !dirty.affects(&ch.filter)
+                        && keep_channel(&store, p, ch, previous)?
+                    {
+                        continue;
+                    }
+                    let mut docs: Vec<Document> = Vec::new();
+                    let pages = self.archive_docs(&store, ctx, ch, &mut docs, &mut seals)?;
+                    let items = Rc::new(with_source_titles(
+                        store.visible_items_where(&ch.filter, ch.max_items)?,
+                        &sources,
+                    ));
+                    let paging = Paging::Subscription {
+                        prev_archive: (pages > 0).then_some(pages),
+                    };
+                    for f in Format::ALL {
+                        docs.push(Document {
+                            path: ch.path(f),
+                            kind: DocKind::Feed(f),
+                            content_type: f.content_type(),
+                            items: Some(items.len()),
+                            body: ctx.feed_body(ch, items.clone(), paging, f),
+                            cache_control: FEED_CACHE,
+                        });
+                    }
+                    let doc = ctx.doc(ch, &items, paging, now);
+                    if keep {
+                        embeds.push((
+                            ch,
+                            render::embed::list_items(&doc, cfg.site.timezone),
+                            doc.language(),
+                        ));
+                    }
+                    if ch.stem.is_empty() {
+                        docs.push(Document {
+                            path: "index.html".into(),
+                            kind: DocKind::Html,
+                            content_type: "text/html; charset=utf-8",
+                            body: Body::Fixed(render::html::index(&doc, &channels)),
+                            cache_control: FEED_CACHE,
+                            items: None,
+                        });
+                    }
+                    for d in docs {
+                        p.add(d)?;
+                    }
                 }
-                docs.push(Document {
-                    path: format!("posts/{}/{slug}.html", s.id),
-                    kind: DocKind::Html,
-                    content_type: "text/html; charset=utf-8",
-                    body: Body::Fixed(render::html::post(&doc, it)),
+                let combined = &channels[0];
+                for s in cfg
+                    .sources
+                    .iter()
+                    .filter(|s| matches!(s.kind, SourceKind::Local { .. }))
+                {
+                    if !everything && !dirty.sources.contains(s.id.as_str()) {
+                        // Unchanged posts: a build leaves their files alone; the server
+                        // keeps the pages it has.
+                        let Some(prev) = previous else { continue };
+                        let prefix = format!("posts/{}/", s.id);
+                        for path in prev.paths().filter(|p| p.starts_with(&prefix)) {
+                            p.keep_unchanged(path, previous)?;
+                        }
+                        continue;
+                    }
+                    let filter = ChannelFilter {
+                        sources: vec![s.id.clone()],
+                        ..ChannelFilter::default()
+                    };
+                    let items: Vec<StoredItem> = with_source_titles(
+                        store.visible_items_where(&filter, cfg.store.max_items)?,
+                        &sources,
+                    );
+                    let doc = ctx.doc(
+                        combined,
+                        &items,
+                        Paging::Subscription { prev_archive: None },
+                        now,
+                    );
+                    for it in &items {
+                        let Some(slug) = it.item.id.0.split_once(':').map(|(_, k)| k.to_owned())
+                        else {
+                            continue;
+                        };
+                        let own = crate::source::local::post_url(
+                            &cfg.site.base_url,
+                            s.id.as_str(),
+                            &slug,
+                        );
+                        if it.item.url.as_ref() != Some(&own) {
+                            continue;
+                        }
+                        p.add(Document {
+                            path: format!("posts/{}/{slug}.html", s.id),
+                            kind: DocKind::Html,
+                            content_type: "text/html; charset=utf-8",
+                            body: Body::Fixed(render::html::post(&doc, it)),
+                            cache_control: FEED_CACHE,
+                            items: None,
+                        })?;
+                    }
+                }
+                let per_source: Vec<Channel> = channels
+                    .iter()
+                    .filter(|c| c.stem.starts_with("sources/"))
+                    .cloned()
+                    .collect();
+                p.add(Document {
+                    path: "sources.opml".into(),
+                    kind: DocKind::Opml,
+                    content_type: "text/x-opml; charset=utf-8",
+                    body: Body::Fixed(render::opml::render(&cfg.site, &cfg.sources, &per_source)),
                     cache_control: FEED_CACHE,
                     items: None,
-                });
-            }
+                })?;
+                p.add(Document {
+                    path: assets::FEED_XSL_PATH.into(),
+                    kind: DocKind::Xslt,
+                    content_type: "text/xsl; charset=utf-8",
+                    body: Body::Fixed(assets::FEED_XSL.as_bytes().to_vec()),
+                    cache_control: ASSET_CACHE,
+                    items: None,
+                })?;
+                p.add(Document {
+                    path: assets::EMBED_JS_PATH.into(),
+                    kind: DocKind::Script,
+                    content_type: "text/javascript; charset=utf-8",
+                    body: Body::Fixed(
+                        assets::EMBED_JS
+                            .replace("__TIMEZONE__", cfg.site.timezone.name())
+                            .into_bytes(),
+                    ),
+                    cache_control: ASSET_CACHE,
+                    items: None,
+                })?;
+                // Unchanged channels keep their embed lists.
+                if let Some(prev) = previous {
+                    let rendered: std::collections::HashSet<&str> =
+                        embeds.iter().map(|(c, ..)| c.key()).collect();
+                    for ch in &channels {
+                        if !rendered.contains(ch.key()) {
+                            p.keep_embed(ch.key(), prev);
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let publish::Published {
+            mut catalog,
+            report,
+            paths,
+        } = published;
+        if mode == Mode::Plan {
+            return Ok((catalog, report));
         }
-        let per_source: Vec<Channel> = channels
-            .iter()
-            .filter(|c| c.stem.starts_with("sources/"))
-            .cloned()
-            .collect();
-        docs.push(Document {
-            path: "sources.opml".into(),
-            kind: DocKind::Opml,
-            content_type: "text/x-opml; charset=utf-8",
-            body: Body::Fixed(render::opml::render(&cfg.site, &cfg.sources, &per_source)),
-            cache_control: FEED_CACHE,
-            items: None,
-        });
-        docs.push(Document {
-            path: assets::FEED_XSL_PATH.into(),
-            kind: DocKind::Xslt,
-            content_type: "text/xsl; charset=utf-8",
-            body: Body::Fixed(assets::FEED_XSL.as_bytes().to_vec()),
-            cache_control: ASSET_CACHE,
-            items: None,
-        });
-        docs.push(Document {
-            path: assets::EMBED_JS_PATH.into(),
-            kind: DocKind::Script,
-            content_type: "text/javascript; charset=utf-8",
-            body: Body::Fixed(
-                assets::EMBED_JS
-                    .replace("__TIMEZONE__", cfg.site.timezone.name())
-                    .into_bytes(),
-            ),
-            cache_control: ASSET_CACHE,
-            items: None,
-        });
-        if let Finish::Plan = finish {
-            let total = docs.len();
-            let written = publish::plan(&cfg.publish.output_dir, &docs, &store, now)?;
-            let report = PublishReport {
-                unchanged: total - written.len(),
-                written,
-                ..PublishReport::default()
-            };
-            return Ok((Catalog::default(), report));
+        // From now on readers know these representatives' IDs: they never change. With
+        // nothing changed, there is no new representative to mark.
+        if everything || !dirty.is_empty() {
+            store.mark_shown(now)?;
         }
-        let (mut catalog, report) = publish::publish(&cfg.publish.output_dir, docs, &store, now)?;
-        // From now on readers know these representatives' IDs: they never change.
-        store.mark_shown(now)?;
-        store.set_meta(PUBLISHED_CONFIG, &self.config_fingerprint())?;
-        store.set_meta(UNPUBLISHED, "0")?;
         for seal in seals {
             let failed = report.failed.iter().any(|(p, _)| seal.paths.contains(p));
-            let served = seal.paths.iter().all(|p| catalog.get(p).is_some());
+            let served = seal.paths.iter().all(|p| paths.contains_key(p));
             if !failed && served {
                 store.seal_archive_page(&seal.channel, seal.page)?;
             }
         }
         for (ch, items, language) in embeds {
-            let last_modified = catalog
-                .get(&ch.path(Format::Json))
-                .map(|d| d.last_modified)
-                .unwrap_or(now);
+            let last_modified = paths.get(&ch.path(Format::Json)).copied().unwrap_or(now);
             let hash = blake3::hash(items.concat().as_bytes()).to_hex()[..16].to_owned();
             catalog.insert_embed(
                 ch.key(),
@@ -953,6 +1023,13 @@ impl Pipeline {
                     last_modified,
                 },
             );
+        }
+        store.clear_publish_dirty()?;
+        store.set_meta(PUBLISHED_CONFIG, &digest)?;
+        store.set_meta(UNPUBLISHED, "0")?;
+        if keep {
+            *self.last_catalog.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Arc::new(catalog.clone()));
         }
         Ok((catalog, report))
     }
@@ -972,10 +1049,10 @@ impl Pipeline {
         let key = ch.key();
         let mut pages = store.archive_pages(key)?;
         let last_end = pages.last().map(|p| p.end.clone());
-        let fresh = store.archive_items(&ch.filter, last_end.as_ref(), None)?;
+        let fresh = store.archive_cursors(&ch.filter, last_end.as_ref())?;
         for chunk in fresh.chunks_exact(size) {
             let page = pages.len() as u32 + 1;
-            let end = chunk[size - 1].1.clone();
+            let end = chunk[size - 1].clone();
             store.add_archive_page(key, page, &end)?;
             pages.push(ArchivePage {
                 page,
@@ -1071,6 +1148,39 @@ impl Pipeline {
     }
 }
 
+/// Keeps every document of a channel none of whose items changed (its subscription
+/// documents, archive pages, news page and embed list), if all of them can be kept.
+fn keep_channel(
+    store: &Store,
+    p: &mut publish::Publisher,
+    ch: &Channel,
+    previous: Option<&Catalog>,
+) -> Result<bool, PipelineError> {
+    let mut paths: Vec<String> = Format::ALL.iter().map(|f| ch.path(*f)).collect();
+    if ch.stem.is_empty() {
+        paths.push("index.html".into());
+    }
+    for page in store.archive_pages(ch.key())? {
+        paths.extend(
+            ARCHIVE_FORMATS
+                .iter()
+                .map(|f| ch.archive_path(*f, page.page)),
+        );
+    }
+    for path in &paths {
+        if !p.can_keep(path, previous)? {
+            return Ok(false);
+        }
+    }
+    if p.keeps_catalog() && previous.and_then(|c| c.embed(ch.key())).is_none() {
+        return Ok(false);
+    }
+    for path in &paths {
+        p.keep_unchanged(path, previous)?;
+    }
+    Ok(true)
+}
+
 /// Cache lifetimes: subscription documents change every few minutes at most; a sealed
 /// archive page never changes; stylesheet and script change with releases.
 const FEED_CACHE: &str = "public, max-age=300";
@@ -1129,12 +1239,6 @@ impl<'a> RenderCtx<'a> {
             render::render(&self.doc(channel, &items, paging, updated), format)
         }))
     }
-}
-
-/// What [`Pipeline::render`] does with the documents.
-enum Finish {
-    Publish,
-    Plan,
 }
 
 /// The tag-URI authority for published IDs: the site's host.

@@ -159,7 +159,10 @@ pub enum PublishError {
 pub struct PublishReport {
     /// Paths written this time.
     pub written: Vec<String>,
+    /// Documents kept as they were (same bytes, or their channel did not change).
     pub unchanged: usize,
+    /// Documents rendered in this pass (the others' channels did not change).
+    pub rendered: usize,
     /// Subscription feeds (paths) whose content changed: what WebSub subscribers need.
     pub changed_feeds: Vec<String>,
     /// Documents that failed their check: the previous version stays published.
@@ -334,85 +337,419 @@ pub fn publish(
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<(Catalog, PublishReport), PublishError> {
+    publish_with(out_dir, store, now, true, |p| {
+        for doc in docs {
+            p.add(doc)?;
+        }
+        Ok::<(), PublishError>(())
+    })
+}
+
+/// Threads that check, compress and write changed documents. Writing is bound by
+/// `fsync` latency as much as by CPU, and concurrent syncs share journal commits.
+const WRITERS: usize = 4;
+/// Rendered documents waiting for a writer; bounds what a cold build holds in memory.
+const QUEUE: usize = 8;
+
+/// A changed document on its way to disk.
+struct Job {
+    path: String,
+    kind: DocKind,
+    content_type: &'static str,
+    cache_control: &'static str,
+    items: Option<usize>,
+    body: Vec<u8>,
+    hash: String,
+    file: PathBuf,
+    /// The published version's validators, kept if this one fails its check.
+    previous: Option<(String, DateTime<Utc>)>,
+}
+
+enum Outcome {
+    Written {
+        path: String,
+        hash: String,
+        feed: bool,
+        rendered: Option<Box<Rendered>>,
+    },
+    Failed {
+        path: String,
+        error: VerifyError,
+        previous: Option<(String, DateTime<Utc>)>,
+        file: PathBuf,
+        content_type: &'static str,
+        cache_control: &'static str,
+    },
+}
+
+/// Checks, compresses and writes one changed document (temp file, fsync, rename each).
+fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, PublishError> {
+    if let Err(error) = verify::check(job.kind, &job.body, job.items) {
+        return Ok(Outcome::Failed {
+            path: job.path,
+            error,
+            previous: job.previous,
+            file: job.file,
+            content_type: job.content_type,
+            cache_control: job.cache_control,
+        });
+    }
+    let body = Bytes::from(job.body);
+    let (gz, br) = variants(&job.file, &body, job.content_type, true);
+    let w = |p: &Path, b: &[u8]| {
+        write_atomic(p, b).map_err(|source| PublishError::Write {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    w(&job.file, &body)?;
+    if let Some(g) = &gz {
+        w(&sibling(&job.file, "gz"), g)?;
+    }
+    if let Some(b) = &br {
+        w(&sibling(&job.file, "br"), b)?;
+    }
+    Ok(Outcome::Written {
+        feed: matches!(job.kind, DocKind::Feed(_)),
+        rendered: keep.then(|| {
+            Box::new(Rendered {
+                path: job.path.clone(),
+                content_type: job.content_type,
+                body,
+                gzip: gz,
+                brotli: br,
+                etag: format!("\"{}\"", job.hash),
+                last_modified: now,
+                cache_control: job.cache_control,
+                http: HttpFields::new(&format!("\"{}\"", job.hash), now),
+            })
+        }),
+        path: job.path,
+        hash: job.hash,
+    })
+}
+
+/// One publishing pass, fed document by document as they are rendered (so only a few
+/// rendered documents are held at a time). Unchanged documents are recognised by their
+/// bytes and never rewritten; changed ones go to a small pool of writer threads, so
+/// rendering, checking, compressing and syncing overlap.
+pub struct Publisher<'a> {
+    out_dir: &'a Path,
+    store: &'a Store,
+    now: DateTime<Utc>,
+    keep: bool,
+    /// Only report in `written` what would be written (`build --dry-run`).
+    plan: bool,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    catalog: Catalog,
+    report: PublishReport,
+    published: HashMap<String, DateTime<Utc>>,
+}
+
+impl Publisher<'_> {
+    /// Does this pass build a catalog (bodies in memory, for the server), or only files?
+    pub fn keeps_catalog(&self) -> bool {
+        self.keep
+    }
+
+    /// The Last-Modified of a path published (or kept) in this pass so far; documents
+    /// still with a writer are not counted yet.
+    pub fn published(&self, path: &str) -> Option<DateTime<Utc>> {
+        self.published.get(path).copied()
+    }
+
+    /// Could [`Publisher::keep_unchanged`] keep `path`?
+    pub fn can_keep(&self, path: &str, previous: Option<&Catalog>) -> Result<bool, PublishError> {
+        if previous.and_then(|c| c.get(path)).is_some() {
+            return Ok(true);
+        }
+        if self.keep {
+            return Ok(false);
+        }
+        Ok(self.store.output_state(path)?.is_some() && self.out_dir.join(path).exists())
+    }
+
+    /// Keeps a document of a channel that did not change: from `previous` (the last
+    /// catalog) when there is one, else — in a pass without a catalog — as the file on
+    /// disk with its remembered validators. `false`: it must be rendered after all.
+    pub fn keep_unchanged(
+        &mut self,
+        path: &str,
+        previous: Option<&Catalog>,
+    ) -> Result<bool, PublishError> {
+        if let Some(doc) = previous.and_then(|c| c.get(path)) {
+            self.published.insert(path.to_owned(), doc.last_modified);
+            if self.keep {
+                self.catalog.docs.insert(path.to_owned(), doc.clone());
+            }
+            self.report.unchanged += 1;
+            return Ok(true);
+        }
+        if self.keep {
+            return Ok(false);
+        }
+        match self.store.output_state(path)? {
+            Some((_, last_modified)) if self.out_dir.join(path).exists() => {
+                self.published.insert(path.to_owned(), last_modified);
+                self.report.unchanged += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Keeps an unchanged channel's embed list from the last catalog.
+    pub fn keep_embed(&mut self, key: &str, previous: &Catalog) -> bool {
+        match previous.embeds.get(key) {
+            Some(e) => {
+                self.catalog.embeds.insert(key.to_owned(), e.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes one document.
+    pub fn add(&mut self, doc: Document) -> Result<(), PublishError> {
+        self.report.rendered += 1;
+        let now = self.now;
+        let file = self.out_dir.join(&doc.path);
+        let previous = self.store.output_state(&doc.path)?;
+        let on_disk = file.exists();
+        // The bytes as they would be if nothing changed, and whether they did.
+        let (body, changed) = match (&doc.body, &previous) {
+            (Body::Keep, Some((_, lm))) if on_disk && !self.keep => {
+                // Sealed and on disk: a pass without a catalog has nothing to do.
+                self.published.insert(doc.path, *lm);
+                self.report.unchanged += 1;
+                return Ok(());
+            }
+            (Body::Keep, Some(_)) if on_disk => match std::fs::read(&file) {
+                Ok(b) => (b, false),
+                Err(e) => {
+                    tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
+                    return Ok(());
+                }
+            },
+            (Body::Keep, _) => {
+                tracing::error!(path = %doc.path, "sealed document missing on disk");
+                return Ok(());
+            }
+            (Body::Fixed(b), prev) => {
+                let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
+                (b.clone(), !same)
+            }
+            (Body::Dated(render), Some((h, lm))) if on_disk => {
+                let b = render(*lm);
+                if content_hash(&b) == *h {
+                    (b, false)
+                } else {
+                    (render(now), true)
+                }
+            }
+            (Body::Dated(render), _) => (render(now), true),
+        };
+        let hash = content_hash(&body);
+        if changed && self.plan {
+            self.report.written.push(doc.path);
+            return Ok(());
+        }
+        if changed {
+            let job = Job {
+                path: doc.path,
+                kind: doc.kind,
+                content_type: doc.content_type,
+                cache_control: doc.cache_control,
+                items: doc.items,
+                body,
+                hash,
+                file,
+                previous,
+            };
+            self.jobs
+                .as_ref()
+                .expect("open while publishing")
+                .send(job)
+                .expect("writers outlive the publisher");
+            return Ok(());
+        }
+        let last_modified = previous.map(|(_, lm)| lm).unwrap_or(now);
+        self.report.unchanged += 1;
+        self.published.insert(doc.path.clone(), last_modified);
+        if self.keep {
+            let body = Bytes::from(body);
+            let (gz, br) = variants(&file, &body, doc.content_type, false);
+            self.catalog.insert(Rendered {
+                path: doc.path,
+                content_type: doc.content_type,
+                body,
+                gzip: gz,
+                brotli: br,
+                etag: format!("\"{hash}\""),
+                last_modified,
+                cache_control: doc.cache_control,
+                http: HttpFields::new(&format!("\"{hash}\""), last_modified),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records what a writer did.
+    fn record(&mut self, outcome: Outcome) -> Result<(), PublishError> {
+        match outcome {
+            Outcome::Written {
+                path,
+                hash,
+                feed,
+                rendered,
+            } => {
+                self.store.save_output_state(&path, &hash, self.now)?;
+                self.published.insert(path.clone(), self.now);
+                if let Some(r) = rendered {
+                    self.catalog.insert(*r);
+                }
+                if feed {
+                    self.report.changed_feeds.push(path.clone());
+                }
+                self.report.written.push(path);
+            }
+            Outcome::Failed {
+                path,
+                error,
+                previous,
+                file,
+                content_type,
+                cache_control,
+            } => {
+                tracing::error!(path = %path, error = %error, "rendered document failed its check; the previous version stays published");
+                if let (Some((h, lm)), true) = (&previous, file.exists()) {
+                    self.published.insert(path.clone(), *lm);
+                    if self.keep {
+                        if let Ok(old) = std::fs::read(&file) {
+                            let old = Bytes::from(old);
+                            let (gz, br) = variants(&file, &old, content_type, false);
+                            self.catalog.insert(Rendered {
+                                path: path.clone(),
+                                content_type,
+                                body: old,
+                                gzip: gz,
+                                brotli: br,
+                                etag: format!("\"{h}\""),
+                                last_modified: *lm,
+                                cache_control,
+                                http: HttpFields::new(&format!("\"{h}\""), *lm),
+                            });
+                        }
+                    }
+                }
+                self.report.failed.push((path, error));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a publishing pass leaves: the catalog (empty without `keep`), the report, and
+/// the Last-Modified of every path that is published now.
+pub struct Published {
+    pub catalog: Catalog,
+    pub report: PublishReport,
+    pub paths: HashMap<String, DateTime<Utc>>,
+}
+
+/// Runs one publishing pass: `produce` feeds documents to the [`Publisher`]; changed
+/// ones are checked and written by a pool of threads; their validators are saved as
+/// they finish. With `keep`, the catalog holds every document (for the server);
+/// without, it stays empty (for `build`, which only needs the files).
+pub fn publish_with<E: From<PublishError>>(
+    out_dir: &Path,
+    store: &Store,
+    now: DateTime<Utc>,
+    keep: bool,
+    produce: impl FnOnce(&mut Publisher) -> Result<(), E>,
+) -> Result<(Catalog, PublishReport), E> {
+    let mode = if keep { Mode::Catalog } else { Mode::Files };
+    publish_pass(out_dir, store, now, mode, produce).map(|p| (p.catalog, p.report))
+}
+
+/// What a publishing pass produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Files, and every document in memory for the server.
+    Catalog,
+    /// Files only (`build`).
+    Files,
+    /// Nothing: only which documents would be written (`build --dry-run`).
+    Plan,
+}
+
+/// [`publish_with`], also returning the published paths.
+pub fn publish_pass<E: From<PublishError>>(
+    out_dir: &Path,
+    store: &Store,
+    now: DateTime<Utc>,
+    mode: Mode,
+    produce: impl FnOnce(&mut Publisher) -> Result<(), E>,
+) -> Result<Published, E> {
+    let keep = mode == Mode::Catalog;
     // Validators and feed dates are stored and sent with whole seconds; a fraction
     // would make the next cycle's re-render differ from what was published.
     let now = now.trunc_subsecs(0);
-    let mut catalog = Catalog::default();
-    let mut report = PublishReport::default();
-    for doc in docs {
-        let file = out_dir.join(&doc.path);
-        let previous = store.output_state(&doc.path)?;
-        let on_disk = file.exists();
-        let Some((body, changed)) = bytes_to_publish(&doc, &previous, &file, on_disk, now) else {
-            continue;
-        };
-        let hash = content_hash(&body);
-        let last_modified = match (&previous, changed) {
-            (Some((_, lm)), false) => *lm,
-            _ => now,
-        };
-        if changed {
-            if let Err(e) = verify::check(doc.kind, &body, doc.items) {
-                tracing::error!(path = %doc.path, error = %e, "rendered document failed its check; the previous version stays published");
-                report.failed.push((doc.path.clone(), e));
-                if let (Some((h, lm)), true) = (&previous, on_disk) {
-                    if let Ok(old) = std::fs::read(&file) {
-                        let old = Bytes::from(old);
-                        let (gz, br) = variants(&file, &old, doc.content_type, false);
-                        catalog.insert(Rendered {
-                            path: doc.path,
-                            content_type: doc.content_type,
-                            body: old,
-                            gzip: gz,
-                            brotli: br,
-                            etag: format!("\"{h}\""),
-                            last_modified: *lm,
-                            cache_control: doc.cache_control,
-                            http: HttpFields::new(&format!("\"{h}\""), *lm),
-                        });
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+    let rx = std::sync::Mutex::new(rx);
+    let mut p = Publisher {
+        out_dir,
+        store,
+        now,
+        keep,
+        plan: mode == Mode::Plan,
+        jobs: Some(tx),
+        catalog: Catalog::default(),
+        report: PublishReport::default(),
+        published: HashMap::new(),
+    };
+    let (produced, outcomes) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let rx = &rx;
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => done.push(write_job(job, keep, now)),
+                            Err(_) => return done,
+                        }
                     }
-                }
-                continue;
-            }
-        }
-        let body = Bytes::from(body);
-        let (gz, br) = variants(&file, &body, doc.content_type, changed);
-        if changed {
-            let w = |p: &Path, b: &[u8]| {
-                write_atomic(p, b).map_err(|source| PublishError::Write {
-                    path: p.to_owned(),
-                    source,
                 })
-            };
-            w(&file, &body)?;
-            if let Some(g) = &gz {
-                w(&sibling(&file, "gz"), g)?;
-            }
-            if let Some(b) = &br {
-                w(&sibling(&file, "br"), b)?;
-            }
-            store.save_output_state(&doc.path, &hash, last_modified)?;
-            report.written.push(doc.path.clone());
-            if matches!(doc.kind, DocKind::Feed(_)) {
-                report.changed_feeds.push(doc.path.clone());
-            }
-        } else {
-            report.unchanged += 1;
+            })
+            .collect();
+        let produced = produce(&mut p);
+        p.jobs = None; // closes the queue: writers finish what is left, then stop
+        let outcomes: Vec<Result<Outcome, PublishError>> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("writer threads do not panic"))
+            .collect();
+        (produced, outcomes)
+    });
+    let mut first_error = produced.err();
+    // Record every document that reached the disk, even when another one failed.
+    for o in outcomes {
+        if let Err(e) = o.and_then(|o| p.record(o)) {
+            first_error.get_or_insert(E::from(e));
         }
-        let etag = format!("\"{hash}\"");
-        catalog.insert(Rendered {
-            path: doc.path,
-            content_type: doc.content_type,
-            body,
-            gzip: gz,
-            brotli: br,
-            http: HttpFields::new(&etag, last_modified),
-            etag,
-            last_modified,
-            cache_control: doc.cache_control,
-        });
     }
-    Ok((catalog, report))
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    p.report.written.sort();
+    p.report.changed_feeds.sort();
+    p.report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Published {
+        catalog: p.catalog,
+        report: p.report,
+        paths: p.published,
+    })
 }
 
 fn sibling(file: &Path, ext: &str) -> PathBuf {

@@ -79,6 +79,7 @@ pub fn items(cfg: &Config) -> Vec<Item> {
             feed_language: parsed.language.as_deref(),
             tag_map: &cfg.tags,
             now: now(),
+            back_catalogue: None,
         };
         for e in &parsed.entries {
             out.push(normalise::normalise(e, &ctx).expect("fixture entries normalise"));

@@ -86,41 +86,133 @@ impl Store {
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
     ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
-        let (a_ts, a_id) = after.map(|c| (c.0, c.1.as_str())).unwrap_or((i64::MIN, ""));
-        let (u_ts, u_id) = upto
-            .map(|c| (c.0, c.1.as_str()))
-            .unwrap_or((i64::MAX, "\u{10FFFF}"));
-        let one_source = (filter.sources.len() == 1).then(|| filter.sources[0].as_str());
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, data, published_id, first_seen FROM items
-             WHERE dup_of IS NULL AND withdrawn = 0
-               AND (first_seen > ?1 OR (first_seen = ?1 AND id > ?2))
-               AND (first_seen < ?3 OR (first_seen = ?3 AND id <= ?4))
-               AND (?5 IS NULL OR source_id = ?5)
-             ORDER BY first_seen, id",
-        )?;
-        let mut rows = stmt.query(params![a_ts, a_id, u_ts, u_id, one_source])?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let data: String = r.get(1)?;
-            let item = parse_item(&id, &data)?;
-            if filter.matches(&item) {
+        self.archive_rows(
+            filter,
+            after,
+            upto,
+            |item, published_id, cursor| {
                 out.push((
                     StoredItem {
-                        item,
-                        published_id: r.get(2)?,
+                        item: item.expect("parsed when asked for items"),
+                        published_id,
                         also_at: Vec::new(),
                     },
-                    Cursor(r.get(3)?, id),
+                    cursor,
                 ));
-            }
-        }
-        drop(rows);
-        drop(stmt);
+            },
+            true,
+        )?;
         for (s, _) in &mut out {
             s.also_at = self.also_at(&s.item.id)?;
         }
         Ok(out)
+    }
+
+    /// The positions of the visible items matching `filter` after `after`, in
+    /// first-seen order: what cutting pages needs, without reading the items themselves
+    /// when the channel filters on one dimension only (the query then is the filter).
+    pub fn archive_cursors(
+        &self,
+        filter: &ChannelFilter,
+        after: Option<&Cursor>,
+    ) -> Result<Vec<Cursor>, StoreError> {
+        let dims = [
+            filter.tags.is_empty(),
+            filter.sources.is_empty(),
+            filter.languages.is_empty(),
+        ]
+        .iter()
+        .filter(|empty| !**empty)
+        .count();
+        let mut out = Vec::new();
+        self.archive_rows(
+            filter,
+            after,
+            None,
+            |_, _, cursor| out.push(cursor),
+            dims > 1,
+        )?;
+        Ok(out)
+    }
+
+    /// Streams the candidate rows of `filter` between the cursors to `row`, parsing
+    /// (and checking with `filter.matches`) only when `parse` is set.
+    fn archive_rows(
+        &self,
+        filter: &ChannelFilter,
+        after: Option<&Cursor>,
+        upto: Option<&Cursor>,
+        mut row: impl FnMut(Option<crate::model::Item>, String, Cursor),
+        parse: bool,
+    ) -> Result<(), StoreError> {
+        let (a_ts, a_id) = after.map(|c| (c.0, c.1.as_str())).unwrap_or((i64::MIN, ""));
+        let (u_ts, u_id) = upto
+            .map(|c| (c.0, c.1.as_str()))
+            .unwrap_or((i64::MAX, "\u{10FFFF}"));
+        // Candidates come from the most selective indexed filter (tags, sources,
+        // languages), so a channel reads its own items, not every stored one;
+        // `filter.matches` applies the full rule.
+        let json = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialise");
+        let (sql, keys) = if !filter.tags.is_empty() {
+            (
+                "SELECT DISTINCT i.id, i.data, i.published_id, i.first_seen
+                 FROM item_tags t CROSS JOIN items i ON i.id = t.item_id
+                 WHERE t.tag IN (SELECT value FROM json_each(?5))
+                   AND i.dup_of IS NULL AND i.withdrawn = 0
+                   AND (i.first_seen > ?1 OR (i.first_seen = ?1 AND i.id > ?2))
+                   AND (i.first_seen < ?3 OR (i.first_seen = ?3 AND i.id <= ?4))
+                 ORDER BY i.first_seen, i.id",
+                Some(json(filter.tags.iter().map(String::as_str).collect())),
+            )
+        } else if !filter.sources.is_empty() {
+            (
+                "SELECT id, data, published_id, first_seen FROM items
+                 WHERE dup_of IS NULL AND withdrawn = 0
+                   AND (first_seen > ?1 OR (first_seen = ?1 AND id > ?2))
+                   AND (first_seen < ?3 OR (first_seen = ?3 AND id <= ?4))
+                   AND source_id IN (SELECT value FROM json_each(?5))
+                 ORDER BY first_seen, id",
+                Some(json(filter.sources.iter().map(|s| s.as_str()).collect())),
+            )
+        } else if !filter.languages.is_empty() {
+            (
+                "SELECT id, data, published_id, first_seen FROM items
+                 WHERE dup_of IS NULL AND withdrawn = 0
+                   AND (first_seen > ?1 OR (first_seen = ?1 AND id > ?2))
+                   AND (first_seen < ?3 OR (first_seen = ?3 AND id <= ?4))
+                   AND language IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM json_each(?5) AS l
+                               WHERE items.language = l.value OR items.language LIKE l.value || '-%')
+                 ORDER BY first_seen, id",
+                Some(json(filter.languages.iter().map(String::as_str).collect())),
+            )
+        } else {
+            (
+                "SELECT id, data, published_id, first_seen FROM items
+                 WHERE dup_of IS NULL AND withdrawn = 0
+                   AND (first_seen > ?1 OR (first_seen = ?1 AND id > ?2))
+                   AND (first_seen < ?3 OR (first_seen = ?3 AND id <= ?4))
+                   AND ?5 IS NULL
+                 ORDER BY first_seen, id",
+                None,
+            )
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![a_ts, a_id, u_ts, u_id, keys])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let cursor = Cursor(r.get(3)?, id);
+            if !parse {
+                row(None, r.get(2)?, cursor);
+                continue;
+            }
+            let data: String = r.get(1)?;
+            let item = parse_item(&cursor.1, &data)?;
+            if filter.matches(&item) {
+                row(Some(item), r.get(2)?, cursor);
+            }
+        }
+        Ok(())
     }
 }

@@ -4,12 +4,13 @@
 //! WAL mode with one transaction per source update, so a crash at any moment leaves
 //! either the old or the new state of that source, never a mix.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{AlsoAt, DateSource, Item, ItemId, SourceId};
+use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
 
 pub mod archive;
 mod dedup;
@@ -96,6 +97,47 @@ pub struct UpsertReport {
     pub touched: Vec<ItemId>,
 }
 
+/// What changed in the store since the last publish: the sources, tags and languages
+/// of items added, changed or removed (and of the representatives whose "also
+/// published by" list changed). Recorded by triggers, so no code path can forget it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dirty {
+    pub sources: HashSet<String>,
+    pub tags: HashSet<String>,
+    pub languages: HashSet<String>,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.tags.is_empty() && self.languages.is_empty()
+    }
+
+    /// Could a channel with `filter` show a changed item? Every changed item marks its
+    /// source, language and tags, and a channel shows an item only if it matches all of
+    /// the channel's dimensions, so a channel none of whose dimensions was touched cannot
+    /// have changed.
+    pub fn affects(&self, filter: &ChannelFilter) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let sources = filter.sources.is_empty()
+            || filter
+                .sources
+                .iter()
+                .any(|s| self.sources.contains(s.as_str()));
+        let tags = filter.tags.is_empty() || filter.tags.iter().any(|t| self.tags.contains(t));
+        let languages = filter.languages.is_empty()
+            || filter.languages.iter().any(|want| {
+                self.languages.iter().any(|l| {
+                    l == want
+                        || l.strip_prefix(want.as_str())
+                            .is_some_and(|r| r.starts_with('-'))
+                })
+            });
+        sources && tags && languages
+    }
+}
+
 fn ts(d: DateTime<Utc>) -> i64 {
     d.timestamp()
 }
@@ -156,8 +198,21 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let had_items = table_exists(&conn, "items")?;
+        let had_tags = table_exists(&conn, "item_tags")?;
+        if had_items {
+            add_language_column(&conn)?;
+        }
+        // Every statement in it is `IF NOT EXISTS`, so it also adds the tables, indexes
+        // and triggers that stores made by earlier builds lack.
+        conn.execute_batch(include_str!("schema.sql"))?;
+        if had_items && !had_tags {
+            conn.execute_batch(
+                "INSERT OR IGNORE INTO item_tags (item_id, tag)
+                 SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
+            )?;
+        }
         if version < SCHEMA_VERSION {
-            conn.execute_batch(include_str!("schema.sql"))?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         dedup::init(&conn)?;
@@ -354,11 +409,12 @@ impl Store {
         let mut report = UpsertReport::default();
         for mut item in items {
             let existing: Option<(String, i64, i64, Option<String>, bool)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT data, first_seen, published, dup_of, withdrawn FROM items WHERE id = ?1",
-                    [&item.id.0],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
+                )?
+                .query_row([&item.id.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .optional()?;
             match existing {
                 Some((data, first_seen, published, dup_of, withdrawn)) => {
@@ -372,19 +428,20 @@ impl Store {
                     let json = serde_json::to_string(&item).expect("items serialise");
                     if json == data {
                         report.unchanged += 1;
-                        tx.execute(
+                        tx.prepare_cached(
                             "UPDATE items SET last_seen = ?2, withdrawn = 0 WHERE id = ?1",
-                            params![item.id.0, ts(now)],
-                        )?;
+                        )?
+                        .execute(params![item.id.0, ts(now)])?;
                     } else {
                         report.changed += 1;
                         if dup_of.is_none() {
                             report.touched.push(item.id.clone());
                         }
-                        tx.execute(
+                        tx.prepare_cached(
                             "UPDATE items SET data = ?2, guid = ?3, canonical_url = ?4, text_hash = ?5,
                                  published = ?6, last_seen = ?7, withdrawn = 0 WHERE id = ?1",
-                            params![
+                        )?
+                        .execute(params![
                                 item.id.0,
                                 json,
                                 item.guid,
@@ -392,8 +449,8 @@ impl Store {
                                 item.fingerprint.text_hash,
                                 ts(item.published),
                                 ts(now)
-                            ],
-                        )?;
+                            ])?;
+                        index_tags(&tx, &item)?;
                         dedup::index_item(&tx, &item)?;
                     }
                 }
@@ -413,11 +470,12 @@ impl Store {
                         report.touched.push(item.id.clone());
                     }
                     report.new += 1;
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published, first_seen,
                                             last_seen, published_id, dup_of, dup_reason, data)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, NULL, NULL, ?9)",
-                        params![
+                    )?
+                    .execute(params![
                             item.id.0,
                             source.as_str(),
                             item.guid,
@@ -427,8 +485,8 @@ impl Store {
                             ts(now),
                             published_id,
                             json
-                        ],
-                    )?;
+                        ])?;
+                    index_tags(&tx, &item)?;
                     dedup::apply(&tx, &item.id, &decision)?;
                     dedup::index_item(&tx, &item)?;
                 }
@@ -621,6 +679,31 @@ impl Store {
         Ok(())
     }
 
+    /// What changed since the last [`Store::clear_publish_dirty`].
+    pub fn publish_dirty(&self) -> Result<Dirty, StoreError> {
+        let mut d = Dirty::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, key FROM publish_dirty")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(0)?;
+            let key: String = r.get(1)?;
+            match kind.as_str() {
+                "source" => d.sources.insert(key),
+                "tag" => d.tags.insert(key),
+                _ => d.languages.insert(key),
+            };
+        }
+        Ok(d)
+    }
+
+    /// Forgets the recorded changes, once every affected channel has been published.
+    pub fn clear_publish_dirty(&self) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM publish_dirty", [])?;
+        Ok(())
+    }
+
     /// Mints IDs the same way `upsert` does; exposed for tests.
     pub fn published_id_for(&self, item: &Item) -> String {
         self.mint_published_id(item)
@@ -648,6 +731,44 @@ fn open_untouched(path: &Path) -> Result<Connection, rusqlite::Error> {
     }
 }
 
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The `language` column the language channels filter on, added to stores made before
+/// it existed and filled in once from the items' JSON.
+fn add_language_column(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let has_language = conn
+        .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'language'")?
+        .exists([])?;
+    if !has_language {
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN language TEXT;
+             UPDATE items SET language = json_extract(data, '$.language');",
+        )?;
+    }
+    Ok(())
+}
+
+/// Replaces the indexed copies of an item's tags and language.
+fn index_tags(tx: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?
+        .execute([&item.id.0])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO item_tags (item_id, tag) VALUES (?1, ?2)")?;
+    for tag in &item.tags {
+        insert.execute(params![item.id.0, tag])?;
+    }
+    tx.prepare_cached("UPDATE items SET language = ?2 WHERE id = ?1")?
+        .execute(params![item.id.0, item.language])?;
+    Ok(())
+}
+
 fn self_mint(authority: &str, item: &Item) -> String {
     let key = item
         .id
@@ -673,7 +794,10 @@ fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
 
 impl Store {
     /// Visible items matching `filter`, newest first, at most `limit`. Streams rows and
-    /// stops early, so memory stays bounded by `limit`, not by history.
+    /// stops early, so memory stays bounded by `limit`, not by history. The query starts
+    /// from the most selective indexed filter (tags, then sources, then languages), so a
+    /// channel reads its own candidates, not every stored item; `filter.matches` then
+    /// applies the full rule to each candidate.
     pub fn visible_items_where(
         &self,
         filter: &crate::model::ChannelFilter,
@@ -682,29 +806,39 @@ impl Store {
         if filter.tags.is_empty() && filter.languages.is_empty() && filter.sources.is_empty() {
             return self.visible_items(limit);
         }
+        let json = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialise");
+        let (sql, param) = if !filter.tags.is_empty() {
+            (
+                // CROSS JOIN keeps item_tags as the outer loop: only the tag's items are read.
+                "SELECT DISTINCT i.id, i.data, i.published_id, i.published
+                 FROM item_tags t CROSS JOIN items i ON i.id = t.item_id
+                 WHERE t.tag IN (SELECT value FROM json_each(?1))
+                   AND i.dup_of IS NULL AND i.withdrawn = 0
+                 ORDER BY i.published DESC, i.id ASC",
+                json(filter.tags.iter().map(String::as_str).collect()),
+            )
+        } else if !filter.sources.is_empty() {
+            (
+                "SELECT id, data, published_id, published FROM items
+                 WHERE source_id IN (SELECT value FROM json_each(?1))
+                   AND dup_of IS NULL AND withdrawn = 0
+                 ORDER BY published DESC, id ASC",
+                json(filter.sources.iter().map(SourceId::as_str).collect()),
+            )
+        } else {
+            (
+                "SELECT id, data, published_id, published FROM items
+                 WHERE dup_of IS NULL AND withdrawn = 0 AND language IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM json_each(?1) AS l
+                               WHERE items.language = l.value OR items.language LIKE l.value || '-%')
+                 ORDER BY published DESC, id ASC",
+                json(filter.languages.iter().map(String::as_str).collect()),
+            )
+        };
         let mut out = Vec::new();
         {
-            let (sql, by_source) = if filter.sources.len() == 1 {
-                (
-                    "SELECT id, data, published_id FROM items
-                     WHERE dup_of IS NULL AND withdrawn = 0 AND source_id = ?1
-                     ORDER BY published DESC, id ASC",
-                    true,
-                )
-            } else {
-                (
-                    "SELECT id, data, published_id FROM items
-                     WHERE dup_of IS NULL AND withdrawn = 0
-                     ORDER BY published DESC, id ASC",
-                    false,
-                )
-            };
             let mut stmt = self.conn.prepare_cached(sql)?;
-            let mut rows = if by_source {
-                stmt.query([filter.sources[0].as_str()])?
-            } else {
-                stmt.query([])?
-            };
+            let mut rows = stmt.query([param])?;
             while let Some(r) = rows.next()? {
                 if out.len() >= limit {
                     break;
@@ -727,11 +861,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Distinct tags among visible items.
+    /// Distinct tags among visible items (from the tag index, no JSON parsing).
     pub fn visible_tags(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT j.value FROM items, json_each(items.data, '$.tags') AS j
-             WHERE items.dup_of IS NULL AND items.withdrawn = 0 ORDER BY 1",
+            "SELECT DISTINCT t.tag FROM item_tags t JOIN items i ON i.id = t.item_id
+             WHERE i.dup_of IS NULL AND i.withdrawn = 0 ORDER BY 1",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -740,8 +874,8 @@ impl Store {
     /// Distinct primary languages among visible items.
     pub fn visible_languages(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT json_extract(data, '$.language') FROM items
-             WHERE dup_of IS NULL AND withdrawn = 0 AND json_extract(data, '$.language') IS NOT NULL ORDER BY 1",
+            "SELECT DISTINCT language FROM items
+             WHERE dup_of IS NULL AND withdrawn = 0 AND language IS NOT NULL ORDER BY 1",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut langs: Vec<String> = Vec::new();
@@ -753,5 +887,138 @@ impl Store {
             }
         }
         Ok(langs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DateSource, Fingerprint};
+
+    fn item(id: &str, source: &str, tags: &[&str], language: &str) -> Item {
+        let t = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+        Item {
+            id: ItemId(format!("{source}:{id}")),
+            source: SourceId(source.into()),
+            guid: Some(id.into()),
+            url: None,
+            source_link: None,
+            canonical_url: Some(format!("//example.org/{id}")),
+            title: format!("Title {id}"),
+            summary: String::new(),
+            content_html: None,
+            published: t,
+            updated: None,
+            date_source: DateSource::Declared,
+            authors: Vec::new(),
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            language: Some(language.into()),
+            first_seen: t,
+            text: format!("text of {id}"),
+            fingerprint: Fingerprint::default(),
+        }
+    }
+
+    fn filter(tags: &[&str], languages: &[&str]) -> ChannelFilter {
+        ChannelFilter {
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            languages: languages.iter().map(|s| s.to_string()).collect(),
+            ..ChannelFilter::default()
+        }
+    }
+
+    fn store_with(path: &Path, items: Vec<Item>) -> Store {
+        let mut s = Store::open(path, "example.org").unwrap();
+        let src = items[0].source.clone();
+        s.upsert_source_items(&src, items, Utc::now(), |_, _| Ok(Decision::New))
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn tag_and_language_channels_read_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with(
+            &dir.path().join("s.sqlite"),
+            vec![
+                item("1", "a", &["Wetter", "Politik"], "de-AT"),
+                item("2", "a", &["Politik"], "en"),
+            ],
+        );
+        assert_eq!(s.visible_tags().unwrap(), vec!["Politik", "Wetter"]);
+        assert_eq!(s.visible_languages().unwrap(), vec!["de", "en"]);
+        let ids = |f: &ChannelFilter| -> Vec<String> {
+            s.visible_items_where(f, 10)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.item.id.0)
+                .collect()
+        };
+        assert_eq!(ids(&filter(&["Wetter"], &[])), vec!["a:1"]);
+        assert_eq!(ids(&filter(&["Politik"], &[])).len(), 2);
+        assert_eq!(ids(&filter(&[], &["de"])), vec!["a:1"]);
+        assert_eq!(ids(&filter(&["Politik"], &["en"])), vec!["a:2"]);
+    }
+
+    #[test]
+    fn store_made_before_the_tag_index_opens_and_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        drop(store_with(&path, vec![item("1", "a", &["Wetter"], "fr")]));
+        // Take the store back to what the first schema had.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER items_dirty_insert; DROP TRIGGER items_dirty_update;
+             DROP TRIGGER items_dirty_delete; DROP TABLE item_tags; DROP TABLE publish_dirty;
+             DROP INDEX items_language; ALTER TABLE items DROP COLUMN language;",
+        )
+        .unwrap();
+        drop(conn);
+        let s = Store::open(&path, "example.org").unwrap();
+        assert_eq!(s.visible_tags().unwrap(), vec!["Wetter"]);
+        assert_eq!(s.visible_languages().unwrap(), vec!["fr"]);
+        assert_eq!(
+            s.visible_items_where(&filter(&["Wetter"], &["fr"]), 5)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn changes_mark_the_channels_they_touch_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store_with(
+            &dir.path().join("s.sqlite"),
+            vec![item("1", "a", &["Wetter"], "de")],
+        );
+        let d = s.publish_dirty().unwrap();
+        assert!(d.sources.contains("a") && d.tags.contains("Wetter") && d.languages.contains("de"));
+        s.clear_publish_dirty().unwrap();
+        // Seen again unchanged: nothing to publish.
+        s.upsert_source_items(
+            &SourceId("a".into()),
+            vec![item("1", "a", &["Wetter"], "de")],
+            Utc::now(),
+            |_, _| Ok(Decision::New),
+        )
+        .unwrap();
+        assert!(s.publish_dirty().unwrap().is_empty());
+        // A duplicate from another source changes the representative's "also at" list.
+        let mut dup = item("9", "b", &["Sport"], "en");
+        dup.canonical_url = Some("//example.org/1".into());
+        s.upsert_source_items(&SourceId("b".into()), vec![dup], Utc::now(), |_, _| {
+            Ok(Decision::Joins {
+                rep: ItemId("a:1".into()),
+                reason: "exact URL".into(),
+            })
+        })
+        .unwrap();
+        let d = s.publish_dirty().unwrap();
+        assert!(d.sources.contains("a") && d.sources.contains("b"));
+        assert!(d.tags.contains("Wetter") && d.languages.contains("de"));
+        assert!(d.affects(&filter(&["Wetter"], &[])));
+        assert!(!d.affects(&filter(&["Kultur"], &[])));
+        assert!(!d.affects(&filter(&[], &["fr"])));
     }
 }

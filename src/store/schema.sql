@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS items (
     dup_of        TEXT,
     dup_reason    TEXT,
     withdrawn     INTEGER NOT NULL DEFAULT 0,
-    data          TEXT NOT NULL
+    data          TEXT NOT NULL,
+    -- copy of data's language, for language channels (added to older stores on open)
+    language      TEXT
 );
 CREATE INDEX IF NOT EXISTS items_visible ON items(published DESC, id) WHERE dup_of IS NULL AND withdrawn = 0;
 CREATE INDEX IF NOT EXISTS items_source ON items(source_id, published DESC);
@@ -48,3 +50,68 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- Tags of every item, so a tag channel reads only its own items instead of parsing
+-- every stored item's JSON (O(tags x items) per publish otherwise).
+CREATE TABLE IF NOT EXISTS item_tags (
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    tag     TEXT NOT NULL,
+    PRIMARY KEY (tag, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_tags_item ON item_tags(item_id);
+CREATE INDEX IF NOT EXISTS items_language ON items(language) WHERE dup_of IS NULL AND withdrawn = 0;
+
+-- What changed since the last publish, recorded by the triggers below whatever code path
+-- changes an item, so publishing re-renders only the channels those items belong to.
+-- kind: 'source' | 'tag' | 'lang'. Cleared by a successful publish.
+CREATE TABLE IF NOT EXISTS publish_dirty (
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+
+-- An item's channels are its source's, its language's and its tags'; a duplicate's
+-- change also touches its representative's channels ("also published by").
+CREATE TRIGGER IF NOT EXISTS items_dirty_insert AFTER INSERT ON items BEGIN
+    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('source', NEW.source_id);
+    INSERT OR IGNORE INTO publish_dirty (kind, key)
+        SELECT 'lang', NEW.language WHERE NEW.language IS NOT NULL
+        UNION ALL SELECT 'source', source_id FROM items WHERE id = NEW.dup_of
+        UNION ALL SELECT 'lang', language FROM items WHERE id = NEW.dup_of AND language IS NOT NULL
+        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = NEW.dup_of;
+END;
+
+CREATE TRIGGER IF NOT EXISTS items_dirty_update AFTER UPDATE ON items
+WHEN OLD.data IS NOT NEW.data OR OLD.dup_of IS NOT NEW.dup_of OR OLD.withdrawn IS NOT NEW.withdrawn
+  OR OLD.published IS NOT NEW.published OR OLD.language IS NOT NEW.language
+  OR OLD.source_id IS NOT NEW.source_id
+BEGIN
+    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('source', OLD.source_id), ('source', NEW.source_id);
+    INSERT OR IGNORE INTO publish_dirty (kind, key)
+        SELECT 'lang', OLD.language WHERE OLD.language IS NOT NULL
+        UNION ALL SELECT 'lang', NEW.language WHERE NEW.language IS NOT NULL
+        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = NEW.id
+        UNION ALL SELECT 'source', source_id FROM items WHERE id IN (OLD.dup_of, NEW.dup_of)
+        UNION ALL SELECT 'lang', language FROM items
+            WHERE id IN (OLD.dup_of, NEW.dup_of) AND language IS NOT NULL
+        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id IN (OLD.dup_of, NEW.dup_of);
+END;
+
+-- BEFORE, so the item's tags are still there to read.
+CREATE TRIGGER IF NOT EXISTS items_dirty_delete BEFORE DELETE ON items BEGIN
+    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('source', OLD.source_id);
+    INSERT OR IGNORE INTO publish_dirty (kind, key)
+        SELECT 'lang', OLD.language WHERE OLD.language IS NOT NULL
+        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = OLD.id
+        UNION ALL SELECT 'source', source_id FROM items WHERE id = OLD.dup_of
+        UNION ALL SELECT 'lang', language FROM items WHERE id = OLD.dup_of AND language IS NOT NULL
+        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = OLD.dup_of;
+END;
+
+CREATE TRIGGER IF NOT EXISTS item_tags_dirty_insert AFTER INSERT ON item_tags BEGIN
+    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('tag', NEW.tag);
+END;
+
+CREATE TRIGGER IF NOT EXISTS item_tags_dirty_delete AFTER DELETE ON item_tags BEGIN
+    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('tag', OLD.tag);
+END;

@@ -7,6 +7,7 @@ mod dedupe;
 mod doctor;
 mod fetch;
 mod import;
+mod incremental_publish;
 mod interop;
 mod normalise;
 mod page;
