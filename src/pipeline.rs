@@ -205,12 +205,27 @@ impl Pipeline {
         self.refresh_with(now, RefreshMode::Manual).await
     }
 
+    /// `now`, moved past the newest `first_seen` held when a previous cycle ran in the
+    /// same second (or the clock stepped back). Archive pages and "new since" order items
+    /// by (`first_seen`, id) in whole seconds: an item of a later cycle must never sort
+    /// before one of an earlier cycle, or it would fall inside a sealed archive page and
+    /// never be published there.
+    fn monotonic_now(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.store().latest_first_seen() {
+            Ok(Some(latest)) if latest.timestamp() >= now.timestamp() => {
+                latest + chrono::Duration::seconds(1)
+            }
+            _ => now,
+        }
+    }
+
     /// Refreshes the sources `mode` selects: fetches them concurrently (one request at a
     /// time per host, at most `fetch.concurrency` in all, each within its own timeout and
     /// the whole run within `fetch.deadline`), then stores each source's items in its own
     /// transaction and every source's fetch state in one more.
     pub async fn refresh_with(&self, now: DateTime<Utc>, mode: RefreshMode) -> Vec<SourceReport> {
         let started = tokio::time::Instant::now();
+        let now = self.monotonic_now(now);
         let configured: Vec<SourceId> = self.cfg.sources.iter().map(|s| s.id.clone()).collect();
         let withdrawn = self.store().withdraw_unconfigured(&configured);
         match withdrawn {

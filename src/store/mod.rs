@@ -153,6 +153,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// The latest `first_seen` held, in whole seconds (what the column stores).
+    pub fn latest_first_seen(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<i64> = self
+            .conn
+            .query_row("SELECT max(first_seen) FROM items", [], |r| r.get(0))?;
+        Ok(t.map(from_ts))
+    }
+
     /// Opens (creating if needed) the store at `path` and migrates it.
     pub fn open(path: &Path, authority: &str) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
