@@ -533,30 +533,10 @@ impl Publisher<'_> {
                 self.report.unchanged += 1;
                 return Ok(());
             }
-            (Body::Keep, Some(_)) if on_disk => match std::fs::read(&file) {
-                Ok(b) => (b, false),
-                Err(e) => {
-                    tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
-                    return Ok(());
-                }
+            _ => match bytes_to_publish(&doc, &previous, &file, on_disk, now) {
+                Some(b) => b,
+                None => return Ok(()),
             },
-            (Body::Keep, _) => {
-                tracing::error!(path = %doc.path, "sealed document missing on disk");
-                return Ok(());
-            }
-            (Body::Fixed(b), prev) => {
-                let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
-                (b.clone(), !same)
-            }
-            (Body::Dated(render), Some((h, lm))) if on_disk => {
-                let b = render(*lm);
-                if content_hash(&b) == *h {
-                    (b, false)
-                } else {
-                    (render(now), true)
-                }
-            }
-            (Body::Dated(render), _) => (render(now), true),
         };
         let hash = content_hash(&body);
         if changed && self.plan {

@@ -122,21 +122,9 @@ pub fn index(doc: &FeedDoc, channels: &[Channel]) -> Vec<u8> {
             escape(&it.summary)
         ));
         if !s.also_at.is_empty() {
-            let links: Vec<String> = s
-                .also_at
-                .iter()
-                .map(|a| match &a.url {
-                    Some(u) => format!(
-                        "<a href=\"{}\">{}</a>",
-                        escape(u.as_str()),
-                        escape(&a.source_title)
-                    ),
-                    None => escape(&a.source_title),
-                })
-                .collect();
             h.push_str(&format!(
                 "<p class=\"also\">Auch erschienen bei: {}</p>\n",
-                links.join(", ")
+                super::also_at_links(&s.also_at)
             ));
         }
         h.push_str("</article>\n");

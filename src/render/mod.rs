@@ -181,6 +181,23 @@ impl FeedDoc<'_> {
 /// An author string split into name and e-mail address: `"j@x.org (Jane)"` (RSS 2.0's
 /// form, what the feed adapter keeps) and `"Jane <j@x.org>"` → `("Jane", Some("j@x.org"))`;
 /// a bare address is its own name.
+/// "Also at" provenance as HTML links (a source without a URL is its name alone), joined
+/// with commas: the same line on the news page and in RSS content.
+pub fn also_at_links(also_at: &[crate::model::AlsoAt]) -> String {
+    also_at
+        .iter()
+        .map(|a| match &a.url {
+            Some(u) => format!(
+                "<a href=\"{}\">{}</a>",
+                escape(u.as_str()),
+                escape(&a.source_title)
+            ),
+            None => escape(&a.source_title),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn split_author(author: &str) -> (String, Option<String>) {
     if let Some((email, rest)) = author.trim().split_once(" (") {
         if let Some(name) = rest

@@ -10,7 +10,7 @@ use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
 use rss::extension::Extension;
 
-use super::{escape, FeedDoc, FH_NS};
+use super::{FeedDoc, FH_NS};
 use crate::model::{Format, SourceKind};
 
 /// RFC 822 date as RSS 2.0 wants it, in English, with a two-digit day and `+0000`.
@@ -73,21 +73,9 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             let it = &s.item;
             let mut content = it.content_html.clone().unwrap_or_default();
             if !s.also_at.is_empty() {
-                let links: Vec<String> = s
-                    .also_at
-                    .iter()
-                    .map(|a| match &a.url {
-                        Some(u) => format!(
-                            r#"<a href="{}">{}</a>"#,
-                            escape(u.as_str()),
-                            escape(&a.source_title)
-                        ),
-                        None => escape(&a.source_title),
-                    })
-                    .collect();
                 content.push_str(&format!(
                     "\n<p>Auch erschienen bei: {}</p>",
-                    links.join(", ")
+                    super::also_at_links(&s.also_at)
                 ));
             }
             // Names go to dc:creator; a partner item without names is credited to the
