@@ -273,14 +273,37 @@ impl Pipeline {
         }
         let run_deadline = started + self.cfg.fetch.deadline;
         let n = due.len().max(1);
-        let acquired: Vec<(Source, SourceState, Acquired, Duration)> = stream::iter(due)
+        // Undated back catalogue of a source seen for the first time goes below the
+        // oldest item the combined feed showed when this refresh began: read once, so
+        // parsing can run on worker threads without the store (see `normalise_all`).
+        let below = if due.iter().any(|(_, st)| st.items_held == 0) {
+            Some(self.back_catalogue_floor())
+        } else {
+            None
+        };
+        // Bodies held at once: the fetches in flight plus the ones parsed or waiting for
+        // the store. Fetching waits for a permit *before* it begins, so a slow store
+        // holds back new downloads instead of piling them up in memory, and a fetch in
+        // progress is never left unpolled long enough to time out.
+        let workers = parse_workers();
+        let held = Arc::new(Semaphore::new(
+            self.cfg.fetch.concurrency.max(1) + 2 * workers,
+        ));
+        let mut fetches = stream::iter(due)
             .map(|(s, st)| {
                 let host = s
                     .kind
                     .url()
                     .and_then(|u| hosts.get(&fetch::host_key(u)).cloned());
                 let global = global.clone();
+                let held = held.clone();
                 async move {
+                    let queued = tokio::time::Instant::now();
+                    let permit = held.acquire_owned().await.expect("semaphore never closed");
+                    // Time spent waiting for our own parser and store is not the
+                    // partners' doing: the deadline moves by it, so a large first build
+                    // is never cut short by its own backlog.
+                    let run_deadline = run_deadline + queued.elapsed();
                     let begun_at = tokio::time::Instant::now();
                     let begun = AtomicBool::new(false);
                     let work = self.acquire(&s, &st, host, global, &begun, run_deadline);
@@ -297,20 +320,55 @@ impl Pipeline {
                             self.cfg.fetch.deadline
                         )),
                     };
-                    (s, st, a, begun_at.elapsed())
+                    (s, st, a, begun_at, permit)
                 }
             })
-            .buffer_unordered(n)
-            .collect()
-            .await;
-        let mut new_states = Vec::with_capacity(acquired.len());
-        for (s, st, a, elapsed) in acquired {
-            let (mut rep, state) = self.ingest(&s, st, a, now);
-            rep.elapsed = elapsed;
-            if let Some(state) = state {
-                new_states.push(state);
+            .buffer_unordered(n);
+        // Parse and normalise on blocking threads, `workers` at a time; the store is
+        // written from this task alone, one source per transaction, in completion order.
+        let mut parsing = futures_util::stream::FuturesUnordered::new();
+        let mut waiting = std::collections::VecDeque::new();
+        let mut fetching = true;
+        let mut new_states = Vec::new();
+        loop {
+            while parsing.len() < workers {
+                let Some((s, st, a, begun_at, permit)) = waiting.pop_front() else {
+                    break;
+                };
+                let s: Source = s;
+                let st: SourceState = st;
+                let cfg = self.cfg.clone();
+                let back = (st.items_held == 0).then_some(normalise::BackCatalogue {
+                    below: below.flatten(),
+                });
+                let source = s.clone();
+                parsing.push(async move {
+                    let job =
+                        tokio::task::spawn_blocking(move || prepare(&cfg, &source, a, now, back));
+                    let prepared = job.await.unwrap_or_else(|e| {
+                        Prepared::Failed(Failure::Parse(format!(
+                            "reading the document stopped unexpectedly: {e}"
+                        )))
+                    });
+                    (s, st, prepared, begun_at, permit)
+                });
             }
-            reports.push(rep);
+            tokio::select! {
+                next = fetches.next(), if fetching => match next {
+                    Some(f) => waiting.push_back(f),
+                    None => fetching = false,
+                },
+                Some((s, st, prepared, begun_at, permit)) = parsing.next() => {
+                    let (mut rep, state) = self.commit(&s, st, prepared, now);
+                    drop(permit);
+                    rep.elapsed = begun_at.elapsed();
+                    if let Some(state) = state {
+                        new_states.push(state);
+                    }
+                    reports.push(rep);
+                }
+                else => break,
+            }
         }
         if let Err(e) = self.store().save_source_states(&new_states) {
             tracing::error!(error = %e, "cannot save the sources' fetch state");
@@ -462,53 +520,27 @@ impl Pipeline {
         (rep, Some(st))
     }
 
-    /// Parses, normalises and stores what one source delivered; returns the report and
-    /// the source's new fetch state.
-    fn ingest(
+    /// Stores what [`prepare`] made of one source's delivery; returns the report and the
+    /// source's new fetch state.
+    fn commit(
         &self,
         s: &Source,
         mut st: SourceState,
-        a: Acquired,
+        prepared: Prepared,
         now: DateTime<Utc>,
     ) -> (SourceReport, Option<SourceState>) {
         let mut rep = report(&s.id, SourceStatus::NotModified);
-        let (parsed, fetched) = match a {
-            Acquired::Skipped(why) => {
+        let ready = match prepared {
+            Prepared::Skipped(why) => {
                 rep.status = SourceStatus::Skipped(why);
                 return (rep, None);
             }
-            Acquired::Failed(e) => return self.failed(s, st, Failure::Fetch(e), now),
-            Acquired::Local(path) => {
-                let (posts, errors) = source::local::read_dir(
-                    &path,
-                    s.id.as_str(),
-                    &self.cfg.site.base_url,
-                    s.timezone,
-                );
-                for e in &errors {
-                    tracing::error!(source = %s.id, "{e}");
-                }
-                rep.problems.extend(errors.iter().map(ToString::to_string));
-                let entries = posts
-                    .into_iter()
-                    .filter(|p| !p.draft)
-                    .map(|p| p.entry)
-                    .collect();
-                (
-                    ParsedFeed {
-                        format: "local".into(),
-                        language: s.language.clone(),
-                        entries,
-                        ..ParsedFeed::default()
-                    },
-                    None,
-                )
-            }
-            Acquired::Remote(FetchOutcome::NotModified {
+            Prepared::Failed(f) => return self.failed(s, st, f, now),
+            Prepared::NotModified {
                 max_age,
                 validators,
                 moved_permanently,
-            }) => {
+            } => {
                 // The partner confirmed our copy: no parse, no item writes, no re-render.
                 st.id = s.id.to_string();
                 st.last_attempt = Some(now);
@@ -532,35 +564,15 @@ impl Pipeline {
                 );
                 return (rep, Some(st));
             }
-            Acquired::Remote(FetchOutcome::Fetched(fetched)) => {
-                let origin = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
-                let parsed = source::parse_remote(
-                    s,
-                    &fetched.body,
-                    fetched.charset.as_deref(),
-                    &fetched.final_url,
-                    &origin,
-                )
-                .map(|(parsed, _)| parsed)
-                .map_err(|e| e.to_string());
-                match parsed {
-                    Ok(p) => (p, Some(fetched)),
-                    Err(msg) => return self.failed(s, st, Failure::Parse(msg), now),
-                }
-            }
+            Prepared::Ready(r) => r,
         };
-        rep.problems.extend(parsed.problems.iter().cloned());
-        let back_catalogue = self.back_catalogue(s);
-        let ctx = Context {
-            source: s,
-            feed_link: parsed.link.as_ref(),
-            feed_language: parsed.language.as_deref(),
-            tag_map: &self.cfg.tags,
-            now,
-            back_catalogue,
-        };
-        let (mut items, errors): (Vec<Item>, _) = normalise::normalise_all(&parsed.entries, &ctx);
-        rep.problems.extend(errors.iter().map(ToString::to_string));
+        let Ready {
+            mut items,
+            problems,
+            ttl_minutes,
+            fetched,
+        } = *ready;
+        rep.problems = problems;
         // A post or entry we could not read is still at its source: retracting its held
         // copy would be wrong, so retractions wait for a clean read.
         let clean_read = rep.problems.is_empty();
@@ -625,9 +637,7 @@ impl Pipeline {
         st.consecutive_failures = 0;
         st.fetch_count += 1;
         st.gone = false;
-        let ttl = parsed
-            .ttl_minutes
-            .map(|m| std::time::Duration::from_secs(u64::from(m) * 60));
+        let ttl = ttl_minutes.map(|m| std::time::Duration::from_secs(u64::from(m) * 60));
         let max_age = match fetched {
             Some(f) => {
                 st.etag = f.validators.etag;
@@ -700,23 +710,14 @@ impl Pipeline {
         blake3::hash(text.as_bytes()).to_hex().to_string()
     }
 
-    /// On a source's first ingest (nothing of it stored yet), where its undated items go:
-    /// below the oldest item the combined feed shows now (see `normalise::normalise_all`).
-    fn back_catalogue(&self, s: &Source) -> Option<normalise::BackCatalogue> {
-        let store = self.store();
-        let held = store
-            .source_state(&s.id)
-            .map(|st| st.items_held)
-            .unwrap_or(0);
-        if held > 0 {
-            return None;
-        }
-        let window = store
+    /// The oldest item the combined feed shows now: where a new source's undated back
+    /// catalogue goes when its document has no dated item (see `normalise::normalise_all`).
+    fn back_catalogue_floor(&self) -> Option<DateTime<Utc>> {
+        let window = self
+            .store()
             .visible_items(self.cfg.publish.max_items)
             .unwrap_or_default();
-        Some(normalise::BackCatalogue {
-            below: window.last().map(|i| i.item.published),
-        })
+        window.last().map(|i| i.item.published)
     }
 
     /// Deduplication with the configured thresholds and source priorities.
@@ -1272,6 +1273,116 @@ enum Acquired {
     Failed(FetchError),
     /// Not attempted (the run's deadline came first); not a failure.
     Skipped(String),
+}
+
+/// One source's delivery made ready for the store, off the store's thread.
+enum Prepared {
+    Skipped(String),
+    Failed(Failure),
+    NotModified {
+        max_age: Option<Duration>,
+        validators: Validators,
+        moved_permanently: Option<Url>,
+    },
+    Ready(Box<Ready>),
+}
+
+/// Normalised items of one document, with what the source's state needs from it.
+struct Ready {
+    items: Vec<Item>,
+    /// Problems with single entries or posts; the rest is stored.
+    problems: Vec<String>,
+    ttl_minutes: Option<u32>,
+    /// The HTTP response's metadata (its body is dropped once parsed); `None` for posts.
+    fetched: Option<Box<fetch::Fetched>>,
+}
+
+/// How many documents are parsed and normalised at once: one per core, since that
+/// work is CPU-bound and the store is written from one thread anyway.
+fn parse_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Parses and normalises what one source delivered. Pure CPU work that reads only the
+/// config, so it runs on a worker thread while the store takes the previous source.
+fn prepare(
+    cfg: &Config,
+    s: &Source,
+    a: Acquired,
+    now: DateTime<Utc>,
+    back_catalogue: Option<normalise::BackCatalogue>,
+) -> Prepared {
+    let mut problems = Vec::new();
+    let (parsed, fetched) = match a {
+        Acquired::Skipped(why) => return Prepared::Skipped(why),
+        Acquired::Failed(e) => return Prepared::Failed(Failure::Fetch(e)),
+        Acquired::Remote(FetchOutcome::NotModified {
+            max_age,
+            validators,
+            moved_permanently,
+        }) => {
+            return Prepared::NotModified {
+                max_age,
+                validators,
+                moved_permanently,
+            }
+        }
+        Acquired::Local(path) => {
+            let (posts, errors) =
+                source::local::read_dir(&path, s.id.as_str(), &cfg.site.base_url, s.timezone);
+            for e in &errors {
+                tracing::error!(source = %s.id, "{e}");
+            }
+            problems.extend(errors.iter().map(ToString::to_string));
+            let entries = posts
+                .into_iter()
+                .filter(|p| !p.draft)
+                .map(|p| p.entry)
+                .collect();
+            (
+                ParsedFeed {
+                    format: "local".into(),
+                    language: s.language.clone(),
+                    entries,
+                    ..ParsedFeed::default()
+                },
+                None,
+            )
+        }
+        Acquired::Remote(FetchOutcome::Fetched(mut fetched)) => {
+            let origin = s.kind.url().map(|u| u.to_string()).unwrap_or_default();
+            let parsed = source::parse_remote(
+                s,
+                &fetched.body,
+                fetched.charset.as_deref(),
+                &fetched.final_url,
+                &origin,
+            );
+            // The body is the biggest thing a source brings; it is not needed any more.
+            fetched.body = Vec::new();
+            match parsed {
+                Ok((p, _)) => (p, Some(fetched)),
+                Err(e) => return Prepared::Failed(Failure::Parse(e.to_string())),
+            }
+        }
+    };
+    problems.extend(parsed.problems.iter().cloned());
+    let ctx = Context {
+        source: s,
+        feed_link: parsed.link.as_ref(),
+        feed_language: parsed.language.as_deref(),
+        tag_map: &cfg.tags,
+        now,
+        back_catalogue,
+    };
+    let (items, errors) = normalise::normalise_all(&parsed.entries, &ctx);
+    problems.extend(errors.iter().map(ToString::to_string));
+    Prepared::Ready(Box::new(Ready {
+        items,
+        problems,
+        ttl_minutes: parsed.ttl_minutes,
+        fetched,
+    }))
 }
 
 enum Failure {
