@@ -866,8 +866,8 @@ impl Pipeline {
                     {
                         continue;
                     }
+                    let pages = self.archive_docs(&store, ctx, ch, p, &mut seals)?;
                     let mut docs: Vec<Document> = Vec::new();
-                    let pages = self.archive_docs(&store, ctx, ch, &mut docs, &mut seals)?;
                     let items = Rc::new(with_source_titles(
                         store.visible_items_where(&ch.filter, ch.max_items)?,
                         &sources,
@@ -1050,17 +1050,19 @@ impl Pipeline {
         Ok((catalog, report))
     }
 
-    /// Adds the RFC 5005 archive pages of `ch` to `docs`: cuts new full pages from the
-    /// items after the last page, renders pages that are not sealed yet, and keeps the
-    /// sealed ones as they are on disk. Returns the number of pages.
+    /// Publishes the RFC 5005 archive pages of `ch`: cuts new full pages from the items
+    /// after the last page, renders pages that are not sealed yet, and keeps the sealed
+    /// ones as they are on disk. Returns the number of pages. Each page goes to the
+    /// publisher as soon as it is read, so one page's items are in memory at a time, not
+    /// a channel's whole history (a first build of 200,000 items held them all).
     fn archive_docs<'a>(
         &self,
         store: &Store,
         ctx: RenderCtx<'a>,
         ch: &'a Channel,
-        docs: &mut Vec<Document<'a>>,
+        publisher: &mut publish::Publisher,
         seals: &mut Vec<Seal>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<u32, PipelineError> {
         let size = self.cfg.publish.archive_page_size;
         let key = ch.key();
         let mut pages = store.archive_pages(key)?;
@@ -1091,14 +1093,14 @@ impl Pipeline {
             };
             if p.sealed && paths.iter().all(|path| out.join(path).exists()) {
                 for (f, path) in ARCHIVE_FORMATS.iter().zip(paths) {
-                    docs.push(Document {
+                    publisher.add(Document {
                         path,
                         kind: DocKind::Archive(*f),
                         content_type: f.content_type(),
                         body: Body::Keep,
                         cache_control,
                         items: None,
-                    });
+                    })?;
                 }
                 continue;
             }
@@ -1123,14 +1125,14 @@ impl Pipeline {
                 pages: count,
             };
             for (f, path) in ARCHIVE_FORMATS.iter().zip(paths.iter()) {
-                docs.push(Document {
+                publisher.add(Document {
                     path: path.clone(),
                     kind: DocKind::Archive(*f),
                     content_type: f.content_type(),
                     items: Some(items.len()),
                     body: ctx.feed_body(ch, items.clone(), paging, *f),
                     cache_control,
-                });
+                })?;
             }
             if final_form {
                 seals.push(Seal {
