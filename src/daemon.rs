@@ -230,16 +230,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     tracing::info!(%addr, "serving on http://{addr}/");
     let token = CancellationToken::new();
-    let app = serve::app(AppState {
-        catalog,
-        telemetry: telemetry.clone(),
-    });
-    let server_token = token.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_token.cancelled().await })
-            .await
-    });
+    let listener = listener.into_std().map_err(DaemonError::Serve)?;
+    let server = serve::start(
+        listener,
+        AppState {
+            catalog,
+            telemetry: telemetry.clone(),
+        },
+        token.clone(),
+    )
+    .map_err(DaemonError::Serve)?;
 
     daemon.status.listening = format!("serving http://{addr}/");
     daemon.beat();
@@ -260,14 +260,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     telemetry.stopping();
     tracing::info!("stopping");
     token.cancel();
-    let abort = server.abort_handle();
-    match tokio::time::timeout(DRAIN, server).await {
-        Ok(Ok(r)) => r.map_err(DaemonError::Serve)?,
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => {
-            tracing::warn!("HTTP clients still connected after {DRAIN:?}; closing them");
-            abort.abort();
-        }
+    if tokio::time::timeout(DRAIN, server.stopped()).await.is_err() {
+        // Exiting closes them.
+        tracing::warn!("HTTP clients still connected after {DRAIN:?}; closing them");
     }
     tracing::info!("stopped");
     Ok(())

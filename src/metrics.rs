@@ -160,6 +160,26 @@ impl Metrics {
     }
 }
 
+/// One path's request counters for the statuses nearly every answer has; the same
+/// series [`Telemetry::http_request`] counts into.
+#[derive(Debug, Clone)]
+pub struct PathCounters {
+    ok: Counter,
+    not_modified: Counter,
+}
+
+impl PathCounters {
+    /// Counts an answer; `false` if its status has no counter here (count it by path).
+    pub fn count(&self, status: u16) -> bool {
+        match status {
+            200 => self.ok.inc(),
+            304 => self.not_modified.inc(),
+            _ => return false,
+        };
+        true
+    }
+}
+
 /// The health verdict's inputs.
 #[derive(Debug)]
 struct HealthState {
@@ -318,6 +338,25 @@ impl Telemetry {
                 status,
             })
             .inc();
+    }
+
+    /// The counters of a served path's common answers (200 and 304), for the server
+    /// to keep with the document: counting through them is one atomic add, where
+    /// [`Telemetry::http_request`] takes the family's lock and allocates a label.
+    pub fn path_counters(&self, path: &str) -> PathCounters {
+        let counter = |status: u16| {
+            self.metrics
+                .http_requests
+                .get_or_create(&HttpLabels {
+                    path: path.to_owned(),
+                    status,
+                })
+                .clone()
+        };
+        PathCounters {
+            ok: counter(200),
+            not_modified: counter(304),
+        }
     }
 
     /// The health verdict: `Ok(summary)` or `Err(reason)`.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 
@@ -40,28 +41,66 @@ pub struct Rendered {
     pub cache_control: &'static str,
     /// Header values made once here rather than on every request (see [`HttpFields`]).
     pub http: HttpFields,
+    /// Set for a sealed document (published `immutable`: a full RFC 5005 archive
+    /// page): its bytes are not held here (`body` is empty, no `gzip`/`brotli`) but
+    /// read from its files, indexed like [`HttpFields::etags`]' encodings (identity,
+    /// gzip, brotli). Archive pages are most of what grows with the store; kept in
+    /// memory they made the daemon's memory grow with it too.
+    pub on_disk: Option<Arc<[Option<Stamp>; 3]>>,
+}
+
+/// A published file as it was when it entered the catalog. Serving it checks that it
+/// still is (same size and mtime), so its bytes always match the catalog's validators.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub path: PathBuf,
+    pub len: u64,
+    pub modified: std::time::SystemTime,
+}
+
+impl Stamp {
+    fn of(path: PathBuf) -> Option<Stamp> {
+        let meta = std::fs::metadata(&path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+            path,
+        })
+    }
+}
+
+/// Documents published with an `immutable` Cache-Control never change their bytes.
+fn sealed(cache_control: &str) -> bool {
+    cache_control.contains("immutable")
 }
 
 /// `Last-Modified` and the ETag of every variant (identity, gzip, brotli; each also as
-/// the browser's XML view), formatted once per publish: conditional GETs are the bulk
-/// of a feed server's traffic, and these are all they need.
+/// the browser's XML view), made into header values once per publish: conditional GETs
+/// are the bulk of a feed server's traffic, and these are all they need. Also the
+/// document's request counters, looked up on its first request, so that counting the
+/// rest takes no lock.
 #[derive(Debug, Clone)]
 pub struct HttpFields {
-    pub last_modified: Bytes,
+    pub last_modified: HeaderValue,
     /// Index: `encoding * 2 + browser_view`, encoding 0 identity, 1 gzip, 2 brotli.
-    pub etags: [Bytes; 6],
+    pub etags: [HeaderValue; 6],
+    pub counters: std::sync::OnceLock<crate::metrics::PathCounters>,
 }
 
 impl HttpFields {
     /// `etag` is the quoted strong ETag of the identity body.
     pub fn new(etag: &str, last_modified: DateTime<Utc>) -> HttpFields {
         let stem = etag.trim_end_matches('"');
-        let v = |suffix: &str| Bytes::from(format!("{stem}{suffix}\""));
+        let value = |s: String| {
+            HeaderValue::from_maybe_shared(Bytes::from(s)).expect("ETags and HTTP dates are ASCII")
+        };
+        let v = |suffix: &str| value(format!("{stem}{suffix}\""));
         HttpFields {
-            last_modified: Bytes::from(httpdate::fmt_http_date(std::time::SystemTime::from(
+            last_modified: value(httpdate::fmt_http_date(std::time::SystemTime::from(
                 last_modified,
             ))),
             etags: [v(""), v("-x"), v("-gz"), v("-gz-x"), v("-br"), v("-br-x")],
+            counters: std::sync::OnceLock::new(),
         }
     }
 }
@@ -117,6 +156,10 @@ pub struct SharedCatalog(Arc<ArcSwap<Catalog>>);
 impl SharedCatalog {
     pub fn load(&self) -> Arc<Catalog> {
         self.0.load_full()
+    }
+    /// The current catalog for a moment (one request): no reference count to bump.
+    pub fn guard(&self) -> arc_swap::Guard<Arc<Catalog>> {
+        self.0.load()
     }
     pub fn store(&self, c: Catalog) {
         self.0.store(Arc::new(c));
@@ -254,7 +297,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn content_hash(body: &[u8]) -> String {
+pub(crate) fn content_hash(body: &[u8]) -> String {
     blake3::hash(body).to_hex()[..20].to_owned()
 }
 
@@ -431,6 +474,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
                 last_modified: now,
                 cache_control: job.cache_control,
                 http: HttpFields::new(&format!("\"{}\"", job.hash), now),
+                on_disk: None,
             })
         }),
         path: job.path,
@@ -567,8 +611,13 @@ impl Publisher<'_> {
         self.published.insert(doc.path.clone(), last_modified);
         if self.keep {
             let body = Bytes::from(body);
-            let (gz, br) = variants(&file, &body, doc.content_type, false);
-            self.catalog.insert(Rendered {
+            // A sealed document is served from its files: no need to read its variants.
+            let (gz, br) = if sealed(doc.cache_control) {
+                (None, None)
+            } else {
+                variants(&file, &body, doc.content_type, false)
+            };
+            self.hold(Rendered {
                 path: doc.path,
                 content_type: doc.content_type,
                 body,
@@ -578,9 +627,31 @@ impl Publisher<'_> {
                 last_modified,
                 cache_control: doc.cache_control,
                 http: HttpFields::new(&format!("\"{hash}\""), last_modified),
+                on_disk: None,
             });
         }
         Ok(())
+    }
+
+    /// Adds a document to the catalog. A sealed one goes in without its bytes: it is
+    /// served from its files (see [`Rendered::on_disk`]), so the archive can grow
+    /// without the daemon's memory growing with it.
+    fn hold(&mut self, mut doc: Rendered) {
+        if sealed(doc.cache_control) {
+            let file = self.out_dir.join(&doc.path);
+            let identity = Stamp::of(file.clone())
+                .filter(|s| doc.body.is_empty() || s.len == doc.body.len() as u64);
+            if let Some(identity) = identity {
+                let compressed = compressible(doc.content_type) && identity.len > 256;
+                let variant =
+                    |ext: &str| compressed.then(|| Stamp::of(sibling(&file, ext))).flatten();
+                doc.on_disk = Some(Arc::new([Some(identity), variant("gz"), variant("br")]));
+                doc.body = Bytes::new();
+                doc.gzip = None;
+                doc.brotli = None;
+            }
+        }
+        self.catalog.insert(doc);
     }
 
     /// Records what a writer did.
@@ -595,7 +666,7 @@ impl Publisher<'_> {
                 self.store.save_output_state(&path, &hash, self.now)?;
                 self.published.insert(path.clone(), self.now);
                 if let Some(r) = rendered {
-                    self.catalog.insert(*r);
+                    self.hold(*r);
                 }
                 if feed {
                     self.report.changed_feeds.push(path.clone());
@@ -617,7 +688,7 @@ impl Publisher<'_> {
                         if let Ok(old) = std::fs::read(&file) {
                             let old = Bytes::from(old);
                             let (gz, br) = variants(&file, &old, content_type, false);
-                            self.catalog.insert(Rendered {
+                            self.hold(Rendered {
                                 path: path.clone(),
                                 content_type,
                                 body: old,
@@ -627,6 +698,7 @@ impl Publisher<'_> {
                                 last_modified: *lm,
                                 cache_control,
                                 http: HttpFields::new(&format!("\"{h}\""), *lm),
+                                on_disk: None,
                             });
                         }
                     }
@@ -797,6 +869,49 @@ mod tests {
             std::fs::read(dir.path().join("rss.xml")).unwrap(),
             rss("good")
         );
+    }
+
+    #[test]
+    fn a_sealed_document_is_held_as_its_files_and_others_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let docs = || {
+            vec![
+                Document {
+                    path: "archive/1.rss".into(),
+                    cache_control: "public, max-age=31536000, immutable",
+                    ..doc(rss(&"sealed ".repeat(60)))
+                },
+                doc(rss(&"current ".repeat(60))),
+            ]
+        };
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t1 = t0 + chrono::Duration::hours(1);
+        // Written in this pass, then kept unchanged in the next.
+        for (t, written) in [(t0, 2), (t1, 0)] {
+            let (cat, rep) = publish(dir.path(), docs(), &store, t).unwrap();
+            assert_eq!(rep.written.len(), written);
+            let sealed = cat.get("archive/1.rss").unwrap();
+            assert!(sealed.body.is_empty() && sealed.gzip.is_none() && sealed.brotli.is_none());
+            let files = sealed.on_disk.as_ref().expect("served from its files");
+            let file = dir.path().join("archive/1.rss");
+            let identity = files[0].as_ref().unwrap();
+            assert_eq!(identity.path, file);
+            assert_eq!(identity.len, std::fs::metadata(&file).unwrap().len());
+            assert_eq!(
+                files[1].as_ref().unwrap().path,
+                dir.path().join("archive/1.rss.gz")
+            );
+            assert!(files[2].is_some());
+            assert_eq!(sealed.last_modified, t0);
+            assert_eq!(
+                sealed.etag,
+                format!("\"{}\"", content_hash(&std::fs::read(&file).unwrap()))
+            );
+            let current = cat.get("rss.xml").unwrap();
+            assert!(current.on_disk.is_none() && !current.body.is_empty());
+            assert!(current.gzip.is_some());
+        }
     }
 
     #[test]

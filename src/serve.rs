@@ -1,27 +1,39 @@
-//! HTTP: serves the published catalog from memory with validators, conditional GET,
-//! HEAD and precompressed variants, plus `/embed` (the partner news list, assembled
-//! from pre-rendered entries). No directory listing and no file system access per
+//! HTTP: serves the published catalog with validators, conditional GET, HEAD and
+//! precompressed variants, plus `/embed` (the partner news list, assembled from
+//! pre-rendered entries). No directory listing and no file system access chosen by the
 //! request: a path is either in the catalog or a plain 404, so no path can escape it.
+//! Subscription documents are answered from memory; sealed archive pages (immutable,
+//! and the bulk of what grows with the store) from the files they were published to.
 //!
 //! [`app`] builds the router; other modules add their routes to it with `.route(…)`
-//! before the catalog fallback catches everything else.
+//! before the catalog fallback catches everything else. [`start`] runs the server: one
+//! thread per core, each with its own single-threaded runtime and HTTP/1.1 connections,
+//! where a GET or HEAD of a catalog path is answered without going through the router.
 //!
 //! Two operational routes sit beside the catalog: `/healthz` (200, or 503 with the
 //! reason) and `/metrics` (Prometheus text, OpenMetrics on request). Every answer is
 //! counted by path and status; the numbers themselves live in [`crate::metrics`].
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Read;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::http::{self, header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
+use futures_util::future::{self, Either};
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Telemetry;
-use crate::publish::{HttpFields, Rendered, SharedCatalog};
+use crate::publish::{HttpFields, Rendered, SharedCatalog, Stamp};
 use crate::render::embed;
 
 /// Shared state of the HTTP server.
@@ -40,6 +52,9 @@ impl AppState {
         }
     }
 }
+
+/// The paths of [`app`]'s own routes; every other path is the catalog's.
+const ROUTES: [&str; 3] = ["/embed", "/healthz", "/metrics"];
 
 /// The router; tests drive it with or without a socket.
 pub fn app(state: AppState) -> Router {
@@ -103,18 +118,179 @@ async fn serve_catalog(State(state): State<AppState>, req: Request<Body>) -> Res
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed();
     }
-    let path = req.uri().path();
-    let key: std::borrow::Cow<str> = match path.strip_prefix('/') {
-        Some("") => "index.html".into(),
-        Some(p) if p.ends_with('/') => format!("{p}index.html").into(),
-        Some(p) => p.into(),
-        None => return not_found(),
-    };
-    let catalog = state.catalog.load();
-    match catalog.get(&key) {
-        Some(doc) => respond(doc, req.headers(), req.method() == Method::HEAD),
-        None => not_found(),
+    // The router's middleware counts this answer.
+    let head = req.method() == Method::HEAD;
+    match from_catalog(&state, req.uri().path(), req.headers(), head, false) {
+        Either::Left(r) => r,
+        Either::Right(f) => f.await.unwrap_or_else(|e| match e {}),
     }
+    .map(Body::new)
+}
+
+/// The catalog key of a request path: `/` and `dir/` mean their `index.html`.
+fn catalog_key(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    Some(match path.strip_prefix('/')? {
+        "" => "index.html".into(),
+        p if p.ends_with('/') => format!("{p}index.html").into(),
+        p => p.into(),
+    })
+}
+
+type Answer = Result<http::Response<ServeBody>, Infallible>;
+type BoxAnswer = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// Answers a GET or HEAD of `path` from the catalog: at once when the document is in
+/// memory (or the answer is a 304), else by a future that reads the file. With
+/// `count`, the answer is counted here.
+fn from_catalog(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    head: bool,
+    count: bool,
+) -> Either<http::Response<ServeBody>, BoxAnswer> {
+    let catalog = state.catalog.guard();
+    let Some(doc) = catalog_key(path).and_then(|k| catalog.get(&k)) else {
+        if count {
+            state
+                .telemetry
+                .http_request(path, false, StatusCode::NOT_FOUND.as_u16());
+        }
+        return Either::Left(not_found().map(ServeBody::Router));
+    };
+    let choice = choose(doc, headers);
+    let Some(disk) = doc.on_disk.as_ref().filter(|_| !choice.not_modified) else {
+        let body = match choice.encoding {
+            Encoding::Identity => &doc.body,
+            Encoding::Gzip => doc.gzip.as_ref().unwrap_or(&doc.body),
+            Encoding::Brotli => doc.brotli.as_ref().unwrap_or(&doc.body),
+        };
+        let len = body.len() as u64;
+        let resp = respond(doc, &choice, (!head).then(|| body.clone()), len);
+        if count {
+            count_doc(state, path, doc, resp.status());
+        }
+        return Either::Left(resp);
+    };
+    let Some(stamp) = disk[choice.encoding as usize].clone() else {
+        unreachable!("choose only picks variants that exist");
+    };
+    if head {
+        let resp = respond(doc, &choice, None, stamp.len);
+        if count {
+            count_doc(state, path, doc, resp.status());
+        }
+        return Either::Left(resp);
+    }
+    let (state, doc, headers) = (state.clone(), doc.clone(), headers.clone());
+    let path = path.to_owned();
+    Either::Right(Box::pin(async move {
+        let resp = from_disk(&doc, &choice, stamp, &headers).await;
+        if count {
+            count_doc(&state, &path, &doc, resp.status());
+        }
+        Ok(resp)
+    }))
+}
+
+/// Counts an answer about a catalog document: through the document's own counters when
+/// the request named it exactly (no lock, no allocation), else by path.
+fn count_doc(state: &AppState, path: &str, doc: &Rendered, status: StatusCode) {
+    if path.strip_prefix('/') == Some(doc.path.as_str()) {
+        let counters = doc
+            .http
+            .counters
+            .get_or_init(|| state.telemetry.path_counters(path));
+        if counters.count(status.as_u16()) {
+            return;
+        }
+    }
+    state.telemetry.http_request(path, true, status.as_u16());
+}
+
+/// Reads the chosen variant of a document kept on disk. A file that is not the one
+/// published (replaced or edited since: its size or mtime differ) is answered from its
+/// identity bytes with validators made from them, never with the catalog's.
+async fn from_disk(
+    doc: &Rendered,
+    choice: &Choice,
+    stamp: Stamp,
+    headers: &HeaderMap,
+) -> http::Response<ServeBody> {
+    let read = tokio::task::spawn_blocking(move || read_stamped(&stamp)).await;
+    match read {
+        Ok(Ok(Some(body))) => {
+            let len = body.len() as u64;
+            return respond(doc, choice, Some(body), len);
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => return unreadable(doc, &e),
+        Err(e) => return unreadable(doc, &std::io::Error::other(e)),
+    }
+    let Some(identity) = doc.on_disk.as_ref().and_then(|d| d[0].clone()) else {
+        unreachable!("a document on disk has its identity file");
+    };
+    let file = identity.path.clone();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(&file)).await;
+    let body = match read {
+        Ok(Ok(b)) => Bytes::from(b),
+        Ok(Err(e)) => return unreadable(doc, &e),
+        Err(e) => return unreadable(doc, &std::io::Error::other(e)),
+    };
+    let hash = crate::publish::content_hash(&body);
+    let etag = format!("\"{hash}\"");
+    tracing::warn!(path = %doc.path, "published file changed on disk since it was published; serving it as it is now");
+    let last_modified = if etag == doc.etag {
+        doc.last_modified
+    } else {
+        std::fs::metadata(&identity.path)
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or(doc.last_modified)
+    };
+    let now = Rendered {
+        path: doc.path.clone(),
+        content_type: doc.content_type,
+        body,
+        gzip: None,
+        brotli: None,
+        http: HttpFields::new(&etag, last_modified),
+        etag,
+        last_modified,
+        cache_control: doc.cache_control,
+        on_disk: None,
+    };
+    let choice = choose(&now, headers);
+    let len = now.body.len() as u64;
+    respond(
+        &now,
+        &choice,
+        (!choice.not_modified).then(|| now.body.clone()),
+        len,
+    )
+}
+
+/// The file's bytes if it is still the one stamped (same size and mtime), else `None`.
+fn read_stamped(stamp: &Stamp) -> std::io::Result<Option<Bytes>> {
+    let mut f = std::fs::File::open(&stamp.path)?;
+    let meta = f.metadata()?;
+    if meta.len() != stamp.len || meta.modified().ok() != Some(stamp.modified) {
+        return Ok(None);
+    }
+    let mut buf = Vec::with_capacity(stamp.len as usize);
+    f.read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 == stamp.len).then(|| Bytes::from(buf)))
+}
+
+fn unreadable(doc: &Rendered, e: &std::io::Error) -> http::Response<ServeBody> {
+    tracing::error!(path = %doc.path, error = %e, "cannot read a published file");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "500 Internal Server Error: a published file cannot be read\n",
+    )
+        .into_response()
+        .map(ServeBody::Router)
 }
 
 fn method_not_allowed() -> Response {
@@ -213,8 +389,12 @@ async fn serve_embed(State(state): State<AppState>, req: Request<Body>) -> Respo
         last_modified: list.last_modified,
         cache_control: "public, max-age=300",
         http: HttpFields::new(&format!("\"{}-{}\"", list.hash, q.n), list.last_modified),
+        on_disk: None,
     };
-    let mut resp = respond(&doc, req.headers(), req.method() == Method::HEAD);
+    let choice = choose(&doc, req.headers());
+    let head = req.method() == Method::HEAD;
+    let len = doc.body.len() as u64;
+    let mut resp = respond(&doc, &choice, (!head).then(|| doc.body.clone()), len).map(Body::new);
     let h = resp.headers_mut();
     // Meant to be framed by any partner site; nothing in it may run or load scripts.
     h.insert(
@@ -230,9 +410,72 @@ async fn serve_embed(State(state): State<AppState>, req: Request<Body>) -> Respo
     resp
 }
 
+/// Which representation of a document a request gets, decided from its headers alone.
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    encoding: Encoding,
+    /// A browser navigating to a feed: same bytes, labelled `application/xml`.
+    browser_view: bool,
+    not_modified: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity = 0,
+    Gzip = 1,
+    Brotli = 2,
+}
+
+impl Encoding {
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+            Encoding::Brotli => Some("br"),
+        }
+    }
+}
+
+/// Which precompressed variants of `doc` exist: in memory, or as files beside it.
+fn has_variant(doc: &Rendered, e: Encoding) -> bool {
+    match (&doc.on_disk, e) {
+        (_, Encoding::Identity) => true,
+        (Some(files), e) => files[e as usize].is_some(),
+        (None, Encoding::Gzip) => doc.gzip.is_some(),
+        (None, Encoding::Brotli) => doc.brotli.is_some(),
+    }
+}
+
+fn choose(doc: &Rendered, headers: &HeaderMap) -> Choice {
+    let encoding = choose_encoding(headers, doc);
+    let browser_view = is_feed_type(doc.content_type) && wants_browser_view(headers);
+    let etag = &doc.http.etags[encoding as usize * 2 + usize::from(browser_view)];
+    // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
+    let not_modified = match headers.get(header::IF_NONE_MATCH) {
+        Some(inm) => etag_matches(inm.as_bytes(), etag.as_bytes()),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            // HTTP dates have whole seconds; compare at that precision or a client
+            // echoing our own Last-Modified would never get a 304.
+            .is_some_and(|since| doc.last_modified.timestamp() <= httpdate_secs(since)),
+    };
+    Choice {
+        encoding,
+        browser_view,
+        not_modified,
+    }
+}
+
 /// Picks the best encoding the client accepts: brotli, then gzip, then identity.
-fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Option<(&'static str, bytes::Bytes)> {
-    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Encoding {
+    let Some(accept) = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Encoding::Identity;
+    };
     let accepts = |name: &str| {
         accept.split(',').any(|part| {
             let mut it = part.split(';');
@@ -246,24 +489,30 @@ fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Option<(&'static str,
             coding.eq_ignore_ascii_case(name) && !q_zero
         })
     };
-    if let Some(b) = doc.brotli.as_ref().filter(|_| accepts("br")) {
-        return Some(("br", b.clone()));
+    if has_variant(doc, Encoding::Brotli) && accepts("br") {
+        Encoding::Brotli
+    } else if has_variant(doc, Encoding::Gzip) && accepts("gzip") {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
     }
-    if let Some(g) = doc.gzip.as_ref().filter(|_| accepts("gzip")) {
-        return Some(("gzip", g.clone()));
-    }
-    None
 }
 
 /// `If-None-Match` matching with weak comparison (RFC 9110 13.1.2), lists and `*`.
-fn etag_matches(header_value: &str, etag: &str) -> bool {
-    fn strip(t: &str) -> &str {
-        t.trim().trim_start_matches("W/")
+/// Works on the header's bytes: the common case, a client echoing our ETag, is one
+/// comparison.
+fn etag_matches(header_value: &[u8], etag: &[u8]) -> bool {
+    fn strip(t: &[u8]) -> &[u8] {
+        let t = t.trim_ascii();
+        t.strip_prefix(b"W/").unwrap_or(t)
+    }
+    if header_value == etag {
+        return true;
     }
     let ours = strip(etag);
     header_value
-        .split(',')
-        .any(|t| t.trim() == "*" || strip(t) == ours)
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii() == b"*" || strip(t) == ours)
 }
 
 /// Feeds, JSON and the embed script may be read by scripts on any partner origin.
@@ -280,90 +529,259 @@ fn is_feed_type(content_type: &str) -> bool {
         || content_type.starts_with("application/atom+xml")
 }
 
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// A browser navigating to a feed asks for `text/html` and names no feed type; feed
 /// readers name the feed types or `*/*`. The browser gets the same bytes labelled
 /// `application/xml`, which it renders through the `<?xml-stylesheet?>`.
 fn wants_browser_view(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = headers.get(header::ACCEPT).map(HeaderValue::as_bytes) else {
         return false;
     };
-    let accept = accept.to_ascii_lowercase();
-    accept.contains("text/html") && !accept.contains("rss+xml") && !accept.contains("atom+xml")
+    contains_ignore_case(accept, b"text/html")
+        && !contains_ignore_case(accept, b"rss+xml")
+        && !contains_ignore_case(accept, b"atom+xml")
 }
 
-fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
-    let encoding = choose_encoding(headers, doc);
+/// The answer for `doc` as `choice` says: a 304, or a 200 with `body` (`None` for HEAD,
+/// whose `Content-Length` is `len`). Every header value is either static or made once
+/// per publish; hyper adds `Content-Length` itself when there is a body.
+fn respond(
+    doc: &Rendered,
+    choice: &Choice,
+    body: Option<Bytes>,
+    len: u64,
+) -> http::Response<ServeBody> {
     let feed = is_feed_type(doc.content_type);
-    let browser_view = feed && wants_browser_view(headers);
-    let variant = match &encoding {
-        None => 0,
-        Some(("gzip", _)) => 2,
-        Some(_) => 4,
-    } + usize::from(browser_view);
-    let etag_bytes = doc.http.etags[variant].clone();
-    let etag = std::str::from_utf8(&etag_bytes).expect("ETags are ASCII");
-    let body = match &encoding {
-        Some((_, bytes)) => bytes.clone(),
-        None => doc.body.clone(),
-    };
-    let content_type = if browser_view {
+    let variant = choice.encoding as usize * 2 + usize::from(choice.browser_view);
+    let mut h = HeaderMap::with_capacity(12);
+    h.insert(header::ETAG, doc.http.etags[variant].clone());
+    h.insert(header::LAST_MODIFIED, doc.http.last_modified.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(doc.cache_control),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static(if feed {
+            "Accept-Encoding, Accept"
+        } else {
+            "Accept-Encoding"
+        }),
+    );
+    if cross_origin(doc.content_type) {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("ETag, Last-Modified"),
+        );
+    }
+    let mut resp = http::Response::new(ServeBody::Bytes(None));
+    if choice.not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        *resp.headers_mut() = h;
+        return resp;
+    }
+    let content_type = if choice.browser_view {
         "application/xml; charset=utf-8"
     } else {
         doc.content_type
     };
-    // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
-    let not_modified = match headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(inm) => etag_matches(inm, etag),
-        None => headers
-            .get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            // HTTP dates have whole seconds; compare at that precision or a client
-            // echoing our own Last-Modified would never get a 304.
-            .is_some_and(|since| doc.last_modified.timestamp() <= httpdate_secs(since)),
-    };
-    let header_value = |b: &bytes::Bytes| {
-        HeaderValue::from_maybe_shared(b.clone()).expect("made from an ETag or HTTP date")
-    };
-    let mut b = Response::builder()
-        .header(header::ETAG, header_value(&etag_bytes))
-        .header(header::LAST_MODIFIED, header_value(&doc.http.last_modified))
-        .header(header::CACHE_CONTROL, doc.cache_control)
-        .header(
-            header::VARY,
-            if feed {
-                "Accept-Encoding, Accept"
-            } else {
-                "Accept-Encoding"
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(name) = choice.encoding.name() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
+    }
+    match body {
+        Some(b) => *resp.body_mut() = ServeBody::Bytes(Some(b)),
+        None => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+    }
+    *resp.headers_mut() = h;
+    resp
+}
+
+/// A response body: bytes held by the catalog (or read from a published file), sent
+/// as one frame without boxing, or whatever the router answered.
+pub enum ServeBody {
+    Bytes(Option<Bytes>),
+    Router(Body),
+}
+
+impl http_body::Body for ServeBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        match self.get_mut() {
+            ServeBody::Bytes(b) => Poll::Ready(b.take().map(|b| Ok(http_body::Frame::data(b)))),
+            ServeBody::Router(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ServeBody::Bytes(b) => b.is_none(),
+            ServeBody::Router(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ServeBody::Bytes(b) => {
+                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ServeBody::Router(b) => b.size_hint(),
+        }
+    }
+}
+
+/// The per-connection service: a GET or HEAD of a catalog path (the bulk of a feed
+/// server's traffic) is answered here, with no router, middleware, boxing or body
+/// conversion in between; everything else goes to [`app`]'s router.
+#[derive(Clone)]
+struct Connection {
+    state: AppState,
+    router: Router,
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
+    type Response = http::Response<ServeBody>;
+    type Error = Infallible;
+    type Future = Either<future::Ready<Answer>, BoxAnswer>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let head = req.method() == Method::HEAD;
+        let path = req.uri().path();
+        if (head || req.method() == Method::GET) && !ROUTES.contains(&path) {
+            return match from_catalog(&self.state, path, req.headers(), head, true) {
+                Either::Left(r) => Either::Left(future::ready(Ok(r))),
+                Either::Right(f) => Either::Right(f),
+            };
+        }
+        let mut router = self.router.clone();
+        let answer = tower_service::Service::call(&mut router, req);
+        Either::Right(Box::pin(async move {
+            let resp = answer.await.unwrap_or_else(|e| match e {});
+            Ok(resp.map(ServeBody::Router))
+        }))
+    }
+}
+
+/// The running server's threads.
+pub struct Server {
+    stopped: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Server {
+    /// Resolves once every server thread has ended: after `shutdown` was cancelled and
+    /// the connections open then were answered and closed.
+    pub async fn stopped(self) {
+        for s in self.stopped {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Starts serving `state` on `listener`: one thread per core, each running its own
+/// single-threaded runtime that accepts from the shared listening socket and serves
+/// its connections (HTTP/1.1, keep-alive). Like nginx's worker processes, a connection
+/// stays on one core; no request pays for waking another thread. Until `shutdown` is
+/// cancelled; then open connections finish their request in flight and close.
+pub fn start(
+    listener: std::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<Server> {
+    listener.set_nonblocking(true)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let router = app(state.clone());
+    let mut stopped = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let listener = listener.try_clone()?;
+        let conn = Connection {
+            state: state.clone(),
+            router: router.clone(),
+        };
+        let shutdown = shutdown.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (done, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("feedwerk-http-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => accept(l, conn, shutdown).await,
+                        Err(e) => tracing::error!(error = %e, "server thread cannot use the listening socket"),
+                    }
+                });
+                let _ = done.send(());
+            })?;
+        stopped.push(rx);
+    }
+    Ok(Server { stopped })
+}
+
+async fn accept(listener: tokio::net::TcpListener, conn: Connection, shutdown: CancellationToken) {
+    // Each connection task holds a receiver; all dropped = all connections closed.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => continue,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to be closed.
+                    tracing::error!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
             },
-        );
-    if cross_origin(doc.content_type) {
-        b = b
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .header(header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag, Last-Modified");
+            _ = shutdown.cancelled() => break,
+        };
+        // Responses are written whole; Nagle would only delay the last segment.
+        let _ = stream.set_nodelay(true);
+        let conn = conn.clone();
+        let shutdown = shutdown.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), conn);
+            tokio::pin!(served);
+            tokio::select! {
+                _ = served.as_mut() => {}
+                _ = shutdown.cancelled() => {
+                    served.as_mut().graceful_shutdown();
+                    let _ = served.await;
+                }
+            }
+            drop(open);
+        });
     }
-    if not_modified {
-        return b
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .expect("valid response");
-    }
-    b = b
-        .header(header::CONTENT_TYPE, HeaderValue::from_static(content_type))
-        .header(header::CONTENT_LENGTH, body.len())
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if let Some((name, _)) = encoding {
-        b = b.header(header::CONTENT_ENCODING, name);
-    }
-    let body = if head {
-        Body::empty()
-    } else {
-        Body::from(body)
-    };
-    b.status(StatusCode::OK).body(body).expect("valid response")
+    drop(listener);
+    drop(open_rx);
+    open_tx.closed().await;
 }
 
 fn httpdate_secs(t: std::time::SystemTime) -> i64 {
@@ -378,10 +796,12 @@ mod tests {
 
     #[test]
     fn if_none_match_lists_weak_and_star() {
-        assert!(etag_matches("\"abc\"", "\"abc\""));
-        assert!(etag_matches("W/\"abc\", \"x\"", "\"abc\""));
-        assert!(etag_matches("*", "\"abc\""));
-        assert!(!etag_matches("\"abd\"", "\"abc\""));
+        assert!(etag_matches(b"\"abc\"", b"\"abc\""));
+        assert!(etag_matches(b"W/\"abc\", \"x\"", b"\"abc\""));
+        assert!(etag_matches(b"\"x\" , W/\"abc\"", b"\"abc\""));
+        assert!(etag_matches(b"*", b"\"abc\""));
+        assert!(!etag_matches(b"\"abd\"", b"\"abc\""));
+        assert!(!etag_matches(b"\"abc-gz\"", b"\"abc\""));
     }
 
     #[test]

@@ -407,6 +407,129 @@ fn archives_page_through_the_whole_history_and_full_pages_never_change() {
     assert!(p.read("public/archive/2.rss").contains("<fh:archive"));
 }
 
+/// A sealed archive page is served from its files, not held in the daemon's memory:
+/// the same bytes, validators and headers as any published document, 304s without
+/// reading it, and a file changed behind the daemon's back never goes out under the
+/// published validators.
+#[test]
+fn sealed_archive_pages_are_served_from_their_files_with_validators_and_304s() {
+    let server = TestServer::start();
+    let p = project_with_partner(&server, "");
+    let cfg = p
+        .read("config.toml")
+        .replace("max_items = 50\n", "max_items = 2\narchive_page_size = 2\n");
+    p.write("config.toml", &cfg);
+    p.run(&["build"]).success();
+    let file = |rel: &str| std::fs::read(p.path().join("public").join(rel)).unwrap();
+    let etag_of = |b: &[u8]| format!("\"{}\"", &blake3::hash(b).to_hex()[..20]);
+    let with_suffix = |etag: &str, s: &str| format!("{}{s}\"", etag.trim_end_matches('"'));
+
+    let d = Daemon::start(&p);
+    let page = file("archive/1.atom");
+    let r = d.get("/archive/1.atom", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, page);
+    let etag = etag_of(&page);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/atom+xml; charset=utf-8")
+    );
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("vary"), Some("Accept-Encoding, Accept"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(page.len().to_string().as_str())
+    );
+    let lm = r.header("last-modified").unwrap().to_owned();
+    // The same headers as a document held in memory (the newest page is not sealed).
+    let names = |r: &support::HttpResponse| {
+        let mut n: Vec<String> = r.headers.keys().filter(|k| *k != "date").cloned().collect();
+        n.sort();
+        n
+    };
+    let newest = d.get("/archive/3.atom", &[]);
+    assert_eq!(newest.status, 200);
+    assert!(newest
+        .header("cache-control")
+        .unwrap()
+        .contains("max-age=300"));
+    assert_eq!(names(&r), names(&newest));
+
+    for (accept, coding, ext) in [("gzip", "gzip", "gz"), ("gzip, br", "br", "br")] {
+        let c = d.get("/archive/1.atom", &[("Accept-Encoding", accept)]);
+        assert_eq!(c.status, 200);
+        assert_eq!(c.header("content-encoding"), Some(coding));
+        assert_eq!(c.body, file(&format!("archive/1.atom.{ext}")));
+        let tag = with_suffix(&etag, &format!("-{ext}"));
+        assert_eq!(c.header("etag"), Some(tag.as_str()));
+        let again = d.get(
+            "/archive/1.atom",
+            &[("Accept-Encoding", accept), ("If-None-Match", &tag)],
+        );
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty());
+    }
+
+    let h = support::http_request(d.addr, "HEAD", "/archive/1.atom", &[]);
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(
+        h.header("content-length"),
+        Some(page.len().to_string().as_str())
+    );
+    assert_eq!(h.header("etag"), Some(etag.as_str()));
+
+    let r = d.get("/archive/1.atom", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304, "{:?}", r.headers);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        d.get("/archive/1.atom", &[("If-Modified-Since", &lm)])
+            .status,
+        304
+    );
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let b = d.get("/archive/1.atom", &[("Accept", browser)]);
+    assert_eq!(
+        b.header("content-type"),
+        Some("application/xml; charset=utf-8")
+    );
+    assert_eq!(b.body, page);
+    assert_eq!(b.header("etag"), Some(with_suffix(&etag, "-x").as_str()));
+    drop(d);
+
+    // A restarted daemon finds the page sealed on disk: same validators.
+    let d = Daemon::start(&p);
+    let r = d.get("/archive/1.atom", &[]);
+    assert_eq!(r.body, page);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(r.header("last-modified"), Some(lm.as_str()));
+    assert_eq!(d.get("/archive/1.rss", &[]).body, file("archive/1.rss"));
+
+    // Someone edits the file behind the daemon's back: what goes out is the file as it
+    // is now, with an ETag of those bytes, never the published validators. (A client
+    // still holding the published page gets its 304: that is answered from the catalog
+    // without reading the file.)
+    let edited = String::from_utf8(page.clone())
+        .unwrap()
+        .replace("</feed>", "<!-- edited --></feed>");
+    p.write("public/archive/1.atom", &edited);
+    let r = d.get("/archive/1.atom", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), edited);
+    assert_eq!(r.header("etag"), Some(etag_of(edited.as_bytes()).as_str()));
+    support::wait_for(Duration::from_secs(10), || {
+        d.log().contains("changed on disk").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the edit is not logged:\n{}", d.log()));
+}
+
 fn entry_ids(atom: &str) -> Vec<String> {
     atom.split("<entry>")
         .skip(1)
