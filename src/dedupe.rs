@@ -190,11 +190,12 @@ impl Deduper {
         Ok(best)
     }
 
-    /// The rules of the module doc, applied to one pair.
+    /// The rules of the module doc, applied to one pair. The language check (rules 3–7)
+    /// runs last and only for a pair that would otherwise match: detecting a language
+    /// is the dearest step, and most candidates fail on text first.
     fn verify(&self, a: &Side, b: &Side) -> Option<Reason> {
-        let shingles_a = fingerprint::shingles(a.text);
-        let shingles_b = fingerprint::shingles(b.text);
-        let (jac, cont) = fingerprint::overlap(&shingles_a, &shingles_b);
+        let (shingles_a, shingles_b) = (&a.shingles, &b.shingles);
+        let (jac, cont) = fingerprint::overlap(shingles_a, shingles_b);
         if a.url.is_some() && a.url == b.url {
             let substantial = shingles_a.len() >= MIN_SHINGLES && shingles_b.len() >= MIN_SHINGLES;
             if substantial && jac < URL_UNRELATED_JACCARD && a.title_key != b.title_key {
@@ -205,9 +206,16 @@ impl Deduper {
         if a.guid.is_some_and(globally_unique) && a.guid == b.guid {
             return Some(Reason::SameGuid);
         }
-        if is_series(a.title, b.title) || !same_language(a, b) {
+        if is_series(a.title, b.title) {
             return None;
         }
+        let reason = self.text_rule(a, b, jac, cont)?;
+        same_language(a, b).then_some(reason)
+    }
+
+    /// Rules 3–7, before the language guard.
+    fn text_rule(&self, a: &Side, b: &Side, jac: f64, cont: f64) -> Option<Reason> {
+        let (shingles_a, shingles_b) = (&a.shingles, &b.shingles);
         if a.text.len() >= MIN_TEXT_FOR_HASH && a.text_hash == b.text_hash {
             return Some(Reason::SameText);
         }
@@ -233,7 +241,9 @@ impl Deduper {
     }
 }
 
-/// One side of a comparison, borrowed from a new item or a held one.
+/// One side of a comparison, borrowed from a new item or a held one. The new item's side
+/// is built once per decision and compared with every candidate, so its shingles and
+/// language are computed once, not once per candidate.
 struct Side<'a> {
     title: &'a str,
     title_key: String,
@@ -242,6 +252,9 @@ struct Side<'a> {
     url: Option<&'a str>,
     guid: Option<&'a str>,
     published: DateTime<Utc>,
+    shingles: Vec<u64>,
+    /// Detected on first use (see `language_of`).
+    language: std::cell::OnceCell<Option<String>>,
 }
 
 impl<'a> Side<'a> {
@@ -254,6 +267,8 @@ impl<'a> Side<'a> {
             url: i.canonical_url.as_deref(),
             guid: i.guid.as_deref(),
             published: i.published,
+            shingles: fingerprint::shingles(&i.text),
+            language: std::cell::OnceCell::new(),
         }
     }
     fn of_held(h: &'a Held) -> Side<'a> {
@@ -265,6 +280,8 @@ impl<'a> Side<'a> {
             url: h.canonical_url.as_deref(),
             guid: h.guid.as_deref(),
             published: h.published,
+            shingles: fingerprint::shingles(&h.text),
+            language: std::cell::OnceCell::new(),
         }
     }
 }
@@ -273,8 +290,10 @@ impl<'a> Side<'a> {
 /// languages are not used: partners often declare one feed language for every item,
 /// and texts that share long word runs are in one language anyway; the guard is for
 /// versions of a story whose texts really are in different languages.
-fn language_of(s: &Side) -> Option<String> {
-    crate::normalise::lang::detect(s.text)
+fn language_of<'s>(s: &'s Side) -> Option<&'s str> {
+    s.language
+        .get_or_init(|| crate::normalise::lang::detect(s.text))
+        .as_deref()
 }
 
 fn same_language(a: &Side, b: &Side) -> bool {
