@@ -56,58 +56,158 @@ pub struct Cluster {
     pub members: Vec<(Item, String)>,
 }
 
-/// Creates the tables and indexes items held by a store made before they existed.
+/// Most members one LSH bucket contributes as candidates (the most recently indexed).
+/// A bucket holding more is boilerplate (a shared footer, a template, an empty-ish
+/// text) rather than a story: without the cap, every new item with that footer would
+/// compare against thousands. A real near-duplicate (Jaccard >= 0.5) shares several of
+/// the 32 buckets, so skipping the old tail of one crowded bucket does not lose it;
+/// exact copies are also found by URL, GUID, text hash and title.
+pub const BUCKET_CAP: usize = 64;
+
+/// Creates the tables, moves a store of schema 1 to the current band layout, and
+/// indexes the items held by a store made before the tables existed.
+///
+/// Schema 1 kept band rows keyed by item ID text in a rowid table with two indexes
+/// (three b-tree inserts and ~100 bytes a row, 32 rows an item); schema 2 keys them by
+/// a small integer in one WITHOUT ROWID table. The old tables are dropped and rebuilt
+/// from the fingerprints stored with each item (no text is fingerprinted again), in
+/// one transaction, so a crash leaves either layout complete.
 pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(include_str!("dedup.sql"))?;
-    let missing: Vec<(String, String)> = {
-        let mut stmt = conn.prepare(
-            "SELECT id, data FROM items WHERE id NOT IN (SELECT item_id FROM dedupe_sig)",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    if !missing.is_empty() {
-        let tx = conn.unchecked_transaction()?;
-        for (id, data) in missing {
-            let item = parse_item(&id, &data)?;
-            index_item(&tx, &item)?;
-        }
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-/// (Re-)indexes an item's signature, title key and LSH bands.
-pub(super) fn index_item(conn: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
-    conn.execute("DELETE FROM dedupe_band WHERE item_id = ?1", [&item.id.0])?;
-    let fp = &item.fingerprint;
-    conn.execute(
-        "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(item_id) DO UPDATE SET version = ?2, shingles = ?3, sig = ?4, title_key = ?5",
-        params![
-            item.id.0,
-            fp.version,
-            fp.shingles,
-            fingerprint::to_blob(&fp.minhash),
-            fingerprint::title_key(&item.title)
-        ],
+    let old_layout = conn
+        .prepare("SELECT 1 FROM pragma_table_info('dedupe_band') WHERE name = 'item_id'")?
+        .exists([])?;
+    let needs_index = old_layout || !super::table_exists(conn, "dedupe_sig")?;
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS dedupe_band_pending (
+             bucket INTEGER NOT NULL,
+             sig    INTEGER NOT NULL,
+             PRIMARY KEY (bucket, sig)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS temp.dedupe_band_pending_sig ON dedupe_band_pending(sig);",
     )?;
-    let mut ins =
-        conn.prepare_cached("INSERT INTO dedupe_band (bucket, item_id) VALUES (?1, ?2)")?;
-    for key in fingerprint::band_keys(&fp.minhash) {
-        ins.execute(params![key, item.id.0])?;
+    let tx = conn.unchecked_transaction()?;
+    if old_layout {
+        tx.execute_batch(
+            "DROP TRIGGER IF EXISTS items_delete_dedupe;
+             DROP TABLE dedupe_band;
+             DROP TABLE dedupe_sig;",
+        )?;
+    }
+    tx.execute_batch(include_str!("dedup.sql"))?;
+    if needs_index {
+        index_all(&tx)?;
+        flush_bands(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Indexes every held item, reading them in ID order a few hundred at a time so memory
+/// stays bounded however large the store is.
+fn index_all(conn: &Connection) -> Result<(), StoreError> {
+    let mut after = String::new();
+    loop {
+        let chunk: Vec<(String, String)> = {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, data FROM items WHERE id > ?1 ORDER BY id LIMIT 256")?;
+            let rows = stmt.query_map([&after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        after = last.clone();
+        for (id, data) in &chunk {
+            index_item(conn, &parse_item(id, data)?, true)?;
+        }
+    }
+}
+
+/// (Re-)indexes an item's signature, title key and LSH bands. `fresh`: the item has
+/// just been inserted, so it has no band rows to remove.
+pub(super) fn index_item(
+    conn: &Connection,
+    item: &Item,
+    fresh: bool,
+) -> Result<(), rusqlite::Error> {
+    if !fresh {
+        conn.prepare_cached(
+            "DELETE FROM dedupe_band WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
+        )?
+        .execute([&item.id.0])?;
+        conn.prepare_cached(
+            "DELETE FROM temp.dedupe_band_pending
+             WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
+        )?
+        .execute([&item.id.0])?;
+    }
+    let fp = &item.fingerprint;
+    let n: i64 = conn
+        .prepare_cached(
+            "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(item_id) DO UPDATE SET version = ?2, shingles = ?3, sig = ?4, title_key = ?5
+             RETURNING n",
+        )?
+        .query_row(
+            params![
+                item.id.0,
+                fp.version,
+                fp.shingles,
+                fingerprint::to_blob(&fp.minhash),
+                fingerprint::title_key(&item.title)
+            ],
+            |r| r.get(0),
+        )?;
+    let keys = fingerprint::band_keys(&fp.minhash);
+    if keys.len() == fingerprint::BANDS {
+        // All of an item's bands in one statement: one VDBE run instead of 32.
+        let mut ins = conn.prepare_cached(insert_bands_sql())?;
+        let mut values: Vec<i64> = keys;
+        values.push(n);
+        ins.execute(params_from_iter(values.iter()))?;
     }
     Ok(())
 }
 
-fn ids(
-    conn: &Connection,
-    sql: &str,
-    key: &str,
-    limit: usize,
-) -> Result<Vec<ItemId>, rusqlite::Error> {
+/// Moves the band rows of the items indexed since the last flush into the band table,
+/// in bucket order. Called once per upsert, before it commits.
+///
+/// Band keys are hashes, so an item's 32 rows land on 32 random leaves of the band
+/// table; inserted one item at a time, a batch of items read and dirtied each leaf
+/// many times over and, once the dirty pages outgrew the page cache, wrote them out
+/// mid-transaction to make room for the next read. Sorted, each leaf is visited once
+/// per batch. Until the flush, `by_bands` also reads the pending rows, so items of one
+/// batch still find each other.
+pub(super) fn flush_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO main.dedupe_band (bucket, sig)
+         SELECT bucket, sig FROM temp.dedupe_band_pending ORDER BY bucket, sig",
+    )?
+    .execute([])?;
+    conn.prepare_cached("DELETE FROM temp.dedupe_band_pending")?
+        .execute([])?;
+    Ok(())
+}
+
+/// `INSERT … VALUES (?1, ?33), (?2, ?33), …`: every band key of one signature `?33`.
+fn insert_bands_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let sig = fingerprint::BANDS + 1;
+        let rows: Vec<String> = (1..=fingerprint::BANDS)
+            .map(|b| format!("(?{b}, ?{sig})"))
+            .collect();
+        format!(
+            "INSERT OR IGNORE INTO temp.dedupe_band_pending (bucket, sig) VALUES {}",
+            rows.join(", ")
+        )
+    })
+}
+
+/// Runs one of the ID lookups below (each with its row limit in the SQL text).
+fn ids(conn: &Connection, sql: &str, key: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![key, limit as i64], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map([key], |r| r.get::<_, String>(0))?;
     rows.map(|r| r.map(ItemId)).collect()
 }
 
@@ -115,9 +215,8 @@ fn ids(
 pub fn by_canonical_url(conn: &Connection, url: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
     ids(
         conn,
-        "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT ?2",
+        "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT 20",
         url,
-        20,
     )
 }
 
@@ -125,9 +224,8 @@ pub fn by_canonical_url(conn: &Connection, url: &str) -> Result<Vec<ItemId>, rus
 pub fn by_guid(conn: &Connection, guid: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
     ids(
         conn,
-        "SELECT id FROM items WHERE guid = ?1 ORDER BY first_seen, id LIMIT ?2",
+        "SELECT id FROM items WHERE guid = ?1 ORDER BY first_seen, id LIMIT 20",
         guid,
-        20,
     )
 }
 
@@ -135,9 +233,8 @@ pub fn by_guid(conn: &Connection, guid: &str) -> Result<Vec<ItemId>, rusqlite::E
 pub fn by_text_hash(conn: &Connection, hash: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
     ids(
         conn,
-        "SELECT id FROM items WHERE text_hash = ?1 ORDER BY first_seen, id LIMIT ?2",
+        "SELECT id FROM items WHERE text_hash = ?1 ORDER BY first_seen, id LIMIT 20",
         hash,
-        20,
     )
 }
 
@@ -151,13 +248,14 @@ pub fn by_title(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rusqlite:
     ids(
         conn,
         "SELECT s.item_id FROM dedupe_sig s JOIN items i ON i.id = s.item_id
-         WHERE s.title_key = ?1 ORDER BY i.published DESC LIMIT ?2",
+         WHERE s.title_key = ?1 ORDER BY i.published DESC LIMIT 50",
         &key,
-        50,
     )
 }
 
-/// Held items sharing at least one LSH bucket with `minhash`, with their signatures.
+/// Held items sharing at least one LSH bucket with `minhash`, with their signatures:
+/// one primary-key range read per band, at most [`BUCKET_CAP`] members each, so a
+/// lookup never degrades into a scan however crowded a bucket gets.
 pub fn by_bands(
     conn: &Connection,
     minhash: &[u32],
@@ -166,21 +264,53 @@ pub fn by_bands(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; keys.len()].join(",");
-    let sql = format!(
-        "SELECT s.item_id, s.sig FROM dedupe_sig s WHERE s.item_id IN
-           (SELECT DISTINCT item_id FROM dedupe_band WHERE bucket IN ({marks}))
-           AND s.version = {}",
-        fingerprint::VERSION
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(keys.iter()), |r| {
-        Ok((
-            ItemId(r.get::<_, String>(0)?),
-            fingerprint::from_blob(&r.get::<_, Vec<u8>>(1)?),
-        ))
-    })?;
-    rows.collect()
+    let mut found: Vec<i64> = Vec::new();
+    for table in ["main.dedupe_band", "temp.dedupe_band_pending"] {
+        let mut members = conn.prepare_cached(bucket_members_sql(table))?;
+        for &key in &keys {
+            let rows = members.query_map([key], |r| r.get::<_, i64>(0))?;
+            for n in rows {
+                found.push(n?);
+            }
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    let mut sig =
+        conn.prepare_cached("SELECT item_id, sig, version FROM dedupe_sig WHERE n = ?1")?;
+    let mut out = Vec::with_capacity(found.len());
+    for n in found {
+        let row = sig
+            .query_row([n], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })
+            .optional()?;
+        if let Some((id, blob, version)) = row {
+            if version == fingerprint::VERSION {
+                out.push((ItemId(id), fingerprint::from_blob(&blob)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The newest [`BUCKET_CAP`] members of one bucket in the band table or the pending rows.
+fn bucket_members_sql(table: &str) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [main, pending] = SQL.get_or_init(|| {
+        ["main.dedupe_band", "temp.dedupe_band_pending"].map(|t| {
+            format!("SELECT sig FROM {t} WHERE bucket = ?1 ORDER BY sig DESC LIMIT {BUCKET_CAP}")
+        })
+    });
+    if table.starts_with("main.") {
+        main
+    } else {
+        pending
+    }
 }
 
 /// What deduplication needs to know about one held item.
@@ -220,20 +350,14 @@ pub(super) fn apply(conn: &Connection, item: &ItemId, d: &Decision) -> Result<()
     match d {
         Decision::New => {}
         Decision::Joins { rep, reason } => {
-            conn.execute(
-                "UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1",
-                params![item.0, rep.0, reason],
-            )?;
+            conn.prepare_cached("UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1")?
+                .execute(params![item.0, rep.0, reason])?;
         }
         Decision::Supersedes { rep, reason } => {
-            conn.execute(
-                "UPDATE items SET dup_of = ?2 WHERE dup_of = ?1",
-                params![rep.0, item.0],
-            )?;
-            conn.execute(
-                "UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1",
-                params![rep.0, item.0, reason],
-            )?;
+            conn.prepare_cached("UPDATE items SET dup_of = ?2 WHERE dup_of = ?1")?
+                .execute(params![rep.0, item.0])?;
+            conn.prepare_cached("UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1")?
+                .execute(params![rep.0, item.0, reason])?;
         }
     }
     Ok(())
@@ -263,7 +387,7 @@ impl Store {
         items: &mut [Item],
         now: DateTime<Utc>,
     ) -> Result<Churn, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut churn = Churn::default();
         {
             let mut alias = tx.prepare_cached("SELECT item_id FROM item_alias WHERE alias = ?1")?;
@@ -359,7 +483,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(ItemId, String)>, StoreError> {
         let present: HashSet<&str> = present.iter().map(|i| i.0.as_str()).collect();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let rows: Vec<(String, i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, published, coalesce(json_extract(data, '$.title'), '') FROM items

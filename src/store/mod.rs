@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
@@ -29,7 +30,22 @@ pub fn item_key(item: &Item) -> String {
     format!("{}|{local}", item.source)
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Prepared statements kept per connection. An upsert with deduplication cycles through
+/// about 25 distinct statements; rusqlite's default of 16 made the cache evict and
+/// re-prepare them on every item.
+const STATEMENT_CACHE: usize = 96;
+/// SQLite page cache, in KiB. The default (2 MiB) held too little of the band and
+/// index pages an upsert touches, so most lookups re-read pages with `pread`. Memory
+/// mapping is left off: mapped pages would count towards the resident size of the
+/// process and grow with the store, which must stay flat.
+const PAGE_CACHE_KIB: i64 = 16 * 1024;
+/// WAL pages before an automatic checkpoint. SQLite's default (1000) copied the hot
+/// index pages back to the main file after every few sources; 8000 (~32 MiB of WAL)
+/// checkpoints them once per several times as many writes.
+const WAL_AUTOCHECKPOINT: i64 = 8000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -205,6 +221,16 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Without the query planner stability guarantee, SQLite marks a statement for
+        // re-preparation whenever it binds a new value to a parameter the planner
+        // compared with a partial index's WHERE (items_visible, items_language), so every
+        // candidate lookup by URL, title or representative was compiled again per item.
+        // Our plans never depend on parameter values.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let had_items = table_exists(&conn, "items")?;
         let had_tags = table_exists(&conn, "item_tags")?;
@@ -220,14 +246,42 @@ impl Store {
                  SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
             )?;
         }
+        dedup::init(&conn)?;
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
-        dedup::init(&conn)?;
         Ok(Store {
             conn,
             authority: authority.to_owned(),
         })
+    }
+
+    /// Runs `f` with every store write it makes in one transaction, committed when `f`
+    /// succeeds and rolled back when it fails. Each write method opens a savepoint, so
+    /// on its own it is its own transaction, and inside this it nests. For a writer
+    /// that stores many sources in a row: per-source commits write the hot band and
+    /// index pages to the WAL once per source, a group writes them once per group.
+    /// A crash then loses the whole group, still never part of a source.
+    pub fn in_transaction<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| E::from(e.into()))?;
+        match f(self) {
+            Ok(v) => {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(|e| E::from(e.into()))?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The group's error says what went wrong; a failed rollback adds nothing.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     pub fn connection(&self) -> &Connection {
@@ -336,7 +390,7 @@ impl Store {
     /// Saves many sources' fetch states in one transaction (one fsync per refresh, not
     /// one per source: a cycle of 304s must stay cheap).
     pub fn save_source_states(&mut self, states: &[SourceState]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for s in states {
             save_state(&tx, s)?;
         }
@@ -413,7 +467,7 @@ impl Store {
         now: DateTime<Utc>,
         mut decide: impl FnMut(&Connection, &Item) -> Result<Decision, rusqlite::Error>,
     ) -> Result<UpsertReport, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut report = UpsertReport::default();
         for mut item in items {
             let existing: Option<(String, i64, i64, Option<String>, bool)> = tx
@@ -447,7 +501,8 @@ impl Store {
                         }
                         tx.prepare_cached(
                             "UPDATE items SET data = ?2, guid = ?3, canonical_url = ?4, text_hash = ?5,
-                                 published = ?6, last_seen = ?7, withdrawn = 0 WHERE id = ?1",
+                                 published = ?6, last_seen = ?7, withdrawn = 0, language = ?8
+                             WHERE id = ?1",
                         )?
                         .execute(params![
                                 item.id.0,
@@ -456,10 +511,11 @@ impl Store {
                                 item.canonical_url,
                                 item.fingerprint.text_hash,
                                 ts(item.published),
-                                ts(now)
+                                ts(now),
+                                item.language
                             ])?;
-                        index_tags(&tx, &item)?;
-                        dedup::index_item(&tx, &item)?;
+                        index_tags(&tx, &item, false)?;
+                        dedup::index_item(&tx, &item, false)?;
                     }
                 }
                 None => {
@@ -480,8 +536,8 @@ impl Store {
                     report.new += 1;
                     tx.prepare_cached(
                         "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published, first_seen,
-                                            last_seen, published_id, dup_of, dup_reason, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, NULL, NULL, ?9)",
+                                            last_seen, published_id, dup_of, dup_reason, data, language)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, NULL, NULL, ?9, ?10)",
                     )?
                     .execute(params![
                             item.id.0,
@@ -492,19 +548,21 @@ impl Store {
                             ts(item.published),
                             ts(now),
                             published_id,
-                            json
+                            json,
+                            item.language
                         ])?;
-                    index_tags(&tx, &item)?;
+                    index_tags(&tx, &item, true)?;
                     dedup::apply(&tx, &item.id, &decision)?;
-                    dedup::index_item(&tx, &item)?;
+                    dedup::index_item(&tx, &item, true)?;
                 }
             }
         }
-        tx.execute(
+        dedup::flush_bands(&tx)?;
+        tx.prepare_cached(
             "INSERT INTO sources (id, window_at) VALUES (?1, ?2)
              ON CONFLICT(id) DO UPDATE SET window_at = ?2",
-            params![source.as_str(), ts(now)],
-        )?;
+        )?
+        .execute(params![source.as_str(), ts(now)])?;
         tx.commit()?;
         Ok(report)
     }
@@ -595,7 +653,7 @@ impl Store {
         max_age: Option<chrono::Duration>,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut n = tx.execute(
             "DELETE FROM items WHERE id IN (
                 SELECT id FROM (
@@ -629,7 +687,7 @@ impl Store {
     /// Returns how many items were withdrawn.
     pub fn withdraw_unconfigured(&mut self, configured: &[SourceId]) -> Result<usize, StoreError> {
         let ids = serde_json::to_string(&configured).expect("ids serialise");
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let n = tx.execute(
             "UPDATE items SET withdrawn = 1
              WHERE withdrawn = 0 AND source_id NOT IN (SELECT value FROM json_each(?1))",
@@ -763,17 +821,22 @@ fn add_language_column(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
-/// Replaces the indexed copies of an item's tags and language.
-fn index_tags(tx: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
-    tx.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?
-        .execute([&item.id.0])?;
+/// Replaces the indexed copies of an item's tags (its `language` column is written with
+/// the row itself, so the update trigger runs once per item, not twice). `fresh`: the
+/// item has just been inserted and has no tag rows yet.
+fn index_tags(tx: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite::Error> {
+    if !fresh {
+        tx.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?
+            .execute([&item.id.0])?;
+    }
+    if item.tags.is_empty() {
+        return Ok(());
+    }
     let mut insert =
         tx.prepare_cached("INSERT OR IGNORE INTO item_tags (item_id, tag) VALUES (?1, ?2)")?;
     for tag in &item.tags {
         insert.execute(params![item.id.0, tag])?;
     }
-    tx.prepare_cached("UPDATE items SET language = ?2 WHERE id = ?1")?
-        .execute(params![item.id.0, item.language])?;
     Ok(())
 }
 
@@ -1028,5 +1091,213 @@ mod tests {
         assert!(d.affects(&filter(&["Wetter"], &[])));
         assert!(!d.affects(&filter(&["Kultur"], &[])));
         assert!(!d.affects(&filter(&[], &["fr"])));
+    }
+
+    const LONG_TEXT: &str = "die stadt augsburg hat ein neues konzept für die sicherheit im öffentlichen raum vorgestellt im mittelpunkt stehen beleuchtete wege ein kommunaler ordnungsdienst in den abendstunden und regelmäßige sprechstunden in den stadtteilen";
+
+    fn with_text(mut it: Item, text: &str) -> Item {
+        it.text = text.to_owned();
+        it.fingerprint = crate::normalise::fingerprint::fingerprint(text);
+        it
+    }
+
+    fn bands_of(s: &Store, id: &str) -> i64 {
+        s.connection()
+            .query_row(
+                "SELECT count(*) FROM dedupe_band WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn store_of_schema_1_gets_the_integer_band_table_and_keeps_finding_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        let held = with_text(item("1", "a", &[], "de"), LONG_TEXT);
+        drop(store_with(&path, vec![held.clone()]));
+        // Take the deduplication tables back to schema 1, with the rows it wrote.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER items_delete_dedupe; DROP TABLE dedupe_band; DROP TABLE dedupe_sig;
+             CREATE TABLE dedupe_sig (item_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                 shingles INTEGER NOT NULL, sig BLOB NOT NULL, title_key TEXT NOT NULL);
+             CREATE INDEX dedupe_sig_title ON dedupe_sig(title_key);
+             CREATE TABLE dedupe_band (bucket INTEGER NOT NULL, item_id TEXT NOT NULL);
+             CREATE INDEX dedupe_band_bucket ON dedupe_band(bucket);
+             CREATE INDEX dedupe_band_item ON dedupe_band(item_id);
+             CREATE TRIGGER items_delete_dedupe AFTER DELETE ON items BEGIN
+                 DELETE FROM dedupe_band WHERE item_id = old.id;
+                 DELETE FROM dedupe_sig WHERE item_id = old.id;
+             END;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let fp = &held.fingerprint;
+        conn.execute(
+            "INSERT INTO dedupe_sig VALUES ('a:1', ?1, ?2, ?3, 'title 1')",
+            params![
+                fp.version,
+                fp.shingles,
+                crate::normalise::fingerprint::to_blob(&fp.minhash)
+            ],
+        )
+        .unwrap();
+        for key in crate::normalise::fingerprint::band_keys(&fp.minhash) {
+            conn.execute("INSERT INTO dedupe_band VALUES (?1, 'a:1')", [key])
+                .unwrap();
+        }
+        drop(conn);
+
+        let s = Store::open(&path, "example.org").unwrap();
+        let version: i64 = s
+            .connection()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            bands_of(&s, "a:1"),
+            crate::normalise::fingerprint::BANDS as i64
+        );
+        // A near copy from another source still finds the held item through its bands.
+        let copy = with_text(item("7", "b", &[], "de"), &format!("{LONG_TEXT} ergänzt"));
+        let found = by_bands(s.connection(), &copy.fingerprint.minhash).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, ItemId("a:1".into()));
+        // Reopening does not index again, and removing the item removes its bands.
+        drop(s);
+        let mut s = Store::open(&path, "example.org").unwrap();
+        assert_eq!(
+            bands_of(&s, "a:1"),
+            crate::normalise::fingerprint::BANDS as i64
+        );
+        s.prune(0, None, Utc::now()).unwrap();
+        let left: i64 = s
+            .connection()
+            .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_crowded_bucket_yields_only_its_newest_members() {
+        let mut s = Store::in_memory("example.org").unwrap();
+        // Items with one text share every bucket: boilerplate as crowded as it gets.
+        let n = dedup::BUCKET_CAP + 10;
+        let items: Vec<Item> = (0..n)
+            .map(|i| with_text(item(&format!("{i:03}"), "a", &[], "de"), LONG_TEXT))
+            .collect();
+        s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+        let probe = with_text(item("x", "b", &[], "de"), LONG_TEXT);
+        let mut found: Vec<String> = by_bands(s.connection(), &probe.fingerprint.minhash)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id.0)
+            .collect();
+        found.sort();
+        let newest: Vec<String> = (n - dedup::BUCKET_CAP..n)
+            .map(|i| format!("a:{i:03}"))
+            .collect();
+        assert_eq!(found, newest);
+    }
+
+    #[test]
+    fn a_changed_item_is_indexed_again_under_its_new_text() {
+        let mut s = Store::in_memory("example.org").unwrap();
+        let src = SourceId("a".into());
+        let first = with_text(item("1", "a", &["Wetter"], "de"), LONG_TEXT);
+        s.upsert_source_items(&src, vec![first], Utc::now(), |_, _| Ok(Decision::New))
+            .unwrap();
+        let other = "ganz anderer text über die förderung von vereinen im landkreis und die neue beratungsstelle am bahnhof der innenstadt";
+        let changed = with_text(item("1", "a", &["Sport"], "fr"), other);
+        let rep = s
+            .upsert_source_items(&src, vec![changed.clone()], Utc::now(), |_, _| {
+                Ok(Decision::New)
+            })
+            .unwrap();
+        assert_eq!(rep.changed, 1);
+        assert_eq!(
+            bands_of(&s, "a:1"),
+            crate::normalise::fingerprint::BANDS as i64
+        );
+        let old = with_text(item("2", "b", &[], "de"), LONG_TEXT);
+        assert!(by_bands(s.connection(), &old.fingerprint.minhash)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            by_bands(s.connection(), &changed.fingerprint.minhash)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(s.visible_tags().unwrap(), vec!["Sport"]);
+        assert_eq!(s.visible_languages().unwrap(), vec!["fr"]);
+    }
+
+    #[test]
+    fn candidate_lookups_are_compiled_once_not_per_item() {
+        let mut s = Store::in_memory("example.org").unwrap();
+        let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+        for round in 0..3 {
+            let items: Vec<Item> = (0..20)
+                .map(|i| {
+                    let text = format!("{LONG_TEXT} {round} {i}");
+                    with_text(item(&format!("{round}-{i}"), "a", &["t"], "de"), &text)
+                })
+                .collect();
+            s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |c, it| {
+                deduper.decide(c, it)
+            })
+            .unwrap();
+        }
+        assert_eq!(s.visible_items(10).unwrap().len(), 10);
+        // The statements as `dedup` and `also_at` cache them: same text, same statement.
+        for sql in [
+            "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT 20",
+            "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0
+               AND source_id != (SELECT source_id FROM items WHERE id = ?1)
+             ORDER BY first_seen, id",
+        ] {
+            let st = s.connection().prepare_cached(sql).unwrap();
+            let runs = st.get_status(rusqlite::StatementStatus::Run);
+            assert!(runs >= 10, "{runs} runs of {sql}");
+            assert_eq!(
+                st.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn sources_stored_in_one_transaction_commit_or_roll_back_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.sqlite"), "example.org").unwrap();
+        let upsert = |s: &mut Store, id: &str, src: &str| {
+            s.upsert_source_items(
+                &SourceId(src.into()),
+                vec![item(id, src, &[], "de")],
+                Utc::now(),
+                |_, _| Ok(Decision::New),
+            )
+        };
+        let failed: Result<(), StoreError> = s.in_transaction(|s| {
+            upsert(s, "1", "a")?;
+            upsert(s, "2", "b")?;
+            Err(StoreError::Sql(rusqlite::Error::InvalidQuery))
+        });
+        assert!(failed.is_err());
+        assert!(s.visible_items(10).unwrap().is_empty());
+        s.in_transaction(|s| -> Result<(), StoreError> {
+            upsert(s, "1", "a")?;
+            upsert(s, "2", "b")?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(s.visible_items(10).unwrap().len(), 2);
     }
 }
