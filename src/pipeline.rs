@@ -24,7 +24,7 @@ use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
 use crate::normalise::{self, Context};
-use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport};
+use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport, Reach};
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
 use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
 use crate::source;
@@ -883,6 +883,7 @@ impl Pipeline {
                             items: Some(items.len()),
                             body: ctx.feed_body(ch, items.clone(), paging, f),
                             cache_control: FEED_CACHE,
+                            reach: reach(ch),
                         });
                     }
                     let doc = ctx.doc(ch, &items, paging, now);
@@ -901,6 +902,7 @@ impl Pipeline {
                             body: Body::Fixed(render::html::index(&doc, &channels)),
                             cache_control: FEED_CACHE,
                             items: None,
+                            reach: Reach::Wide,
                         });
                     }
                     for d in docs {
@@ -957,6 +959,7 @@ impl Pipeline {
                             body: Body::Fixed(render::html::post(&doc, it)),
                             cache_control: FEED_CACHE,
                             items: None,
+                            reach: Reach::Wide,
                         })?;
                     }
                 }
@@ -972,6 +975,7 @@ impl Pipeline {
                     body: Body::Fixed(render::opml::render(&cfg.site, &cfg.sources, &per_source)),
                     cache_control: FEED_CACHE,
                     items: None,
+                    reach: Reach::Wide,
                 })?;
                 p.add(Document {
                     path: assets::FEED_XSL_PATH.into(),
@@ -980,6 +984,7 @@ impl Pipeline {
                     body: Body::Fixed(assets::FEED_XSL.as_bytes().to_vec()),
                     cache_control: ASSET_CACHE,
                     items: None,
+                    reach: Reach::Wide,
                 })?;
                 p.add(Document {
                     path: assets::EMBED_JS_PATH.into(),
@@ -992,6 +997,7 @@ impl Pipeline {
                     ),
                     cache_control: ASSET_CACHE,
                     items: None,
+                    reach: Reach::Wide,
                 })?;
                 // Unchanged channels keep their embed lists.
                 if let Some(prev) = previous {
@@ -1100,6 +1106,7 @@ impl Pipeline {
                         body: Body::Keep,
                         cache_control,
                         items: None,
+                        reach: Reach::Narrow,
                     })?;
                 }
                 continue;
@@ -1132,6 +1139,7 @@ impl Pipeline {
                     items: Some(items.len()),
                     body: ctx.feed_body(ch, items.clone(), paging, *f),
                     cache_control,
+                    reach: Reach::Narrow,
                 })?;
             }
             if final_form {
@@ -1204,6 +1212,20 @@ fn keep_channel(
 const FEED_CACHE: &str = "public, max-age=300";
 const ARCHIVE_CACHE: &str = "public, max-age=31536000, immutable";
 const ASSET_CACHE: &str = "public, max-age=86400";
+
+/// How widely a channel's subscription documents are read (see [`Reach`]): the combined
+/// channel and the `[[channel]]`s the site defines are its front door; the generated
+/// per-source, per-tag and per-language channels are many, each with few readers.
+fn reach(ch: &Channel) -> Reach {
+    let generated = ["sources/", "tags/", "lang/"]
+        .iter()
+        .any(|prefix| ch.stem.starts_with(prefix));
+    if generated {
+        Reach::Narrow
+    } else {
+        Reach::Wide
+    }
+}
 
 /// Archive pages exist in the formats that have RFC 5005 paging links.
 const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];

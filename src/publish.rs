@@ -185,6 +185,7 @@ pub struct Document<'a> {
     pub cache_control: &'static str,
     /// How many entries a feed must hold when read back.
     pub items: Option<usize>,
+    pub reach: Reach,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,23 +221,61 @@ fn compressible(content_type: &str) -> bool {
         || content_type.contains("javascript")
 }
 
-/// Level 6, not 9: on feed XML level 9 costs about twice the CPU for well under 1 % of
-/// size, and a cold publish compresses thousands of documents.
+/// How widely a document is read: decides how hard its brotli copy is worked for.
+///
+/// Measured on the documents of a full medium build (`rust-brotli` 8, one core; a
+/// sample of 349 documents, 37 MB): quality 9 makes 21.4 % of the input at 3.5–11 MB/s,
+/// because its hasher (H9) allocates and zeroes a 32 MiB table for every document, so a
+/// 60 KB tag feed pays for page faults, not for compression; quality 8 makes files
+/// within 0.2 % of that size at 38–42 MB/s, quality 5 within 1.2 % (feeds) to 5 %
+/// (archive pages) at 57–77 MB/s. Quality 11 would save another 7.5 % at under 1 MB/s
+/// — 70× the CPU of quality 8 for every changed document, not worth it for files that
+/// readers mostly revalidate with a `304`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The site's front door, fetched by most readers and rewritten on every change:
+    /// the combined feeds, `[[channel]]` feeds, the news and post pages, OPML and
+    /// assets. Brotli quality 8.
+    Wide,
+    /// One of many: per-source, per-tag and per-language channels (hundreds, each with
+    /// few readers) and RFC 5005 archive pages (written once, rarely fetched). Brotli
+    /// quality 5: a full build has thousands of these.
+    Narrow,
+}
+
+impl Reach {
+    fn brotli_quality(self) -> i32 {
+        match self {
+            Reach::Wide => 8,
+            Reach::Narrow => 5,
+        }
+    }
+}
+
+/// Level 6, not 9: on feed XML level 9 costs twice the CPU for 0.5 % of size, and a
+/// cold publish compresses thousands of documents. The deflate backend is zlib-rs (see
+/// `Cargo.toml`): at level 6 it is 2.2–2.5× as fast as miniz_oxide on our documents,
+/// for files 0.3–0.8 % larger.
 fn gzip(data: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Deflated feed XML is about a fifth of its input: one allocation, not a doubling
+    // series of reallocations and the page faults that come with them.
+    let out = Vec::with_capacity(data.len() / 4 + 64);
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
     enc.write_all(data).expect("in-memory");
     Bytes::from(enc.finish().expect("in-memory"))
 }
 
-fn brotli(data: &[u8]) -> Bytes {
-    let mut out = Vec::new();
+fn brotli(data: &[u8], reach: Reach) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() / 4 + 64);
     // A window no larger than the document: with brotli's default 4 MiB window every
-    // 20 KB feed allocated and zeroed megabytes of tables, which dominated publish time
-    // (page faults and clear_page in the profile). Output size is unaffected, since a
-    // window can't reach further back than the document's start anyway.
-    let lgwin = (usize::BITS - data.len().max(1).leading_zeros()).clamp(16, 22) as i32;
+    // 20 KB feed allocated and zeroed megabytes of tables (page faults and clear_page in
+    // the profile). Output size is unaffected, since a window can't reach further back
+    // than the document's start anyway. At least 2^17, though: with a 2^16 window
+    // qualities 5–8 switch to the H40–H42 hashers, which on our 30–64 KB feeds ran at
+    // 8 MB/s instead of 60 (their per-document setup dominates).
+    let lgwin = (usize::BITS - data.len().max(1).leading_zeros()).clamp(17, 22) as i32;
     let params = brotli::enc::BrotliEncoderParams {
-        quality: 9,
+        quality: reach.brotli_quality(),
         lgwin,
         size_hint: data.len(),
         ..Default::default()
@@ -307,6 +346,7 @@ fn variants(
     file: &Path,
     body: &Bytes,
     content_type: &str,
+    reach: Reach,
     fresh: bool,
 ) -> (Option<Bytes>, Option<Bytes>) {
     if !compressible(content_type) || body.len() <= 256 {
@@ -320,7 +360,7 @@ fn variants(
     };
     (
         Some(read("gz").unwrap_or_else(|| gzip(body))),
-        Some(read("br").unwrap_or_else(|| brotli(body))),
+        Some(read("br").unwrap_or_else(|| brotli(body, reach))),
     )
 }
 
@@ -410,6 +450,7 @@ struct Job {
     content_type: &'static str,
     cache_control: &'static str,
     items: Option<usize>,
+    reach: Reach,
     body: Vec<u8>,
     hash: String,
     file: PathBuf,
@@ -431,6 +472,7 @@ enum Outcome {
         file: PathBuf,
         content_type: &'static str,
         cache_control: &'static str,
+        reach: Reach,
     },
 }
 
@@ -444,10 +486,11 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
             file: job.file,
             content_type: job.content_type,
             cache_control: job.cache_control,
+            reach: job.reach,
         });
     }
     let body = Bytes::from(job.body);
-    let (gz, br) = variants(&job.file, &body, job.content_type, true);
+    let (gz, br) = variants(&job.file, &body, job.content_type, job.reach, true);
     let w = |p: &Path, b: &[u8]| {
         write_atomic(p, b).map_err(|source| PublishError::Write {
             path: p.to_owned(),
@@ -594,6 +637,7 @@ impl Publisher<'_> {
                 content_type: doc.content_type,
                 cache_control: doc.cache_control,
                 items: doc.items,
+                reach: doc.reach,
                 body,
                 hash,
                 file,
@@ -615,7 +659,7 @@ impl Publisher<'_> {
             let (gz, br) = if sealed(doc.cache_control) {
                 (None, None)
             } else {
-                variants(&file, &body, doc.content_type, false)
+                variants(&file, &body, doc.content_type, doc.reach, false)
             };
             self.hold(Rendered {
                 path: doc.path,
@@ -680,6 +724,7 @@ impl Publisher<'_> {
                 file,
                 content_type,
                 cache_control,
+                reach,
             } => {
                 tracing::error!(path = %path, error = %error, "rendered document failed its check; the previous version stays published");
                 if let (Some((h, lm)), true) = (&previous, file.exists()) {
@@ -687,7 +732,7 @@ impl Publisher<'_> {
                     if self.keep {
                         if let Ok(old) = std::fs::read(&file) {
                             let old = Bytes::from(old);
-                            let (gz, br) = variants(&file, &old, content_type, false);
+                            let (gz, br) = variants(&file, &old, content_type, reach, false);
                             self.hold(Rendered {
                                 path: path.clone(),
                                 content_type,
@@ -841,6 +886,7 @@ mod tests {
             body: Body::Fixed(body),
             cache_control: "public, max-age=300",
             items: Some(0),
+            reach: Reach::Wide,
         }
     }
 
