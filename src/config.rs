@@ -92,6 +92,9 @@ pub struct Publish {
     pub per_source: bool,
     pub per_tag: bool,
     pub per_language: bool,
+    /// A tag gets its own channel when at least this many visible items carry it, or
+    /// when it is named in `[tags]`.
+    pub tag_min_items: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +237,8 @@ struct RawPublish {
     per_tag: bool,
     #[serde(default = "yes")]
     per_language: bool,
+    #[serde(default = "default_tag_min_items")]
+    tag_min_items: Spanned<i64>,
 }
 
 fn yes() -> bool {
@@ -247,6 +252,12 @@ fn default_schedule() -> Spanned<String> {
 }
 fn default_max_items() -> Spanned<i64> {
     Spanned::new(0..0, 50)
+}
+/// Partners' free-form categories are mostly used once or twice ("Allgemein", a place
+/// name): a channel of one or two stories is noise in the channel list and, at three
+/// formats plus archive pages each, most of a build's files.
+fn default_tag_min_items() -> Spanned<i64> {
+    Spanned::new(0..0, 3)
 }
 fn default_archive() -> Spanned<i64> {
     Spanned::new(0..0, 100)
@@ -263,6 +274,7 @@ impl Default for RawPublish {
             per_source: true,
             per_tag: true,
             per_language: true,
+            tag_min_items: default_tag_min_items(),
         }
     }
 }
@@ -570,6 +582,7 @@ impl Config {
             per_source: raw.publish.per_source,
             per_tag: raw.publish.per_tag,
             per_language: raw.publish.per_language,
+            tag_min_items: positive(&raw.publish.tag_min_items, "publish.tag_min_items", p),
         };
 
         let listen = match raw.server.listen.get_ref().parse::<SocketAddr>() {

@@ -422,6 +422,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for e in runtime()?.block_on(pipeline.announce(&rep)) {
                         println!("websub: {e}");
                     }
+                    if !rep.removed.is_empty() {
+                        println!(
+                            "removed {} documents of channels no longer published",
+                            rep.removed.len()
+                        );
+                    }
                     println!(
                         "published {} documents to {} ({} written, {} unchanged, {} rendered)",
                         rep.written.len() + rep.unchanged + rep.failed.len(),

@@ -5,7 +5,7 @@
 //! daemon runs them on its schedule. A broken source or post is data in the report,
 //! never a reason to stop the others.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -759,14 +759,23 @@ impl Pipeline {
         let store = self.store();
         if cfg.publish.per_tag {
             // Tags that differ only in case or accents share one URL (and one channel).
-            let mut by_slug: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for tag in store.visible_tags()? {
+            // A tag gets a channel when it is named in `[tags]` or carried by at least
+            // `tag_min_items` items (counted per spelling, so an item carrying two
+            // spellings of one tag counts twice; that only errs towards publishing).
+            let named: HashSet<String> = cfg.tags.values().map(slug::slugify).collect();
+            let mut by_slug: BTreeMap<String, (Vec<String>, usize)> = BTreeMap::new();
+            for (tag, n) in store.visible_tag_counts()? {
                 let slug = slug::slugify(&tag);
                 if !slug.is_empty() {
-                    by_slug.entry(slug).or_default().push(tag);
+                    let entry = by_slug.entry(slug).or_default();
+                    entry.0.push(tag);
+                    entry.1 += n;
                 }
             }
-            for (slug, tags) in by_slug {
+            for (slug, (tags, n)) in by_slug {
+                if n < cfg.publish.tag_min_items && !named.contains(&slug) {
+                    continue;
+                }
                 out.push(Channel {
                     stem: format!("tags/{slug}"),
                     title: format!("{} – {}", cfg.site.title, tags[0]),
@@ -1014,11 +1023,19 @@ impl Pipeline {
         )?;
         let publish::Published {
             mut catalog,
-            report,
+            mut report,
             paths,
         } = published;
         if mode == Mode::Plan {
             return Ok((catalog, report));
+        }
+        let live: HashSet<&str> = channels.iter().map(|c| c.key()).collect();
+        for dir in GENERATED_CHANNEL_DIRS {
+            report.removed.extend(publish::remove_stale_channels(
+                &cfg.publish.output_dir,
+                dir,
+                &live,
+            ));
         }
         // From now on readers know these representatives' IDs: they never change. With
         // nothing changed, there is no new representative to mark.
@@ -1226,6 +1243,10 @@ fn reach(ch: &Channel) -> Reach {
         Reach::Wide
     }
 }
+
+/// The directories whose channels come and go with the data or the config; files of a
+/// channel no longer published are removed from them after each publish.
+const GENERATED_CHANNEL_DIRS: [&str; 4] = ["sources", "tags", "lang", "channels"];
 
 /// Archive pages exist in the formats that have RFC 5005 paging links.
 const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];

@@ -12,7 +12,7 @@
 //! the ETag and Last-Modified stay and readers keep getting 304. Only when the content
 //! differs is it rendered again with the current time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,6 +211,9 @@ pub struct PublishReport {
     pub changed_feeds: Vec<String>,
     /// Documents that failed their check: the previous version stays published.
     pub failed: Vec<(String, VerifyError)>,
+    /// Documents of channels no longer published, removed from the output directory
+    /// with their compressed copies (see [`remove_stale_channels`]).
+    pub removed: Vec<String>,
 }
 
 /// Only text formats are worth compressing.
@@ -317,6 +320,78 @@ pub fn sweep_stale_temp_files(out_dir: &Path, older_than: std::time::Duration) -
         }
     }
     removed
+}
+
+/// Removes the files of channels under `out_dir/dir` (`tags`, `lang`, …) that are no
+/// longer published — a tag no item carries any more, or one that fell below
+/// `publish.tag_min_items`: without this their last files stayed in the output
+/// directory for ever, served by any web server in front of it. `live` holds the stems
+/// (`tags/police`) published now. Only a channel's own files go: `<name>.rss|.atom|.json`,
+/// `<name>/archive/<n>.rss|.atom`, each with its `.gz`/`.br`; anything else stays. A
+/// file that cannot be removed is logged and left. Returns the document paths removed.
+pub fn remove_stale_channels(out_dir: &Path, dir: &str, live: &HashSet<&str>) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(out_dir.join(dir)) else {
+        return removed;
+    };
+    let remove = |file: &Path, doc: Option<String>, removed: &mut Vec<String>| {
+        match std::fs::remove_file(file) {
+            Ok(()) => removed.extend(doc),
+            Err(e) => {
+                tracing::warn!(path = %file.display(), error = %e, "cannot remove the file of a channel no longer published")
+            }
+        }
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            if live.contains(format!("{dir}/{name}").as_str()) {
+                continue;
+            }
+            let archive = e.path().join("archive");
+            for page in std::fs::read_dir(&archive).into_iter().flatten().flatten() {
+                let file = page.file_name().to_string_lossy().into_owned();
+                let (base, compressed) = split_compressed(&file);
+                let is_page = base.split_once('.').is_some_and(|(n, ext)| {
+                    !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && matches!(ext, "rss" | "atom")
+                });
+                if is_page {
+                    let doc = (!compressed).then(|| format!("{dir}/{name}/archive/{base}"));
+                    remove(&page.path(), doc, &mut removed);
+                }
+            }
+            // Only when empty: a directory holding anything else is not ours to drop.
+            let _ = std::fs::remove_dir(&archive);
+            let _ = std::fs::remove_dir(e.path());
+            continue;
+        }
+        let (base, compressed) = split_compressed(&name);
+        let Some((stem, ext)) = base.rsplit_once('.') else {
+            continue;
+        };
+        if matches!(ext, "rss" | "atom" | "json")
+            && !live.contains(format!("{dir}/{stem}").as_str())
+        {
+            let doc = (!compressed).then(|| format!("{dir}/{base}"));
+            remove(&e.path(), doc, &mut removed);
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// `x.rss.gz` → (`x.rss`, true); `x.rss` → (`x.rss`, false).
+fn split_compressed(name: &str) -> (&str, bool) {
+    match name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".br"))
+    {
+        Some(base) => (base, true),
+        None => (name, false),
+    }
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
@@ -888,6 +963,39 @@ mod tests {
             items: Some(0),
             reach: Reach::Wide,
         }
+    }
+
+    #[test]
+    fn only_the_files_of_channels_no_longer_published_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let files = [
+            "tags/gone.rss",
+            "tags/gone.rss.gz",
+            "tags/gone.json.br",
+            "tags/gone/archive/1.atom",
+            "tags/gone/archive/1.atom.br",
+            "tags/kept.atom",
+            "tags/kept/archive/2.rss",
+            "tags/notes.txt",
+            "tags/odd/archive/readme.rss",
+        ];
+        for f in files {
+            std::fs::create_dir_all(out.join(f).parent().unwrap()).unwrap();
+            std::fs::write(out.join(f), "x").unwrap();
+        }
+        let live: HashSet<&str> = ["tags/kept"].into();
+        let removed = remove_stale_channels(out, "tags", &live);
+        assert_eq!(removed, ["tags/gone.rss", "tags/gone/archive/1.atom"]);
+        for f in &files[..5] {
+            assert!(!out.join(f).exists(), "{f} left");
+        }
+        for f in &files[5..] {
+            assert!(out.join(f).exists(), "{f} removed");
+        }
+        assert!(!out.join("tags/gone").exists());
+        // Another directory's channels are not touched.
+        assert!(remove_stale_channels(out, "lang", &live).is_empty());
     }
 
     #[test]

@@ -943,6 +943,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Each tag of visible items with the number of visible items that carry it (which
+    /// tags are worth a channel of their own).
+    pub fn visible_tag_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.tag, COUNT(*) FROM item_tags t JOIN items i ON i.id = t.item_id
+             WHERE i.dup_of IS NULL AND i.withdrawn = 0 GROUP BY t.tag ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| r.map(|(t, n)| (t, n as usize)).map_err(StoreError::from))
+            .collect()
+    }
+
     /// Distinct primary languages among visible items.
     pub fn visible_languages(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -41,10 +41,18 @@ fn two_partners(server: &TestServer, a_title: &str, a_etag: &str) {
     );
 }
 
+/// The two partners, and `alpha` and `beta` in the tag vocabulary: with one item each,
+/// they get channels only because they are named there (`publish.tag_min_items`).
 fn project(server: &TestServer, extra: &str) -> Project {
+    project_with_tags(server, extra, "[tags]\nalpha = []\nbeta = []")
+}
+
+fn project_with_tags(server: &TestServer, extra: &str, tags: &str) -> Project {
     let p = Project::new();
     p.config(&format!(
         r#"{extra}
+{tags}
+
 [[source]]
 id = "a"
 kind = "feed"
@@ -240,4 +248,103 @@ fn daemon_keeps_serving_untouched_documents_after_a_partial_publish() {
     assert_eq!(b_after.body, b.body);
     assert_eq!(beta.status, 200);
     assert!(combined.text().contains("Alpha story, corrected"));
+}
+
+fn exists(p: &Project, rel: &str) -> bool {
+    p.path().join("public").join(rel).exists()
+}
+
+/// Every file of one tag channel: three formats and archive page 1, each with its
+/// compressed copies.
+fn tag_files(tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for doc in ["rss", "atom", "json"]
+        .map(|ext| format!("tags/{tag}.{ext}"))
+        .into_iter()
+        .chain(["rss", "atom"].map(|ext| format!("tags/{tag}/archive/1.{ext}")))
+    {
+        for suffix in ["", ".gz", ".br"] {
+            out.push(format!("{doc}{suffix}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn rare_tags_get_no_channel_and_the_files_of_a_dropped_tag_channel_are_removed() {
+    let server = TestServer::start();
+    two_partners(&server, "Alpha story", "\"a1\"");
+    // One item per tag; only `beta` is in the vocabulary. Archive pages of one item, so
+    // each tag channel also has an archive directory.
+    let p = project_with_tags(&server, "", "[tags]\nbeta = []");
+    let set_min = |min: Option<usize>| {
+        let text = p.read("config.toml");
+        let base = text
+            .lines()
+            .filter(|l| !l.starts_with("tag_min_items") && !l.starts_with("archive_page_size"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let extra = match min {
+            Some(n) => format!("archive_page_size = 1\ntag_min_items = {n}\n"),
+            None => "archive_page_size = 1\n".to_owned(),
+        };
+        p.write(
+            "config.toml",
+            &base.replace("max_items = 50\n", &format!("max_items = 50\n{extra}")),
+        );
+    };
+    set_min(None);
+    p.run(&["build"]).success();
+    // The default needs three items: `alpha` (one, not named) gets no channel.
+    for f in tag_files("beta") {
+        assert!(exists(&p, &f), "{f} missing");
+    }
+    for f in tag_files("alpha") {
+        assert!(!exists(&p, &f), "{f} published");
+    }
+    assert!(!p.read("public/index.html").contains("tags/alpha"));
+
+    set_min(Some(1));
+    p.run(&["build"]).success();
+    for f in tag_files("alpha") {
+        assert!(exists(&p, &f), "{f} missing");
+    }
+
+    // Partner a re-tags its story: `alpha` is carried by no item any more.
+    server.route(
+        "/a.xml",
+        Route::ok(
+            "application/rss+xml",
+            rss("Alpha story, re-tagged", "gamma", "en", "a-1"),
+        )
+        .etag("\"a2\""),
+    );
+    let run = p.run(&["build"]);
+    run.success();
+    assert!(
+        run.stdout()
+            .contains("removed 5 documents of channels no longer published"),
+        "{}",
+        run.stdout()
+    );
+    for f in tag_files("alpha") {
+        assert!(!exists(&p, &f), "{f} left behind");
+    }
+    assert!(
+        !exists(&p, "tags/alpha"),
+        "empty channel directory left behind"
+    );
+    for f in tag_files("gamma").iter().chain(&tag_files("beta")) {
+        assert!(exists(&p, f), "{f} missing");
+    }
+
+    // Back to the default threshold: `gamma` goes, the named `beta` stays.
+    set_min(None);
+    p.run(&["build"]).success();
+    for f in tag_files("gamma") {
+        assert!(!exists(&p, &f), "{f} left behind");
+    }
+    for f in tag_files("beta") {
+        assert!(exists(&p, &f), "{f} missing");
+    }
 }
