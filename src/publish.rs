@@ -397,18 +397,44 @@ fn split_compressed(name: &str) -> (&str, bool) {
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename,
 /// fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_synced(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// [`write_atomic`] without the directory's fsync: readers (and a killed process) see
+/// the old file or the new one, and the new one's bytes are on disk before its name is;
+/// the rename itself becomes durable with [`sync_dir`]. A publishing pass syncs each
+/// directory once after all its files, not once per file: a full build writes thousands
+/// of files into a handful of directories (`tags/` alone holds one per tag, format and
+/// encoding), and every fsync of the directory was a journal commit.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)?;
+    let temp = || {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
+    };
+    // The directory nearly always exists: create it only when it does not.
+    let mut tmp = match temp() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            temp()?
+        }
+        other => other?,
+    };
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Makes the entries (renames) of `dir` durable. Best effort: a failure only weakens
+/// what survives a power cut, never what readers see.
+fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
 }
 
 pub(crate) fn content_hash(body: &[u8]) -> String {
@@ -536,6 +562,8 @@ struct Job {
 enum Outcome {
     Written {
         path: String,
+        /// Where it was written: its directory is synced at the end of the pass.
+        file: PathBuf,
         hash: String,
         feed: bool,
         rendered: Option<Box<Rendered>>,
@@ -551,7 +579,8 @@ enum Outcome {
     },
 }
 
-/// Checks, compresses and writes one changed document (temp file, fsync, rename each).
+/// Checks, compresses and writes one changed document (temp file, fsync, rename each;
+/// the directory is synced by [`publish_pass`] once all writers are done).
 fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, PublishError> {
     if let Err(error) = verify::check(job.kind, &job.body, job.items) {
         return Ok(Outcome::Failed {
@@ -567,7 +596,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
     let body = Bytes::from(job.body);
     let (gz, br) = variants(&job.file, &body, job.content_type, job.reach, true);
     let w = |p: &Path, b: &[u8]| {
-        write_atomic(p, b).map_err(|source| PublishError::Write {
+        write_synced(p, b).map_err(|source| PublishError::Write {
             path: p.to_owned(),
             source,
         })
@@ -596,6 +625,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
             })
         }),
         path: job.path,
+        file: job.file,
         hash: job.hash,
     })
 }
@@ -781,6 +811,7 @@ impl Publisher<'_> {
                 hash,
                 feed,
                 rendered,
+                file: _,
             } => {
                 self.store.save_output_state(&path, &hash, self.now)?;
                 self.published.insert(path.clone(), self.now);
@@ -914,6 +945,18 @@ pub fn publish_pass<E: From<PublishError>>(
         (produced, outcomes)
     });
     let mut first_error = produced.err();
+    // This pass's renames become durable before the store says they happened: one
+    // fsync per directory written to (see `write_synced`).
+    let dirs: std::collections::BTreeSet<&Path> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(Outcome::Written { file, .. }) => file.parent(),
+            _ => None,
+        })
+        .collect();
+    for dir in dirs {
+        sync_dir(dir);
+    }
     // Record every document that reached the disk, even when another one failed.
     for o in outcomes {
         if let Err(e) = o.and_then(|o| p.record(o)) {
