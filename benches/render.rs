@@ -1,4 +1,5 @@
-//! Rendering one channel of 50 items in each format.
+//! Rendering one channel of 50 items in each format, and precompressing the Atom one
+//! as a publishing pass does (gzip, and brotli for each [`Reach`]).
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use feedwerk::model::{AlsoAt, Channel, ChannelFilter, Format};
+use feedwerk::publish::{self, Reach};
 use feedwerk::render::{self, FeedDoc, Paging};
 use feedwerk::store::StoredItem;
 
@@ -58,6 +60,16 @@ fn render(c: &mut Criterion) {
     for f in Format::ALL {
         g.bench_function(f.extension(), |b| {
             b.iter(|| render::render(black_box(&doc), f))
+        });
+    }
+    g.finish();
+
+    let atom = render::render(&doc, Format::Atom);
+    let mut g = c.benchmark_group("precompress_50_items_atom");
+    g.throughput(Throughput::Bytes(atom.len() as u64));
+    for (name, reach) in [("wide", Reach::Wide), ("narrow", Reach::Narrow)] {
+        g.bench_function(name, |b| {
+            b.iter(|| publish::precompress(black_box(&atom), reach))
         });
     }
     g.finish();

@@ -287,6 +287,12 @@ fn brotli(data: &[u8], reach: Reach) -> Bytes {
     Bytes::from(out)
 }
 
+/// The gzip and brotli copies a publishing pass writes beside a text document of `reach`
+/// (`cargo bench --bench render` measures them on a rendered feed).
+pub fn precompress(body: &[u8], reach: Reach) -> (Bytes, Bytes) {
+    (gzip(body), brotli(body, reach))
+}
+
 /// Name prefix of the temporary files [`write_atomic`] renames into place.
 const TEMP_PREFIX: &str = ".feedwerk-";
 
