@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::Config;
@@ -326,46 +326,61 @@ impl Pipeline {
             .buffer_unordered(n);
         // Parse and normalise on blocking threads, `workers` at a time; the store is
         // written from this task alone, one source per transaction, in completion order.
+        // Parsing starts on a blocking thread as soon as a document is handed over (not
+        // when its future is first polled), so workers keep going while the store takes
+        // the previous group.
+        let start = |(s, st, a, begun_at, permit): Downloaded| {
+            let cfg = self.cfg.clone();
+            let back = (st.items_held == 0).then_some(normalise::BackCatalogue {
+                below: below.flatten(),
+            });
+            let source: Source = s.clone();
+            let job = tokio::task::spawn_blocking(move || prepare(&cfg, &source, a, now, back));
+            async move {
+                let prepared = job.await.unwrap_or_else(|e| {
+                    Prepared::Failed(Failure::Parse(format!(
+                        "reading the document stopped unexpectedly: {e}"
+                    )))
+                });
+                (s, st, prepared, begun_at, permit)
+            }
+        };
+        // Twice the cores in flight: while the store commits, finished documents pile up
+        // to form the next group instead of leaving the workers idle.
+        let in_flight = 2 * workers;
         let mut parsing = futures_util::stream::FuturesUnordered::new();
-        let mut waiting = std::collections::VecDeque::new();
+        let mut waiting: std::collections::VecDeque<Downloaded> = std::collections::VecDeque::new();
         let mut fetching = true;
         let mut new_states = Vec::new();
         loop {
-            while parsing.len() < workers {
-                let Some((s, st, a, begun_at, permit)) = waiting.pop_front() else {
-                    break;
-                };
-                let s: Source = s;
-                let st: SourceState = st;
-                let cfg = self.cfg.clone();
-                let back = (st.items_held == 0).then_some(normalise::BackCatalogue {
-                    below: below.flatten(),
-                });
-                let source = s.clone();
-                parsing.push(async move {
-                    let job =
-                        tokio::task::spawn_blocking(move || prepare(&cfg, &source, a, now, back));
-                    let prepared = job.await.unwrap_or_else(|e| {
-                        Prepared::Failed(Failure::Parse(format!(
-                            "reading the document stopped unexpectedly: {e}"
-                        )))
-                    });
-                    (s, st, prepared, begun_at, permit)
-                });
+            while parsing.len() < in_flight {
+                let Some(d) = waiting.pop_front() else { break };
+                parsing.push(start(d));
             }
             tokio::select! {
                 next = fetches.next(), if fetching => match next {
                     Some(f) => waiting.push_back(f),
                     None => fetching = false,
                 },
-                Some((s, st, prepared, begun_at, permit)) = parsing.next() => {
-                    let (mut rep, state) = self.commit(&s, st, prepared, now);
-                    drop(permit);
-                    rep.elapsed = begun_at.elapsed();
-                    if let Some(state) = state {
-                        new_states.push(state);
+                Some(first) = parsing.next() => {
+                    let mut group = vec![first];
+                    while group.len() < in_flight {
+                        match futures_util::FutureExt::now_or_never(parsing.next()) {
+                            Some(Some(more)) => group.push(more),
+                            _ => break,
+                        }
                     }
-                    reports.push(rep);
+                    while parsing.len() < in_flight {
+                        let Some(d) = waiting.pop_front() else { break };
+                        parsing.push(start(d));
+                    }
+                    for (mut rep, state, begun_at) in self.commit_group(group, now) {
+                        rep.elapsed = begun_at.elapsed();
+                        if let Some(state) = state {
+                            new_states.push(state);
+                        }
+                        reports.push(rep);
+                    }
                 }
                 else => break,
             }
@@ -522,8 +537,45 @@ impl Pipeline {
 
     /// Stores what [`prepare`] made of one source's delivery; returns the report and the
     /// source's new fetch state.
+    /// Stores several sources' prepared documents in one transaction: the hot band and
+    /// index pages are written once per group, not once per source. Each source's writes
+    /// still sit in their own savepoint, so a source that fails leaves the others stored;
+    /// when the commit itself fails, every source of the group is reported failed and
+    /// keeps its old fetch state, so the next cycle fetches it again.
+    fn commit_group(
+        &self,
+        group: Vec<(
+            Source,
+            SourceState,
+            Prepared,
+            tokio::time::Instant,
+            OwnedSemaphorePermit,
+        )>,
+        now: DateTime<Utc>,
+    ) -> Vec<(SourceReport, Option<SourceState>, tokio::time::Instant)> {
+        let mut done = Vec::with_capacity(group.len());
+        let mut store = self.store();
+        let committed = store.in_transaction(|store| -> Result<(), StoreError> {
+            for (s, st, prepared, begun_at, permit) in group {
+                let (rep, state) = self.commit(store, &s, st, prepared, now);
+                drop(permit);
+                done.push((rep, state, begun_at));
+            }
+            Ok(())
+        });
+        if let Err(e) = committed {
+            tracing::error!(error = %e, "the store could not commit a group of sources");
+            for (rep, state, _) in &mut done {
+                rep.status = SourceStatus::Failed(format!("the store could not commit: {e}"));
+                *state = None;
+            }
+        }
+        done
+    }
+
     fn commit(
         &self,
+        store: &mut Store,
         s: &Source,
         mut st: SourceState,
         prepared: Prepared,
@@ -585,7 +637,6 @@ impl Pipeline {
         let count = items.len();
         let deduper = self.deduper();
         let whole_set = matches!(s.kind, SourceKind::Local { .. });
-        let mut store = self.store();
         match store.remap_churned_ids(&s.id, &mut items, now) {
             Ok(churn) if churn.is_event() => {
                 tracing::warn!(source = %s.id, "{churn}");
@@ -600,7 +651,7 @@ impl Pipeline {
         match result {
             Ok(u) => {
                 if u.new + u.changed + u.restored > 0 {
-                    note_changed(&store);
+                    note_changed(store);
                 }
                 rep.status = SourceStatus::Updated {
                     items: count,
@@ -618,7 +669,7 @@ impl Pipeline {
         match withdrawn {
             Ok(gone) => {
                 if !gone.is_empty() {
-                    note_changed(&store);
+                    note_changed(store);
                 }
                 for (id, title) in gone {
                     tracing::info!(source = %s.id, item = %id, "retracted by its source: withdrawn");
@@ -628,7 +679,6 @@ impl Pipeline {
             }
             Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
         }
-        drop(store);
         st.id = s.id.to_string();
         st.url = s.kind.url().map(|u| u.to_string());
         st.last_attempt = Some(now);
@@ -1319,6 +1369,15 @@ enum Acquired {
     /// Not attempted (the run's deadline came first); not a failure.
     Skipped(String),
 }
+
+/// A source with what its fetch brought, holding its slot among the bodies in memory.
+type Downloaded = (
+    Source,
+    SourceState,
+    Acquired,
+    tokio::time::Instant,
+    OwnedSemaphorePermit,
+);
 
 /// One source's delivery made ready for the store, off the store's thread.
 enum Prepared {
