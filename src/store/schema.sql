@@ -38,7 +38,11 @@ CREATE INDEX IF NOT EXISTS items_visible ON items(published DESC, id) WHERE dup_
 CREATE INDEX IF NOT EXISTS items_source ON items(source_id, published DESC);
 CREATE INDEX IF NOT EXISTS items_canonical ON items(canonical_url);
 CREATE INDEX IF NOT EXISTS items_text_hash ON items(text_hash);
-CREATE INDEX IF NOT EXISTS items_dup_of ON items(dup_of);
+-- Only the duplicates: lookups are always `dup_of = ?`. A full index made `dup_of IS NULL`
+-- look selective to the planner (no statistics say nearly every row is NULL), so channel
+-- and archive queries walked every visible item through it: quadratic in a large store.
+DROP INDEX IF EXISTS items_dup_of;
+CREATE INDEX IF NOT EXISTS items_dups ON items(dup_of) WHERE dup_of IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS outputs (
     path          TEXT PRIMARY KEY,
