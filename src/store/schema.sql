@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_visible ON items(published DESC, id) WHERE dup_of IS NULL AND withdrawn = 0;
 CREATE INDEX IF NOT EXISTS items_source ON items(source_id, published DESC);
+-- Items held per source (every refresh reads it): counted from this small index, not by
+-- reading every row for its `withdrawn` flag.
+CREATE INDEX IF NOT EXISTS items_held ON items(source_id) WHERE withdrawn = 0;
 CREATE INDEX IF NOT EXISTS items_canonical ON items(canonical_url);
 CREATE INDEX IF NOT EXISTS items_text_hash ON items(text_hash);
 -- Only the duplicates: lookups are always `dup_of = ?`. A full index made `dup_of IS NULL`
