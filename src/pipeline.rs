@@ -353,15 +353,14 @@ impl Pipeline {
         let mut fetching = true;
         let mut new_states = Vec::new();
         loop {
-            while parsing.len() < in_flight {
-                let Some(d) = waiting.pop_front() else { break };
-                parsing.push(start(d));
-            }
-            tokio::select! {
-                next = fetches.next(), if fetching => match next {
-                    Some(f) => waiting.push_back(f),
-                    None => fetching = false,
-                },
+            let group = tokio::select! {
+                next = fetches.next(), if fetching => {
+                    match next {
+                        Some(f) => waiting.push_back(f),
+                        None => fetching = false,
+                    }
+                    None
+                }
                 Some(first) = parsing.next() => {
                     let mut group = vec![first];
                     while group.len() < in_flight {
@@ -370,19 +369,24 @@ impl Pipeline {
                             _ => break,
                         }
                     }
-                    while parsing.len() < in_flight {
-                        let Some(d) = waiting.pop_front() else { break };
-                        parsing.push(start(d));
-                    }
-                    for (mut rep, state, begun_at) in self.commit_group(group, now) {
-                        rep.elapsed = begun_at.elapsed();
-                        if let Some(state) = state {
-                            new_states.push(state);
-                        }
-                        reports.push(rep);
-                    }
+                    Some(group)
                 }
                 else => break,
+            };
+            // Hand out waiting documents before the store takes the group, so the
+            // workers keep parsing meanwhile.
+            while parsing.len() < in_flight {
+                let Some(d) = waiting.pop_front() else { break };
+                parsing.push(start(d));
+            }
+            for (mut rep, state, begun_at) in
+                group.map(|g| self.commit_group(g, now)).unwrap_or_default()
+            {
+                rep.elapsed = begun_at.elapsed();
+                if let Some(state) = state {
+                    new_states.push(state);
+                }
+                reports.push(rep);
             }
         }
         if let Err(e) = self.store().save_source_states(&new_states) {

@@ -307,28 +307,9 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT url, etag, last_modified, last_attempt, last_success, last_status, last_error,
-                        consecutive_failures, next_fetch, moved_to, gone, fetch_count
-                 FROM sources WHERE id = ?1",
+                &format!("SELECT {STATE_COLUMNS} FROM sources WHERE id = ?1"),
                 [id.as_str()],
-                |r| {
-                    Ok(SourceState {
-                        id: id.to_string(),
-                        url: r.get(0)?,
-                        etag: r.get(1)?,
-                        last_modified: r.get(2)?,
-                        last_attempt: r.get::<_, Option<i64>>(3)?.map(from_ts),
-                        last_success: r.get::<_, Option<i64>>(4)?.map(from_ts),
-                        last_status: r.get(5)?,
-                        last_error: r.get(6)?,
-                        consecutive_failures: r.get(7)?,
-                        next_fetch: r.get::<_, Option<i64>>(8)?.map(from_ts),
-                        moved_to: r.get(9)?,
-                        gone: r.get(10)?,
-                        fetch_count: r.get(11)?,
-                        items_held: 0,
-                    })
-                },
+                state_from_row,
             )
             .optional()?;
         let mut s = row.unwrap_or_else(|| SourceState {
@@ -345,29 +326,10 @@ impl Store {
         &self,
     ) -> Result<std::collections::HashMap<String, SourceState>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, last_attempt, last_success, last_status, last_error,
-                    consecutive_failures, next_fetch, moved_to, gone, fetch_count
-             FROM sources",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SourceState {
-                id: r.get(0)?,
-                url: r.get(1)?,
-                etag: r.get(2)?,
-                last_modified: r.get(3)?,
-                last_attempt: r.get::<_, Option<i64>>(4)?.map(from_ts),
-                last_success: r.get::<_, Option<i64>>(5)?.map(from_ts),
-                last_status: r.get(6)?,
-                last_error: r.get(7)?,
-                consecutive_failures: r.get(8)?,
-                next_fetch: r.get::<_, Option<i64>>(9)?.map(from_ts),
-                moved_to: r.get(10)?,
-                gone: r.get(11)?,
-                fetch_count: r.get(12)?,
-                items_held: 0,
-            })
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM sources"))?;
+        let rows = stmt.query_map([], state_from_row)?;
         for row in rows {
             let st = row?;
             out.insert(st.id.clone(), st);
@@ -982,6 +944,30 @@ impl Store {
         }
         Ok(langs)
     }
+}
+
+/// The `sources` columns [`state_from_row`] reads, in its order.
+const STATE_COLUMNS: &str = "id, url, etag, last_modified, last_attempt, last_success, \
+     last_status, last_error, consecutive_failures, next_fetch, moved_to, gone, fetch_count";
+
+/// One `sources` row selected with [`STATE_COLUMNS`]; `items_held` is counted apart.
+fn state_from_row(r: &rusqlite::Row) -> rusqlite::Result<SourceState> {
+    Ok(SourceState {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        etag: r.get(2)?,
+        last_modified: r.get(3)?,
+        last_attempt: r.get::<_, Option<i64>>(4)?.map(from_ts),
+        last_success: r.get::<_, Option<i64>>(5)?.map(from_ts),
+        last_status: r.get(6)?,
+        last_error: r.get(7)?,
+        consecutive_failures: r.get(8)?,
+        next_fetch: r.get::<_, Option<i64>>(9)?.map(from_ts),
+        moved_to: r.get(10)?,
+        gone: r.get(11)?,
+        fetch_count: r.get(12)?,
+        items_held: 0,
+    })
 }
 
 #[cfg(test)]
