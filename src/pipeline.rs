@@ -389,6 +389,9 @@ impl Pipeline {
                 reports.push(rep);
             }
         }
+        if let Err(e) = self.store().flush_dedupe_index() {
+            tracing::error!(error = %e, "cannot write the near-duplicate index; the next run retries");
+        }
         if let Err(e) = self.store().save_source_states(&new_states) {
             tracing::error!(error = %e, "cannot save the sources' fetch state");
         }
@@ -539,13 +542,13 @@ impl Pipeline {
         (rep, Some(st))
     }
 
-    /// Stores what [`prepare`] made of one source's delivery; returns the report and the
-    /// source's new fetch state.
     /// Stores several sources' prepared documents in one transaction: the hot band and
-    /// index pages are written once per group, not once per source. Each source's writes
-    /// still sit in their own savepoint, so a source that fails leaves the others stored;
-    /// when the commit itself fails, every source of the group is reported failed and
-    /// keeps its old fetch state, so the next cycle fetches it again.
+    /// index pages are written once per group, not once per source. Inside the group
+    /// no source has a savepoint of its own (see [`Store::in_transaction`]), so when any
+    /// write fails the group is rolled back and each source is stored again in its own
+    /// transaction, from a copy of its items: the failing source is reported and the
+    /// others are stored. When a source's own commit fails, it keeps its old fetch
+    /// state, so the next cycle fetches it again.
     fn commit_group(
         &self,
         group: Vec<(
@@ -559,24 +562,82 @@ impl Pipeline {
     ) -> Vec<(SourceReport, Option<SourceState>, tokio::time::Instant)> {
         let mut done = Vec::with_capacity(group.len());
         let mut store = self.store();
-        let committed = store.in_transaction(|store| -> Result<(), StoreError> {
-            for (s, st, prepared, begun_at, permit) in group {
-                let (rep, state) = self.commit(store, &s, st, prepared, now);
-                drop(permit);
-                done.push((rep, state, begun_at));
+        let mut writes = Vec::with_capacity(group.len());
+        for (s, st, prepared, begun_at, permit) in group {
+            match prepared {
+                Prepared::Ready(ready) => writes.push((s, st, ready, begun_at, permit)),
+                // Nothing to write but the fetch state, which is saved with the others.
+                other => {
+                    let (rep, state) = self.commit(&mut store, &s, st, other, now, &mut false);
+                    done.push((rep, state, begun_at));
+                }
             }
-            Ok(())
-        });
-        if let Err(e) = committed {
-            tracing::error!(error = %e, "the store could not commit a group of sources");
-            for (rep, state, _) in &mut done {
-                rep.status = SourceStatus::Failed(format!("the store could not commit: {e}"));
-                *state = None;
+        }
+        if writes.len() > 1 {
+            let copies: Vec<Box<Ready>> = writes.iter().map(|w| w.2.clone()).collect();
+            let mut readies = writes.iter_mut().zip(copies).map(|(w, copy)| {
+                let ready = std::mem::replace(&mut w.2, copy);
+                (&w.0, w.1.clone(), ready, w.3)
+            });
+            let together = store.in_transaction(|store| -> Result<_, Abort> {
+                let mut stored = Vec::new();
+                for (s, st, ready, begun_at) in readies.by_ref() {
+                    let mut failed = false;
+                    let (rep, state) =
+                        self.commit(store, s, st, Prepared::Ready(ready), now, &mut failed);
+                    if failed {
+                        return Err(Abort::Write(Box::new(rep)));
+                    }
+                    stored.push((rep, state, begun_at));
+                }
+                Ok(stored)
+            });
+            match together {
+                Ok(stored) => {
+                    done.extend(stored);
+                    return done;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "storing {} sources together failed; storing each on its own",
+                    writes.len()
+                ),
             }
+        }
+        for (s, st, ready, begun_at, _permit) in writes {
+            let alone = store.in_transaction(|store| -> Result<_, Abort> {
+                let mut failed = false;
+                let (rep, state) = self.commit(
+                    store,
+                    &s,
+                    st.clone(),
+                    Prepared::Ready(ready),
+                    now,
+                    &mut failed,
+                );
+                if failed {
+                    return Err(Abort::Failed(Box::new((rep, state))));
+                }
+                Ok((rep, state))
+            });
+            done.push(match alone {
+                Ok((rep, state)) => (rep, state, begun_at),
+                // The source's failure, with the fetch state that counts it.
+                Err(Abort::Failed(failed)) => (failed.0, failed.1, begun_at),
+                Err(e) => {
+                    tracing::error!(source = %s.id, error = %e, "the store could not commit a source");
+                    let mut rep = report(&s.id, SourceStatus::NotModified);
+                    rep.status = SourceStatus::Failed(format!("the store could not commit: {e}"));
+                    (rep, None, begun_at)
+                }
+            });
         }
         done
     }
 
+    /// Stores what [`prepare`] made of one source's delivery; returns the report and the
+    /// source's new fetch state. Sets `write_failed` when a store write failed, which
+    /// may have left it half done: the caller rolls the transaction back.
     fn commit(
         &self,
         store: &mut Store,
@@ -584,6 +645,7 @@ impl Pipeline {
         mut st: SourceState,
         prepared: Prepared,
         now: DateTime<Utc>,
+        write_failed: &mut bool,
     ) -> (SourceReport, Option<SourceState>) {
         let mut rep = report(&s.id, SourceStatus::NotModified);
         let ready = match prepared {
@@ -647,7 +709,10 @@ impl Pipeline {
                 rep.problems.push(churn.to_string());
             }
             Ok(_) => {}
-            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
+            Err(e) => {
+                *write_failed = true;
+                return self.failed(s, st, Failure::Parse(e.to_string()), now);
+            }
         }
         let present: Vec<crate::model::ItemId> = items.iter().map(|i| i.id.clone()).collect();
         let result =
@@ -663,7 +728,10 @@ impl Pipeline {
                     changed: u.changed,
                 };
             }
-            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
+            Err(e) => {
+                *write_failed = true;
+                return self.failed(s, st, Failure::Parse(e.to_string()), now);
+            }
         }
         let withdrawn = if clean_read {
             store.withdraw_missing(&s.id, &present, whole_set, now)
@@ -681,7 +749,10 @@ impl Pipeline {
                         .push(format!("retracted: {title} ({id}) withdrawn"));
                 }
             }
-            Err(e) => return self.failed(s, st, Failure::Parse(e.to_string()), now),
+            Err(e) => {
+                *write_failed = true;
+                return self.failed(s, st, Failure::Parse(e.to_string()), now);
+            }
         }
         st.id = s.id.to_string();
         st.url = s.kind.url().map(|u| u.to_string());
@@ -1396,6 +1467,7 @@ enum Prepared {
 }
 
 /// Normalised items of one document, with what the source's state needs from it.
+#[derive(Clone)]
 struct Ready {
     items: Vec<Item>,
     /// Problems with single entries or posts; the rest is stored.
@@ -1496,6 +1568,19 @@ fn prepare(
 enum Failure {
     Fetch(FetchError),
     Parse(String),
+}
+
+/// Why a transaction of source writes was rolled back.
+#[derive(Debug, thiserror::Error)]
+enum Abort {
+    /// A write of a group failed (the report says which and why).
+    #[error("{} was not stored: {:?}", .0.id, .0.status)]
+    Write(Box<SourceReport>),
+    /// A source stored on its own failed: its report and fetch state stand.
+    #[error("{} was not stored: {:?}", .0.0.id, .0.0.status)]
+    Failed(Box<(SourceReport, Option<SourceState>)>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A 410 stops polling until the configured URL differs from the one that was gone.

@@ -97,8 +97,75 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
     if needs_index {
         index_all(&tx)?;
         flush_bands(&tx)?;
+    } else {
+        recover_bands(&tx)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Band rows wait in the connection's in-memory pending table until this many have
+/// gathered, then go to the band table on disk in one sorted pass.
+///
+/// Band keys are hashes, so every flush dirties leaves all over the band table, however
+/// few rows it adds: flushed per source, a large first build wrote most of a 110 MB
+/// table to the WAL (and again at each checkpoint) a few hundred times over, 46 % of
+/// its run. 2^19 rows (16,384 items) cost about 30 MiB of memory, whatever the store
+/// holds, and the table is rewritten about once per 16,384 new items instead.
+pub const PENDING_CAP: i64 = 1 << 19;
+
+/// `meta` key: every signature numbered up to this has its band rows in the band table.
+/// Later ones were still pending when the process ended (a crash, a kill) and are
+/// indexed again from their stored signatures when the store is next opened.
+const BANDS_THROUGH: &str = "dedupe_bands_through";
+
+/// Puts the band rows of signatures past the watermark back in the pending table (from
+/// the stored signatures, so no text is read) and flushes them. A store without the
+/// watermark was written when every upsert flushed its own rows: it is complete.
+fn recover_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let through: Option<i64> = conn
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+            [BANDS_THROUGH],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(through) = through else {
+        return set_watermark(conn);
+    };
+    let missing: Vec<(i64, Vec<u8>)> = {
+        let mut stmt =
+            conn.prepare("SELECT n, sig FROM dedupe_sig WHERE n > ?1 AND version = ?2 ORDER BY n")?;
+        let rows = stmt.query_map(params![through, fingerprint::VERSION], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        signatures = missing.len(),
+        "indexing near-duplicate bands the last run left pending"
+    );
+    let mut ins = conn.prepare_cached(insert_bands_sql())?;
+    for (n, blob) in missing {
+        let mut values = fingerprint::band_keys(&fingerprint::from_blob(&blob));
+        if values.len() == fingerprint::BANDS {
+            values.push(n);
+            ins.execute(params_from_iter(values.iter()))?;
+        }
+    }
+    flush_bands(conn)
+}
+
+/// Moves the watermark to the newest signature: called when nothing is pending.
+fn set_watermark(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) SELECT ?1, coalesce(max(n), 0) FROM dedupe_sig WHERE true
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value",
+    )?
+    .execute([BANDS_THROUGH])?;
     Ok(())
 }
 
@@ -140,12 +207,15 @@ pub(super) fn index_item(
              WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
         )?
         .execute([&item.id.0])?;
+        // A new number, past the watermark: if the process ends before the new band
+        // rows are flushed, the next open finds and indexes them again.
+        conn.prepare_cached("DELETE FROM dedupe_sig WHERE item_id = ?1")?
+            .execute([&item.id.0])?;
     }
     let fp = &item.fingerprint;
     let n: i64 = conn
         .prepare_cached(
             "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(item_id) DO UPDATE SET version = ?2, shingles = ?3, sig = ?4, title_key = ?5
              RETURNING n",
         )?
         .query_row(
@@ -169,23 +239,40 @@ pub(super) fn index_item(
     Ok(())
 }
 
-/// Moves the band rows of the items indexed since the last flush into the band table,
-/// in bucket order. Called once per upsert, before it commits.
+/// Moves the pending band rows into the band table, in bucket order, and moves the
+/// watermark. Rows of signatures deleted meanwhile are dropped.
 ///
 /// Band keys are hashes, so an item's 32 rows land on 32 random leaves of the band
 /// table; inserted one item at a time, a batch of items read and dirtied each leaf
-/// many times over and, once the dirty pages outgrew the page cache, wrote them out
-/// mid-transaction to make room for the next read. Sorted, each leaf is visited once
-/// per batch. Until the flush, `by_bands` also reads the pending rows, so items of one
-/// batch still find each other.
+/// many times over. Sorted, each leaf is visited once per flush. Until the flush,
+/// `by_bands` also reads the pending rows, so the items of a run still find each other.
 pub(super) fn flush_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO main.dedupe_band (bucket, sig)
-         SELECT bucket, sig FROM temp.dedupe_band_pending ORDER BY bucket, sig",
+         SELECT p.bucket, p.sig FROM temp.dedupe_band_pending p
+         WHERE EXISTS (SELECT 1 FROM dedupe_sig s WHERE s.n = p.sig)
+         ORDER BY p.bucket, p.sig",
     )?
     .execute([])?;
     conn.prepare_cached("DELETE FROM temp.dedupe_band_pending")?
         .execute([])?;
+    set_watermark(conn)
+}
+
+/// Whether any band rows are waiting for a flush.
+pub(super) fn bands_pending(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM temp.dedupe_band_pending LIMIT 1")?
+        .exists([])
+}
+
+/// Flushes the pending band rows once [`PENDING_CAP`] of them have gathered.
+pub(super) fn flush_bands_if_full(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let pending: i64 = conn
+        .prepare_cached("SELECT count(*) FROM temp.dedupe_band_pending")?
+        .query_row([], |r| r.get(0))?;
+    if pending >= PENDING_CAP {
+        flush_bands(conn)?;
+    }
     Ok(())
 }
 
@@ -387,7 +474,7 @@ impl Store {
         items: &mut [Item],
         now: DateTime<Utc>,
     ) -> Result<Churn, StoreError> {
-        let tx = self.conn.savepoint()?;
+        let tx = super::Scope::of(&mut self.conn, self.grouped)?;
         let mut churn = Churn::default();
         {
             let mut alias = tx.prepare_cached("SELECT item_id FROM item_alias WHERE alias = ?1")?;
@@ -483,7 +570,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(ItemId, String)>, StoreError> {
         let present: HashSet<&str> = present.iter().map(|i| i.0.as_str()).collect();
-        let tx = self.conn.savepoint()?;
+        let tx = super::Scope::of(&mut self.conn, self.grouped)?;
         let rows: Vec<(String, i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, published, coalesce(json_extract(data, '$.title'), '') FROM items

@@ -746,3 +746,70 @@ fn fault_mix_publishes_every_good_source_names_each_fault_and_then_uses_304s() {
     assert!(p.read("public/rss.xml").contains("Gute Eins"));
     assert!(sources_entry(&p, "good1").contains("HTTP 503"));
 }
+
+/// Sources are stored in groups, without a savepoint each; a write that fails inside a
+/// group rolls the group back, and then every source is stored on its own, so one
+/// source the store refuses never takes the others down with it.
+#[test]
+fn a_store_write_failing_for_one_source_leaves_every_other_source_stored() {
+    // `n` items, distinct per source, dated a minute apart.
+    fn feed(tag: &str, n: usize) -> String {
+        let items: String = (0..n)
+            .map(|i| {
+                format!(
+                    "<item><title>{tag} Meldung {i}</title><link>https://{tag}.example/{i}</link>\
+                     <pubDate>Mon, 02 Nov 2026 {:02}:{:02}:00 +0100</pubDate>\
+                     <description>Meldung {i} von {tag} über {} Dinge</description></item>",
+                    i / 60,
+                    i % 60,
+                    i * 7
+                )
+            })
+            .collect();
+        format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>{tag}</title>\
+             <link>https://{tag}.example/</link><description>{tag}</description>{items}</channel></rss>"
+        )
+    }
+    let server = TestServer::start();
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for n in names {
+        server.route(
+            &format!("/{n}.xml"),
+            Route::ok("application/rss+xml", feed(n, 1)),
+        );
+    }
+    let sources: String = names
+        .iter()
+        .map(|n| source(n, &server.url(&format!("/{n}.xml"))))
+        .collect();
+    let p = project(&sources, FAST);
+    p.run(&["build"]).success();
+    let db = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_c BEFORE INSERT ON items WHEN NEW.source_id = 'c'
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    // Enough items that the store is still writing one source when others arrive.
+    for n in names {
+        server.route(
+            &format!("/{n}.xml"),
+            Route::ok("application/rss+xml", feed(n, 300)),
+        );
+    }
+    let out = p.run(&["build"]).all();
+    assert!(out.contains("injected fault"), "{out}");
+    let held = |src: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM items WHERE source_id = ?1",
+            [src],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for n in names {
+        let want = if n == "c" { 1 } else { 300 };
+        assert_eq!(held(n), want, "items held for {n}\n{out}");
+    }
+}
