@@ -17,8 +17,8 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-use crate::config::Config;
 use crate::config::Site;
+use crate::config::{Archives, Config};
 use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
 use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
@@ -1000,7 +1000,11 @@ impl Pipeline {
                     {
                         continue;
                     }
-                    let pages = self.archive_docs(&store, ctx, ch, p, &mut seals)?;
+                    let pages = if keeps_archive(cfg.publish.archives, ch) {
+                        self.archive_docs(&store, ctx, ch, p, &mut seals)?
+                    } else {
+                        0
+                    };
                     let mut docs: Vec<Document> = Vec::new();
                     let items = Rc::new(with_source_titles(
                         store.visible_items_where(&ch.filter, ch.max_items)?,
@@ -1155,11 +1159,26 @@ impl Pipeline {
             return Ok((catalog, report));
         }
         let live: HashSet<&str> = channels.iter().map(|c| c.key()).collect();
+        let archived: HashSet<&str> = channels
+            .iter()
+            .filter(|c| keeps_archive(cfg.publish.archives, c))
+            .map(|c| c.key())
+            .collect();
+        if !channels
+            .iter()
+            .any(|c| c.stem.is_empty() && archived.contains(c.key()))
+        {
+            report.removed.extend(publish::remove_archive_pages(
+                &cfg.publish.output_dir,
+                "archive",
+            ));
+        }
         for dir in GENERATED_CHANNEL_DIRS {
             report.removed.extend(publish::remove_stale_channels(
                 &cfg.publish.output_dir,
                 dir,
                 &live,
+                &archived,
             ));
         }
         // From now on readers know these representatives' IDs: they never change. With
@@ -1372,6 +1391,15 @@ fn reach(ch: &Channel) -> Reach {
 /// The directories whose channels come and go with the data or the config; files of a
 /// channel no longer published are removed from them after each publish.
 const GENERATED_CHANNEL_DIRS: [&str; 4] = ["sources", "tags", "lang", "channels"];
+
+/// Whether `ch` has RFC 5005 archive pages under `publish.archives`.
+fn keeps_archive(archives: Archives, ch: &Channel) -> bool {
+    match archives {
+        Archives::All => true,
+        Archives::None => false,
+        Archives::Combined => ch.stem.is_empty() || ch.stem.starts_with("channels/"),
+    }
+}
 
 /// Archive pages exist in the formats that have RFC 5005 paging links.
 const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];

@@ -332,45 +332,33 @@ pub fn sweep_stale_temp_files(out_dir: &Path, older_than: std::time::Duration) -
 /// longer published — a tag no item carries any more, or one that fell below
 /// `publish.tag_min_items`: without this their last files stayed in the output
 /// directory for ever, served by any web server in front of it. `live` holds the stems
-/// (`tags/police`) published now. Only a channel's own files go: `<name>.rss|.atom|.json`,
-/// `<name>/archive/<n>.rss|.atom`, each with its `.gz`/`.br`; anything else stays. A
-/// file that cannot be removed is logged and left. Returns the document paths removed.
-pub fn remove_stale_channels(out_dir: &Path, dir: &str, live: &HashSet<&str>) -> Vec<String> {
+/// (`tags/police`) published now, `archived` those of them with archive pages (see
+/// `publish.archives`); a live channel's archive pages go when it has none any more.
+/// Only a channel's own files go: `<name>.rss|.atom|.json`, `<name>/archive/<n>.rss|.atom`,
+/// each with its `.gz`/`.br`; anything else stays. A file that cannot be removed is
+/// logged and left. Returns the document paths removed.
+pub fn remove_stale_channels(
+    out_dir: &Path,
+    dir: &str,
+    live: &HashSet<&str>,
+    archived: &HashSet<&str>,
+) -> Vec<String> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(out_dir.join(dir)) else {
         return removed;
-    };
-    let remove = |file: &Path, doc: Option<String>, removed: &mut Vec<String>| {
-        match std::fs::remove_file(file) {
-            Ok(()) => removed.extend(doc),
-            Err(e) => {
-                tracing::warn!(path = %file.display(), error = %e, "cannot remove the file of a channel no longer published")
-            }
-        }
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(meta) = e.metadata() else { continue };
         if meta.is_dir() {
-            if live.contains(format!("{dir}/{name}").as_str()) {
+            if archived.contains(format!("{dir}/{name}").as_str()) {
                 continue;
             }
-            let archive = e.path().join("archive");
-            for page in std::fs::read_dir(&archive).into_iter().flatten().flatten() {
-                let file = page.file_name().to_string_lossy().into_owned();
-                let (base, compressed) = split_compressed(&file);
-                let is_page = base.split_once('.').is_some_and(|(n, ext)| {
-                    !n.is_empty()
-                        && n.bytes().all(|b| b.is_ascii_digit())
-                        && matches!(ext, "rss" | "atom")
-                });
-                if is_page {
-                    let doc = (!compressed).then(|| format!("{dir}/{name}/archive/{base}"));
-                    remove(&page.path(), doc, &mut removed);
-                }
-            }
+            removed.extend(remove_archive_pages(
+                out_dir,
+                &format!("{dir}/{name}/archive"),
+            ));
             // Only when empty: a directory holding anything else is not ours to drop.
-            let _ = std::fs::remove_dir(&archive);
             let _ = std::fs::remove_dir(e.path());
             continue;
         }
@@ -380,13 +368,45 @@ pub fn remove_stale_channels(out_dir: &Path, dir: &str, live: &HashSet<&str>) ->
         };
         if matches!(ext, "rss" | "atom" | "json")
             && !live.contains(format!("{dir}/{stem}").as_str())
+            && remove_file(&e.path())
+            && !compressed
         {
-            let doc = (!compressed).then(|| format!("{dir}/{base}"));
-            remove(&e.path(), doc, &mut removed);
+            removed.push(format!("{dir}/{base}"));
         }
     }
     removed.sort();
     removed
+}
+
+/// Removes the archive pages (`<n>.rss|.atom` with their `.gz`/`.br`) in `out_dir/archive`,
+/// then the directory if that left it empty. Returns the document paths removed.
+pub fn remove_archive_pages(out_dir: &Path, archive: &str) -> Vec<String> {
+    let mut removed = Vec::new();
+    let dir = out_dir.join(archive);
+    for page in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let file = page.file_name().to_string_lossy().into_owned();
+        let (base, compressed) = split_compressed(&file);
+        let is_page = base.split_once('.').is_some_and(|(n, ext)| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && matches!(ext, "rss" | "atom")
+        });
+        if is_page && remove_file(&page.path()) && !compressed {
+            removed.push(format!("{archive}/{base}"));
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+    removed.sort();
+    removed
+}
+
+/// Removes a file of a channel no longer published; a failure is logged and the file left.
+fn remove_file(file: &Path) -> bool {
+    match std::fs::remove_file(file) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(path = %file.display(), error = %e, "cannot remove the file of a channel no longer published");
+            false
+        }
+    }
 }
 
 /// `x.rss.gz` → (`x.rss`, true); `x.rss` → (`x.rss`, false).
@@ -1034,7 +1054,7 @@ mod tests {
             std::fs::write(out.join(f), "x").unwrap();
         }
         let live: HashSet<&str> = ["tags/kept"].into();
-        let removed = remove_stale_channels(out, "tags", &live);
+        let removed = remove_stale_channels(out, "tags", &live, &live);
         assert_eq!(removed, ["tags/gone.rss", "tags/gone/archive/1.atom"]);
         for f in &files[..5] {
             assert!(!out.join(f).exists(), "{f} left");
@@ -1044,7 +1064,13 @@ mod tests {
         }
         assert!(!out.join("tags/gone").exists());
         // Another directory's channels are not touched.
-        assert!(remove_stale_channels(out, "lang", &live).is_empty());
+        assert!(remove_stale_channels(out, "lang", &live, &live).is_empty());
+        // A channel still published but without archive pages any more loses only those.
+        let none = HashSet::new();
+        let removed = remove_stale_channels(out, "tags", &live, &none);
+        assert_eq!(removed, ["tags/kept/archive/2.rss"]);
+        assert!(out.join("tags/kept.atom").exists());
+        assert!(out.join("tags/odd/archive/readme.rss").exists());
     }
 
     #[test]

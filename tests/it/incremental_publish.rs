@@ -281,12 +281,16 @@ fn rare_tags_get_no_channel_and_the_files_of_a_dropped_tag_channel_are_removed()
         let text = p.read("config.toml");
         let base = text
             .lines()
-            .filter(|l| !l.starts_with("tag_min_items") && !l.starts_with("archive_page_size"))
+            .filter(|l| {
+                !l.starts_with("tag_min_items")
+                    && !l.starts_with("archive_page_size")
+                    && !l.starts_with("archives")
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let extra = match min {
-            Some(n) => format!("archive_page_size = 1\ntag_min_items = {n}\n"),
-            None => "archive_page_size = 1\n".to_owned(),
+            Some(n) => format!("archive_page_size = 1\narchives = \"all\"\ntag_min_items = {n}\n"),
+            None => "archive_page_size = 1\narchives = \"all\"\n".to_owned(),
         };
         p.write(
             "config.toml",

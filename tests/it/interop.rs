@@ -27,7 +27,8 @@ fn built() -> (TestServer, Project) {
     let p = project_with_partner(&server, "");
     let cfg = p.read("config.toml").replace(
         "max_items = 50\n",
-        "max_items = 50\narchive_page_size = 2\n",
+        // Every channel's archive, so the per-source pages are checked too.
+        "max_items = 50\narchive_page_size = 2\narchives = \"all\"\n",
     );
     p.write("config.toml", &cfg);
     p.run(&["build"]).success();

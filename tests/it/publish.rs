@@ -407,6 +407,59 @@ fn archives_page_through_the_whole_history_and_full_pages_never_change() {
     assert!(p.read("public/archive/2.rss").contains("<fh:archive"));
 }
 
+/// `publish.archives`: by default only the combined feed keeps archive pages (every
+/// item is in it once); `"all"` adds every channel's, and going back removes the
+/// per-channel pages while their subscription documents stay.
+#[test]
+fn only_the_combined_feed_keeps_archive_pages_unless_every_channel_is_asked_for() {
+    let server = TestServer::start();
+    let p = project_with_partner(&server, "");
+    let set = |archives: &str| {
+        let cfg = p
+            .read("config.toml")
+            .lines()
+            .filter(|l| !l.starts_with("archives") && !l.starts_with("archive_page_size"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg = cfg.replace(
+            "max_items = 50\n",
+            &format!("max_items = 50\narchive_page_size = 2\n{archives}"),
+        );
+        p.write("config.toml", &cfg);
+    };
+    let has = |rel: &str| p.path().join("public").join(rel).exists();
+    set("");
+    p.run(&["build"]).success();
+    assert!(has("archive/1.atom") && has("archive/1.rss.br"));
+    assert!(has("sources/efus.atom"));
+    assert!(
+        !has("sources/efus/archive"),
+        "no per-source archive by default"
+    );
+    assert!(!p.read("public/sources/efus.atom").contains("prev-archive"));
+    assert!(p.read("public/atom.xml").contains("prev-archive"));
+
+    set("archives = \"all\"\n");
+    p.run(&["build"]).success();
+    assert!(has("sources/efus/archive/1.atom") && has("sources/efus/archive/1.atom.gz"));
+    assert!(p.read("public/sources/efus.atom").contains("prev-archive"));
+
+    set("archives = \"combined\"\n");
+    let out = p.run(&["build"]).success().stdout();
+    assert!(!has("sources/efus/archive"), "{out}");
+    assert!(has("sources/efus.atom") && has("archive/1.atom"));
+    assert!(!p.read("public/sources/efus.atom").contains("prev-archive"));
+
+    set("archives = \"none\"\n");
+    p.run(&["build"]).success();
+    assert!(!p.read("public/atom.xml").contains("prev-archive"));
+    assert!(!has("archive"), "the combined archive is removed too");
+    set("archives = \"some\"\n");
+    let bad = p.run(&["check"]);
+    assert_ne!(bad.code(), Some(0));
+    assert!(bad.all().contains("archives"), "{}", bad.all());
+}
+
 /// A sealed archive page is served from its files, not held in the daemon's memory:
 /// the same bytes, validators and headers as any published document, 304s without
 /// reading it, and a file changed behind the daemon's back never goes out under the
