@@ -73,7 +73,7 @@ fn decode(
     if let Some(enc) = utf16_without_bom(bytes) {
         return pick(enc, DecidedBy::Document, bytes);
     }
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
         return Decoded {
             text: s.to_owned(),
             encoding: "UTF-8",
