@@ -607,14 +607,8 @@ impl Pipeline {
         for (s, st, ready, begun_at, _permit) in writes {
             let alone = store.in_transaction(|store| -> Result<_, Abort> {
                 let mut failed = false;
-                let (rep, state) = self.commit(
-                    store,
-                    &s,
-                    st.clone(),
-                    Prepared::Ready(ready),
-                    now,
-                    &mut failed,
-                );
+                let (rep, state) =
+                    self.commit(store, &s, st, Prepared::Ready(ready), now, &mut failed);
                 if failed {
                     return Err(Abort::Failed(Box::new((rep, state))));
                 }
