@@ -277,25 +277,10 @@ fn rare_tags_get_no_channel_and_the_files_of_a_dropped_tag_channel_are_removed()
     // One item per tag; only `beta` is in the vocabulary. Archive pages of one item, so
     // each tag channel also has an archive directory.
     let p = project_with_tags(&server, "", "[tags]\nbeta = []");
+    p.publish_key("archive_page_size", Some("1"))
+        .publish_key("archives", Some("\"all\""));
     let set_min = |min: Option<usize>| {
-        let text = p.read("config.toml");
-        let base = text
-            .lines()
-            .filter(|l| {
-                !l.starts_with("tag_min_items")
-                    && !l.starts_with("archive_page_size")
-                    && !l.starts_with("archives")
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let extra = match min {
-            Some(n) => format!("archive_page_size = 1\narchives = \"all\"\ntag_min_items = {n}\n"),
-            None => "archive_page_size = 1\narchives = \"all\"\n".to_owned(),
-        };
-        p.write(
-            "config.toml",
-            &base.replace("max_items = 50\n", &format!("max_items = 50\n{extra}")),
-        );
+        p.publish_key("tag_min_items", min.map(|n| n.to_string()).as_deref());
     };
     set_min(None);
     p.run(&["build"]).success();

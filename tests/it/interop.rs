@@ -25,12 +25,9 @@ const JSON_FEEDS: [&str; 2] = ["feed.json", "sources/efus.json"];
 fn built() -> (TestServer, Project) {
     let server = TestServer::start();
     let p = project_with_partner(&server, "");
-    let cfg = p.read("config.toml").replace(
-        "max_items = 50\n",
-        // Every channel's archive, so the per-source pages are checked too.
-        "max_items = 50\narchive_page_size = 2\narchives = \"all\"\n",
-    );
-    p.write("config.toml", &cfg);
+    // Every channel's archive, so the per-source pages are checked too.
+    p.publish_key("archive_page_size", Some("2"))
+        .publish_key("archives", Some("\"all\""));
     p.run(&["build"]).success();
     (server, p)
 }

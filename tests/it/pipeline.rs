@@ -431,11 +431,7 @@ fn items_that_drop_off_a_partner_feed_stay_published() {
 #[test]
 fn combined_feed_carries_the_newest_max_items() {
     let p = Project::with_seed_posts();
-    p.config(local_source());
-    let cfg = p
-        .read("config.toml")
-        .replace("max_items = 50", "max_items = 2");
-    p.write("config.toml", &cfg);
+    p.config(local_source()).publish_key("max_items", Some("2"));
     p.run(&["build"]).success();
     let got = titles(&json(&p, "public/feed.json"));
     // Two posts share 2017-08-16; ties go by ID, so the Präventionstag post is second.

@@ -332,13 +332,9 @@ fn http_conditional_get_head_compression_cors_and_plain_404() {
 #[test]
 fn archives_page_through_the_whole_history_and_full_pages_never_change() {
     let server = TestServer::start();
-    let p = project_with_partner(&server, "[publish]\nmax_items = 2\narchive_page_size = 2");
-    // `[publish]` is already in the base config: move the two keys there instead.
-    let cfg = p
-        .read("config.toml")
-        .replace("[publish]\nmax_items = 2\narchive_page_size = 2", "");
-    let cfg = cfg.replace("max_items = 50\n", "max_items = 2\narchive_page_size = 2\n");
-    p.write("config.toml", &cfg);
+    let p = project_with_partner(&server, "");
+    p.publish_key("max_items", Some("2"))
+        .publish_key("archive_page_size", Some("2"));
     p.run(&["build"]).success();
     let d = Daemon::start(&p);
 
@@ -414,21 +410,11 @@ fn archives_page_through_the_whole_history_and_full_pages_never_change() {
 fn only_the_combined_feed_keeps_archive_pages_unless_every_channel_is_asked_for() {
     let server = TestServer::start();
     let p = project_with_partner(&server, "");
+    p.publish_key("archive_page_size", Some("2"));
     let set = |archives: &str| {
-        let cfg = p
-            .read("config.toml")
-            .lines()
-            .filter(|l| !l.starts_with("archives") && !l.starts_with("archive_page_size"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let cfg = cfg.replace(
-            "max_items = 50\n",
-            &format!("max_items = 50\narchive_page_size = 2\n{archives}"),
-        );
-        p.write("config.toml", &cfg);
+        p.publish_key("archives", Some(&format!("\"{archives}\"")));
     };
     let has = |rel: &str| p.path().join("public").join(rel).exists();
-    set("");
     p.run(&["build"]).success();
     assert!(has("archive/1.atom") && has("archive/1.rss.br"));
     assert!(has("sources/efus.atom"));
@@ -439,22 +425,22 @@ fn only_the_combined_feed_keeps_archive_pages_unless_every_channel_is_asked_for(
     assert!(!p.read("public/sources/efus.atom").contains("prev-archive"));
     assert!(p.read("public/atom.xml").contains("prev-archive"));
 
-    set("archives = \"all\"\n");
+    set("all");
     p.run(&["build"]).success();
     assert!(has("sources/efus/archive/1.atom") && has("sources/efus/archive/1.atom.gz"));
     assert!(p.read("public/sources/efus.atom").contains("prev-archive"));
 
-    set("archives = \"combined\"\n");
+    set("combined");
     let out = p.run(&["build"]).success().stdout();
     assert!(!has("sources/efus/archive"), "{out}");
     assert!(has("sources/efus.atom") && has("archive/1.atom"));
     assert!(!p.read("public/sources/efus.atom").contains("prev-archive"));
 
-    set("archives = \"none\"\n");
+    set("none");
     p.run(&["build"]).success();
     assert!(!p.read("public/atom.xml").contains("prev-archive"));
     assert!(!has("archive"), "the combined archive is removed too");
-    set("archives = \"some\"\n");
+    set("some");
     let bad = p.run(&["check"]);
     assert_ne!(bad.code(), Some(0));
     assert!(bad.all().contains("archives"), "{}", bad.all());
@@ -468,10 +454,8 @@ fn only_the_combined_feed_keeps_archive_pages_unless_every_channel_is_asked_for(
 fn sealed_archive_pages_are_served_from_their_files_with_validators_and_304s() {
     let server = TestServer::start();
     let p = project_with_partner(&server, "");
-    let cfg = p
-        .read("config.toml")
-        .replace("max_items = 50\n", "max_items = 2\narchive_page_size = 2\n");
-    p.write("config.toml", &cfg);
+    p.publish_key("max_items", Some("2"))
+        .publish_key("archive_page_size", Some("2"));
     p.run(&["build"]).success();
     let file = |rel: &str| std::fs::read(p.path().join("public").join(rel)).unwrap();
     let etag_of = |b: &[u8]| format!("\"{}\"", &blake3::hash(b).to_hex()[..20]);

@@ -142,6 +142,31 @@ path = "state/feedwerk.sqlite"
         self
     }
 
+    /// Sets `key` in the `[publish]` table of `config.toml` to `value` (TOML), replacing
+    /// the line it has; `None` removes it.
+    pub fn publish_key(&self, key: &str, value: Option<&str>) -> &Project {
+        let text = self.read("config.toml");
+        let mut out: Vec<String> = Vec::new();
+        let mut in_publish = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                in_publish = line == "[publish]";
+            }
+            let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+            if in_publish && is_key {
+                continue;
+            }
+            out.push(line.to_owned());
+            if line == "[publish]" {
+                if let Some(v) = value {
+                    out.push(format!("{key} = {v}"));
+                }
+            }
+        }
+        self.write("config.toml", &(out.join("\n") + "\n"));
+        self
+    }
+
     /// Writes a file relative to the project dir, creating parent dirs.
     pub fn write(&self, rel: &str, text: &str) {
         let p = self.path().join(rel);
