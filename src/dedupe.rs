@@ -32,12 +32,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use crate::config::DedupeConfig;
 use crate::model::{Item, ItemId, SourceId};
 use crate::normalise::fingerprint;
-use crate::store::{self, Decision, Held};
+use crate::store::{self, Decision, Held, Lookup};
 
 /// Bodies shorter than this (normalised characters) are too generic to match as a whole.
 pub const MIN_TEXT_FOR_HASH: usize = 80;
@@ -104,8 +103,9 @@ impl Deduper {
     }
 
     /// Decides for a new `item` (not yet stored) whether it repeats a held story.
-    pub fn decide(&self, conn: &Connection, item: &Item) -> Result<Decision, rusqlite::Error> {
-        let Some((rep, reason)) = self.find_match(conn, item)? else {
+    pub fn decide(&self, lookup: &Lookup<'_>, item: &Item) -> Result<Decision, rusqlite::Error> {
+        let conn = lookup.conn();
+        let Some((rep, reason)) = self.find_match(lookup, item)? else {
             return Ok(Decision::New);
         };
         let reason = reason.to_string();
@@ -143,9 +143,10 @@ impl Deduper {
     /// The representative `item` should join and why, or `None` for a new story.
     pub fn find_match(
         &self,
-        conn: &Connection,
+        lookup: &Lookup<'_>,
         item: &Item,
     ) -> Result<Option<(ItemId, Reason)>, rusqlite::Error> {
+        let conn = lookup.conn();
         let mut cands: Vec<ItemId> = Vec::new();
         if let Some(u) = &item.canonical_url {
             cands.extend(store::by_canonical_url(conn, u)?);
@@ -163,7 +164,7 @@ impl Deduper {
             .min(self.cfg.title_jaccard)
             .min(self.cfg.strong_jaccard)
             - ESTIMATE_SLACK;
-        for (id, sig) in store::by_bands(conn, &item.fingerprint.minhash)? {
+        for (id, sig) in lookup.by_bands(&item.fingerprint.minhash)? {
             let est = fingerprint::estimate_jaccard(&item.fingerprint.minhash, &sig);
             if est >= floor {
                 cands.push(id);

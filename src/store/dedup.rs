@@ -6,11 +6,13 @@
 //! represents a cluster, is decided in `dedupe`; the fingerprint itself is made in
 //! `normalise::fingerprint`.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
+use super::bandfilter::BandFilter;
 use super::{from_ts, parse_item, ts, Store, StoreError};
 use crate::model::{Item, ItemId, SourceId};
 use crate::normalise::fingerprint;
@@ -185,7 +187,8 @@ fn index_all(conn: &Connection) -> Result<(), StoreError> {
         };
         after = last.clone();
         for (id, data) in &chunk {
-            index_item(conn, &parse_item(id, data)?, true)?;
+            // Before any lookup: no bitmap to keep up to date.
+            index_item(conn, &RefCell::default(), &parse_item(id, data)?, true)?;
         }
     }
 }
@@ -194,6 +197,7 @@ fn index_all(conn: &Connection) -> Result<(), StoreError> {
 /// just been inserted, so it has no band rows to remove.
 pub(super) fn index_item(
     conn: &Connection,
+    bands: &RefCell<BandFilter>,
     item: &Item,
     fresh: bool,
 ) -> Result<(), rusqlite::Error> {
@@ -235,6 +239,8 @@ pub(super) fn index_item(
         let mut values: Vec<i64> = keys;
         values.push(n);
         ins.execute(params_from_iter(values.iter()))?;
+        values.pop();
+        bands.borrow_mut().note(conn, &values)?;
     }
     Ok(())
 }
@@ -347,14 +353,44 @@ pub fn by_bands(
     conn: &Connection,
     minhash: &[u32],
 ) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
-    let keys = fingerprint::band_keys(minhash);
+    by_band_keys(conn, &fingerprint::band_keys(minhash))
+}
+
+/// The store as deduplication reads it while new items are stored: its connection,
+/// and the band-key bitmap that spares most of [`by_bands`]' queries.
+pub struct Lookup<'a> {
+    conn: &'a Connection,
+    bands: &'a RefCell<BandFilter>,
+}
+
+impl<'a> Lookup<'a> {
+    pub(super) fn new(conn: &'a Connection, bands: &'a RefCell<BandFilter>) -> Lookup<'a> {
+        Lookup { conn, bands }
+    }
+
+    pub fn conn(&self) -> &'a Connection {
+        self.conn
+    }
+
+    /// [`by_bands`], asking the tables only for the keys the bitmap may hold.
+    pub fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
+        let keys = fingerprint::band_keys(minhash);
+        let keys = self.bands.borrow_mut().narrow(self.conn, &keys)?;
+        by_band_keys(self.conn, &keys)
+    }
+}
+
+fn by_band_keys(
+    conn: &Connection,
+    keys: &[i64],
+) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let mut found: Vec<i64> = Vec::new();
     for table in ["main.dedupe_band", "temp.dedupe_band_pending"] {
         let mut members = conn.prepare_cached(bucket_members_sql(table))?;
-        for &key in &keys {
+        for &key in keys {
             let rows = members.query_map([key], |r| r.get::<_, i64>(0))?;
             for n in rows {
                 found.push(n?);

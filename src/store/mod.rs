@@ -4,6 +4,7 @@
 //! WAL mode with one transaction per source update, so a crash at any moment leaves
 //! either the old or the new state of that source, never a mix.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -14,9 +15,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
 
 pub mod archive;
+mod bandfilter;
 mod dedup;
+use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
-pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held};
+pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held, Lookup};
 
 /// The key `feedwerk dupes --jsonl` and `score-dedup` speak:
 /// `<source id>|<the item's original GUID, or its link when it has none>`.
@@ -170,6 +173,8 @@ pub struct Store {
     /// Inside [`Store::in_transaction`]: write methods add to that transaction and take
     /// no savepoints of their own.
     grouped: bool,
+    /// Which band keys the store may hold (see `bandfilter`); kept for one run.
+    bands: RefCell<BandFilter>,
 }
 
 /// Where a write method's statements go: into its own savepoint (called alone, it is
@@ -304,6 +309,7 @@ impl Store {
             conn,
             authority: authority.to_owned(),
             grouped: false,
+            bands: RefCell::default(),
         })
     }
 
@@ -348,6 +354,7 @@ impl Store {
     /// the store. A writer calls it when a run has stored its sources; dropping the
     /// store does it too, and rows a crash left pending are indexed on the next open.
     pub fn flush_dedupe_index(&mut self) -> Result<(), StoreError> {
+        self.bands.get_mut().reset();
         if !dedup::bands_pending(&self.conn)? {
             return Ok(());
         }
@@ -500,9 +507,10 @@ impl Store {
         source: &SourceId,
         items: Vec<Item>,
         now: DateTime<Utc>,
-        mut decide: impl FnMut(&Connection, &Item) -> Result<Decision, rusqlite::Error>,
+        mut decide: impl FnMut(&Lookup<'_>, &Item) -> Result<Decision, rusqlite::Error>,
     ) -> Result<UpsertReport, StoreError> {
         let tx = Scope::of(&mut self.conn, self.grouped)?;
+        let bands = &self.bands;
         let mut report = UpsertReport::default();
         for mut item in items {
             let existing: Option<(String, i64, i64, Option<String>, bool)> = tx
@@ -550,7 +558,7 @@ impl Store {
                                 item.language
                             ])?;
                         index_tags(&tx, &item, false)?;
-                        dedup::index_item(&tx, &item, false)?;
+                        dedup::index_item(&tx, bands, &item, false)?;
                     }
                 }
                 None => {
@@ -560,7 +568,7 @@ impl Store {
                     if item.date_source == DateSource::FirstSeen {
                         item.published = from_ts(ts(item.published));
                     }
-                    let decision = decide(&tx, &item)?;
+                    let decision = decide(&Lookup::new(&tx, bands), &item)?;
                     let published_id = self_mint(&self.authority, &item);
                     let json = serde_json::to_string(&item).expect("items serialise");
                     if matches!(decision, Decision::Joins { .. }) {
@@ -588,7 +596,7 @@ impl Store {
                         ])?;
                     index_tags(&tx, &item, true)?;
                     dedup::apply(&tx, &item.id, &decision)?;
-                    dedup::index_item(&tx, &item, true)?;
+                    dedup::index_item(&tx, bands, &item, true)?;
                 }
             }
         }
@@ -1388,6 +1396,55 @@ mod tests {
         );
         assert_eq!(s.visible_tags().unwrap(), vec!["Sport"]);
         assert_eq!(s.visible_languages().unwrap(), vec!["fr"]);
+    }
+
+    #[test]
+    fn the_band_bitmap_lets_every_held_item_be_found_built_grown_or_dropped() {
+        let mut s = Store::in_memory("example.org").unwrap();
+        let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+        // Unrelated texts: no two items share a shingle, so each finds only itself.
+        let text = |i: usize| {
+            let words = (0..60).map(|w| format!("w{}", (i * 7_919 + w * 104_729) % 1_000_003));
+            words.collect::<Vec<_>>().join(" ")
+        };
+        let items: Vec<Item> = (0..300)
+            .map(|i| with_text(item(&format!("i{i}"), "a", &[], "de"), &text(i)))
+            .collect();
+        let probes = items.clone();
+        s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |c, it| {
+            deduper.decide(c, it)
+        })
+        .unwrap();
+        // An empty store built it at the first lookup; 9,600 keys made it grow once.
+        let bits = s.bands.borrow().bits();
+        assert_eq!(bits, Some(2 * bandfilter::MIN_BITS));
+        let finds_itself = |s: &Store, p: &Item| {
+            let found = Lookup::new(s.connection(), &s.bands)
+                .by_bands(&p.fingerprint.minhash)
+                .unwrap();
+            found.iter().any(|(id, _)| *id == p.id)
+        };
+        for p in &probes {
+            assert!(
+                finds_itself(&s, p),
+                "{} (pending rows, bitmap built)",
+                p.id.0
+            );
+        }
+        s.flush_dedupe_index().unwrap();
+        assert_eq!(s.bands.borrow().bits(), None, "dropped at the end of a run");
+        for p in &probes[..3] {
+            assert!(finds_itself(&s, p), "{} (band table, no bitmap)", p.id.0);
+        }
+        // 96 keys looked up against 9,600 rows: cheaper than scanning them.
+        assert_eq!(s.bands.borrow().bits(), None);
+        for p in &probes[3..] {
+            assert!(finds_itself(&s, p), "{} (band table)", p.id.0);
+        }
+        assert!(
+            s.bands.borrow().bits().is_some(),
+            "built once lookups add up"
+        );
     }
 
     #[test]
