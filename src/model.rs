@@ -203,7 +203,9 @@ pub struct Fingerprint {
     pub version: u32,
     /// blake3 of the normalised text, hex, for exact-content matches.
     pub text_hash: String,
-    /// MinHash signature over word shingles.
+    /// MinHash signature over word shingles. Not stored with the item: the store keeps
+    /// it once, in `dedupe_sig`, and it can be made again from `Item::text`.
+    #[serde(default, skip_serializing)]
     pub minhash: Vec<u32>,
     /// How many distinct shingles the text has (for containment estimates).
     pub shingles: u32,

@@ -187,8 +187,14 @@ fn index_all(conn: &Connection) -> Result<(), StoreError> {
         };
         after = last.clone();
         for (id, data) in &chunk {
+            let mut item = parse_item(id, data)?;
+            if item.fingerprint.minhash.is_empty() {
+                // Stored items leave their signature out (see `Fingerprint::minhash`);
+                // it is a function of the text they keep.
+                item.fingerprint = fingerprint::fingerprint(&item.text);
+            }
             // Before any lookup: no bitmap to keep up to date.
-            index_item(conn, &RefCell::default(), &parse_item(id, data)?, true)?;
+            index_item(conn, &RefCell::default(), &item, true)?;
         }
     }
 }

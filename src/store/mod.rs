@@ -537,6 +537,14 @@ impl Store {
                             "UPDATE items SET last_seen = ?2, withdrawn = 0 WHERE id = ?1",
                         )?
                         .execute(params![item.id.0, ts(now)])?;
+                    } else if same_in_current_form(&item.id.0, &data, &json) {
+                        // Written by an older version (with fields since left out): the
+                        // same item, stored again in today's form, not a change.
+                        report.unchanged += 1;
+                        tx.prepare_cached(
+                            "UPDATE items SET data = ?3, last_seen = ?2, withdrawn = 0 WHERE id = ?1",
+                        )?
+                        .execute(params![item.id.0, ts(now), json])?;
                     } else {
                         report.changed += 1;
                         if dup_of.is_none() {
@@ -907,6 +915,15 @@ fn self_mint(authority: &str, item: &Item) -> String {
         item.source,
         key
     )
+}
+
+/// Whether stored `data` is the item `json` says, once written the way this version
+/// writes items (older versions stored the MinHash signature in it, for one).
+fn same_in_current_form(id: &str, data: &str, json: &str) -> bool {
+    parse_item(id, data)
+        .ok()
+        .and_then(|held| serde_json::to_string(&held).ok())
+        .is_some_and(|current| current == json)
 }
 
 fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
@@ -1445,6 +1462,51 @@ mod tests {
             s.bands.borrow().bits().is_some(),
             "built once lookups add up"
         );
+    }
+
+    #[test]
+    fn items_are_stored_without_their_signature_and_older_rows_are_not_changes() {
+        let mut s = Store::in_memory("example.org").unwrap();
+        let held = with_text(item("1", "a", &["t"], "de"), LONG_TEXT);
+        let src = SourceId("a".into());
+        s.upsert_source_items(&src, vec![held.clone()], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+        let data = |s: &Store| -> String {
+            s.connection()
+                .query_row("SELECT data FROM items WHERE id = 'a:1'", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert!(!data(&s).contains("minhash"), "kept once, in dedupe_sig");
+        let found = by_bands(s.connection(), &held.fingerprint.minhash).unwrap();
+        assert_eq!(found.len(), 1);
+
+        // A row as versions before this one wrote it: the signature in the JSON.
+        let mut old: serde_json::Value = serde_json::from_str(&data(&s)).unwrap();
+        old["fingerprint"]["minhash"] = serde_json::json!(held.fingerprint.minhash);
+        s.connection()
+            .execute(
+                "UPDATE items SET data = ?1 WHERE id = 'a:1'",
+                [old.to_string()],
+            )
+            .unwrap();
+        let report = s
+            .upsert_source_items(&src, vec![held.clone()], Utc::now(), |_, _| {
+                Ok(Decision::New)
+            })
+            .unwrap();
+        assert_eq!((report.unchanged, report.changed), (1, 0));
+        assert!(report.touched.is_empty(), "nothing to publish again");
+        assert!(!data(&s).contains("minhash"), "rewritten in today's form");
+
+        // A real change is still one.
+        let mut edited = held.clone();
+        edited.title = "Another title".into();
+        let report = s
+            .upsert_source_items(&src, vec![edited], Utc::now(), |_, _| Ok(Decision::New))
+            .unwrap();
+        assert_eq!(report.changed, 1);
     }
 
     #[test]
