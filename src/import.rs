@@ -495,7 +495,7 @@ pub fn write_posts(
             ));
             continue;
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+        let mut tmp = crate::publish::readable_temp_file(dir, ".tmp").map_err(io(dir))?;
         tmp.write_all(text.as_bytes()).map_err(io(&path))?;
         tmp.as_file().sync_all().map_err(io(&path))?;
         match tmp.persist_noclobber(&path) {

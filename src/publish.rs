@@ -436,11 +436,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// encoding), and every fsync of the directory was a journal commit.
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = || {
-        tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)
-    };
+    let temp = || readable_temp_file(dir, TEMP_PREFIX);
     // The directory nearly always exists: create it only when it does not.
     let mut tmp = match temp() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -453,6 +449,21 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A temporary file in `dir`, to be renamed over a file that others read. Created 0666
+/// less the umask, as `std::fs::write` would: tempfile's own 0600 would survive the
+/// rename and leave every published file unreadable to a web server serving the
+/// directory as another user (the system-user setup with `UMask=0027` in the README).
+pub(crate) fn readable_temp_file(
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    b.tempfile_in(dir)
 }
 
 /// Makes the entries (renames) of `dir` durable. Best effort: a failure only weakens

@@ -453,3 +453,36 @@ fn saved_page_file_with_base_url_keeps_absolute_links() {
         "{post}"
     );
 }
+
+#[test]
+fn imported_posts_are_as_readable_as_the_umask_allows() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.config(LOCAL_ONLY);
+    let from = fixture("import/aktuelles.txt");
+    let args = [
+        "import",
+        "--from",
+        from.to_str().unwrap(),
+        "--into",
+        "feeds/defus",
+    ];
+    let out = p.command_under_umask("022", &args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = p.path().join("feeds/defus");
+    let names = md_files(&dir);
+    assert_eq!(names.len(), 6);
+    // Posts are for people to edit and for others to read, like any file they write.
+    for name in names {
+        let mode = std::fs::metadata(dir.join(&name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "{name} is {mode:o}");
+    }
+}

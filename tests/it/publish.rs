@@ -790,3 +790,58 @@ fn has_inline_handler(html: &str) -> bool {
         !name.is_empty() && rest[name.len()..].starts_with('=')
     })
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn published_files_are_as_readable_as_the_umask_allows() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    write_posts(&p);
+    p.config(
+        r#"
+[[source]]
+id = "defus"
+kind = "local"
+title = "DEFUS"
+path = "feeds/defus"
+language = "de"
+"#,
+    );
+    // A web server reading the output directory as another user (group) sees what the
+    // operator's umask allows, not tempfile's owner-only 0600.
+    for (umask, want) in [("022", 0o644), ("027", 0o640)] {
+        let _ = std::fs::remove_dir_all(p.path().join("public"));
+        let _ = std::fs::remove_dir_all(p.path().join("state"));
+        let out = p
+            .command_under_umask(umask, &["build"])
+            .output()
+            .expect("run feedwerk under sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let files = files_under(&p.path().join("public"));
+        assert!(
+            files.iter().any(|f| f.ends_with("atom.xml.gz")),
+            "{files:?}"
+        );
+        for f in files {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "umask {umask}: {} is {mode:o}", f.display());
+        }
+    }
+}

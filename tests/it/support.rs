@@ -238,6 +238,27 @@ path = "state/feedwerk.sqlite"
     }
 }
 
+impl Project {
+    /// [`Project::command`] started through `sh` under `umask`, for tests of file modes
+    /// (the umask is per process: the test's own must not change).
+    pub fn command_under_umask(&self, umask: &str, args: &[&str]) -> Command {
+        let inner = self.command(args);
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(self.path());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
 /// A finished `feedwerk` run.
 pub struct Run(pub Output);
 
