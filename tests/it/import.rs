@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::support::{fixture, read_fixture, Project, Route, TestServer};
 
-const LOCAL_ONLY: &str = r#"
+/// One local source reading `feeds/defus`, nothing else.
+pub(crate) const LOCAL_ONLY: &str = r#"
 [[source]]
 id = "defus"
 kind = "local"

@@ -810,16 +810,7 @@ fn published_files_are_as_readable_as_the_umask_allows() {
     use std::os::unix::fs::PermissionsExt;
     let p = Project::new();
     write_posts(&p);
-    p.config(
-        r#"
-[[source]]
-id = "defus"
-kind = "local"
-title = "DEFUS"
-path = "feeds/defus"
-language = "de"
-"#,
-    );
+    p.config(crate::import::LOCAL_ONLY);
     // A web server reading the output directory as another user (group) sees what the
     // operator's umask allows, not tempfile's owner-only 0600.
     for (umask, want) in [("022", 0o644), ("027", 0o640)] {
