@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
 use feedwerk::pipeline::{Pipeline, Preview, RefreshMode, SourceReport, SourceStatus};
@@ -260,6 +260,17 @@ fn probe_options(
     })
 }
 
+/// The clock every command reads "now" from: the real one, or `FEEDWERK_NOW` (RFC 3339)
+/// so that a build is reproducible byte for byte (the golden tests pin outputs with it).
+fn clock_now() -> anyhow::Result<DateTime<Utc>> {
+    match std::env::var("FEEDWERK_NOW") {
+        Ok(text) => Ok(DateTime::parse_from_rfc3339(&text)
+            .with_context(|| format!("FEEDWERK_NOW: `{text}` is not an RFC 3339 time"))?
+            .with_timezone(&Utc)),
+        Err(_) => Ok(Utc::now()),
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -273,7 +284,7 @@ fn local_duplicates(
     s: &feedwerk::model::Source,
     posts: Vec<feedwerk::source::local::Post>,
 ) -> anyhow::Result<Vec<feedwerk::dedupe::LocalDuplicate>> {
-    let now = Utc::now();
+    let now = clock_now()?;
     let ctx = feedwerk::normalise::Context {
         source: s,
         feed_link: None,
@@ -385,7 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build { dry_run: true, .. } => {
             let cfg = load(&cli.config)?;
-            let preview = runtime()?.block_on(Pipeline::preview(cfg, Utc::now()))?;
+            let preview = runtime()?.block_on(Pipeline::preview(cfg, clock_now()?))?;
             print_reports(&preview.reports);
             print_preview(&preview);
             Ok(ExitCode::SUCCESS)
@@ -397,7 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
-            let now = Utc::now();
+            let now = clock_now()?;
             let mode = if force {
                 RefreshMode::Force
             } else if due_only {
@@ -532,7 +543,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &from,
                 &target,
                 &fetcher,
-                Utc::now(),
+                clock_now()?,
             ))?;
             for p in &report.written {
                 println!("wrote   {}", p.display());
@@ -607,7 +618,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &opts,
                 &fetcher,
                 read.base_url.as_ref(),
-                Utc::now(),
+                clock_now()?,
             )) {
                 Ok(d) => d,
                 Err(e) if json => feedwerk::doctor::unreachable(&location, &e),
@@ -743,6 +754,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let pipeline = Pipeline::open(cfg)?;
             let states = pipeline.store().source_states()?;
+            let now = clock_now()?;
             let fmt = |d: Option<chrono::DateTime<Utc>>, none: &str| {
                 d.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
                     .unwrap_or_else(|| none.to_owned())
@@ -768,7 +780,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let gone = st.gone && same_url;
                 let next = if gone {
                     "never (gone)".to_owned()
-                } else if st.next_fetch.is_none_or(|n| n <= Utc::now()) {
+                } else if st.next_fetch.is_none_or(|n| n <= now) {
                     "now".to_owned()
                 } else {
                     fmt(st.next_fetch, "now")

@@ -6,6 +6,7 @@ mod daemon;
 mod dedupe;
 mod doctor;
 mod fetch;
+mod golden;
 mod import;
 mod incremental_publish;
 mod interop;

@@ -417,7 +417,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        TestServer::start_on(TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+    }
+
+    /// A server at a fixed loopback address (e.g. `127.77.0.1:8080`), for tests whose
+    /// outputs name the partner URLs and must be the same bytes on every run.
+    pub fn start_at(addr: &str) -> TestServer {
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e} (in use?)"));
+        TestServer::start_on(listener)
+    }
+
+    fn start_on(listener: TcpListener) -> TestServer {
         let addr = listener.local_addr().unwrap();
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();

@@ -1,0 +1,203 @@
+//! Golden builds: `build` with a fixed clock (`FEEDWERK_NOW`) on the shipped deployment
+//! and on a multi-partner fixture project, every published file compared byte for byte
+//! with the files committed under `tests/golden/<name>/expected/`.
+//!
+//! These pin the outputs before code moves: a refactor that changes one of these files
+//! is not a refactor. A deliberate change of behaviour re-records them with
+//! `FEEDWERK_UPDATE_GOLDEN=1 cargo test --test it golden`, and the commit says why.
+//!
+//! Partners are served from fixed loopback addresses (`127.77.0.x`, nothing else uses
+//! them), so the URLs the outputs name (OPML, `atom:source`) are the same on every run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::support::{repo_root, Project, Route, TestServer};
+
+fn golden(name: &str) -> PathBuf {
+    repo_root().join("tests/golden").join(name)
+}
+
+fn updating() -> bool {
+    std::env::var("FEEDWERK_UPDATE_GOLDEN").as_deref() == Ok("1")
+}
+
+/// Every file below `dir`, by its `/`-separated path relative to `dir`.
+fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap();
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in files_under(from) {
+        let p = to.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+/// The first line where two texts differ, for a readable failure.
+fn first_difference(expected: &[u8], actual: &[u8]) -> String {
+    let (e, a) = (
+        String::from_utf8_lossy(expected),
+        String::from_utf8_lossy(actual),
+    );
+    for (n, (el, al)) in e.lines().zip(a.lines()).enumerate() {
+        if el != al {
+            return format!("line {}:\n  expected: {el}\n  actual:   {al}", n + 1);
+        }
+    }
+    format!(
+        "{} bytes expected, {} bytes written (one is a prefix of the other)",
+        expected.len(),
+        actual.len()
+    )
+}
+
+/// Compares the published tree with `expected` (or records it when updating).
+fn assert_same_tree(published: &Path, expected: &Path) {
+    let actual = files_under(published);
+    assert!(
+        !actual.is_empty(),
+        "nothing published under {}",
+        published.display()
+    );
+    if updating() {
+        let _ = std::fs::remove_dir_all(expected);
+        copy_tree(published, expected);
+        eprintln!(
+            "golden: recorded {} files in {}",
+            actual.len(),
+            expected.display()
+        );
+        return;
+    }
+    let wanted = files_under(expected);
+    let mut problems = Vec::new();
+    for name in wanted.keys().filter(|k| !actual.contains_key(*k)) {
+        problems.push(format!("missing: {name}"));
+    }
+    for name in actual.keys().filter(|k| !wanted.contains_key(*k)) {
+        problems.push(format!("not in the golden files: {name}"));
+    }
+    for (name, bytes) in &actual {
+        if let Some(want) = wanted.get(name) {
+            if want != bytes {
+                problems.push(format!(
+                    "differs: {name}: {}",
+                    first_difference(want, bytes)
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "published files differ from {} ({} problems; FEEDWERK_UPDATE_GOLDEN=1 re-records \
+         them, for a deliberate change only):\n{}",
+        expected.display(),
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("xml") => "application/rss+xml; charset=utf-8",
+        Some("atom") => "application/atom+xml; charset=utf-8",
+        Some("json") => "application/feed+json; charset=utf-8",
+        _ => "text/html; charset=utf-8",
+    }
+}
+
+/// Serves every file of `dir` at `/<name>`, each with an ETag (so unchanged partners
+/// answer 304 on the next build, as real ones do).
+fn serve_partners(server: &TestServer, dir: &Path) {
+    for (name, body) in files_under(dir) {
+        let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..16]);
+        server.route(
+            &format!("/{name}"),
+            Route::ok(content_type(&name), body).etag(&etag),
+        );
+    }
+}
+
+fn build_at(p: &Project, now: &str) -> String {
+    let out = p
+        .command(&["build"])
+        .env("FEEDWERK_NOW", now)
+        .output()
+        .expect("run feedwerk build");
+    let run = crate::support::Run(out);
+    run.success();
+    run.all()
+}
+
+/// The shipped `config.toml` and `feeds/defus`, offline: every partner URL points at a
+/// loopback port where nothing listens. The local posts must still publish.
+#[test]
+fn golden_shipped_config_offline_build() {
+    let p = Project::with_seed_posts();
+    let shipped = std::fs::read_to_string(repo_root().join("config.toml")).unwrap();
+    let mut config = String::new();
+    for line in shipped.lines() {
+        match line.strip_prefix("url = \"https://") {
+            Some(rest) => {
+                let path = rest
+                    .split_once('/')
+                    .map_or("", |(_, p)| p)
+                    .trim_end_matches('"');
+                config.push_str(&format!("url = \"http://127.77.0.9:9/{path}\"\n"));
+            }
+            None => config.push_str(&format!("{line}\n")),
+        }
+    }
+    assert_eq!(
+        config.matches("127.77.0.9").count(),
+        3,
+        "three partners redirected"
+    );
+    p.write("config.toml", &config);
+    let log = build_at(&p, "2026-11-30T09:00:00Z");
+    assert!(log.contains("efus"), "{log}");
+    assert_same_tree(&p.path().join("public"), &golden("shipped/expected"));
+}
+
+/// A local source, RSS, Atom, JSON Feed and page partners, cross-posts, tags mapped
+/// across languages, a channel and archive pages; then a second build a day later in
+/// which one partner adds and edits items, one adds a page item, a local post is added,
+/// and the others answer 304.
+#[test]
+fn golden_multi_partner_two_builds() {
+    let root = golden("multi-partner");
+    let p = Project::new();
+    let server = TestServer::start_at("127.77.0.1:8080");
+    let base = format!("http://{}", server.addr);
+    copy_tree(&root.join("project"), p.path());
+    let config = p.read("config.toml").replace("{PARTNERS}", &base);
+    p.write("config.toml", &config);
+
+    serve_partners(&server, &root.join("steps/1/partners"));
+    build_at(&p, "2018-03-01T08:00:00Z");
+    assert_same_tree(&p.path().join("public"), &root.join("expected/1"));
+
+    serve_partners(&server, &root.join("steps/2/partners"));
+    copy_tree(&root.join("steps/2/project"), p.path());
+    build_at(&p, "2018-03-02T08:00:00Z");
+    assert_same_tree(&p.path().join("public"), &root.join("expected/2"));
+}
