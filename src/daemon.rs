@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::metrics::Telemetry;
-use crate::pipeline::{Pipeline, RefreshMode, SourceReport, SourceStatus};
+use crate::model::{SourceReport, SourceStatus};
+use crate::pipeline::{Pipeline, RefreshMode};
 use crate::publish::SharedCatalog;
 use crate::serve::{self, AppState};
 

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
-use feedwerk::pipeline::{Pipeline, Preview, RefreshMode, SourceReport, SourceStatus};
+use feedwerk::model::{SourceReport, SourceStatus};
+use feedwerk::pipeline::{Pipeline, Preview, RefreshMode};
 
 /// RSS/Atom feed publisher and aggregator: local Markdown posts and partner feeds,
 /// normalised, deduplicated and republished as RSS, Atom and JSON Feed.

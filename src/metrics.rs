@@ -19,7 +19,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::pipeline::{SourceReport, SourceStatus};
+use crate::model::{SourceReport, SourceStatus};
 
 /// `Content-Type` of the classic Prometheus text format (0.0.4).
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

@@ -353,3 +353,33 @@ pub struct AlsoAt {
     pub title: String,
     pub url: Option<Url>,
 }
+
+/// How one source's refresh ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceStatus {
+    /// Fetched (or read) and stored.
+    Updated {
+        items: usize,
+        new: usize,
+        changed: usize,
+    },
+    /// The partner answered 304.
+    NotModified,
+    /// Not fetched this time (gone, or waiting out a back-off).
+    Skipped(String),
+    /// Fetch or parse failed; the items held stay published.
+    Failed(String),
+}
+
+/// What one source's refresh did: read by the CLI, the daemon's log and its metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceReport {
+    pub id: SourceId,
+    pub status: SourceStatus,
+    /// Problems with single posts or entries (file and line, item), the rest published.
+    pub problems: Vec<String>,
+    /// A permanent redirect was followed: the operator should update the config.
+    pub moved_to: Option<String>,
+    /// Wall time from the start of the fetch (or directory read) to the stored result.
+    pub elapsed: std::time::Duration,
+}

@@ -23,6 +23,7 @@ use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
 use crate::model::{
     Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
+use crate::model::{SourceReport, SourceStatus};
 use crate::normalise::{self, Context};
 use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport, Reach};
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
@@ -31,35 +32,6 @@ use crate::source;
 use crate::store::archive::ArchivePage;
 use crate::store::{SourceState, Store, StoreError, StoredItem};
 use crate::websub::{Hub, WebSubError};
-
-/// How one source's refresh ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceStatus {
-    /// Fetched (or read) and stored.
-    Updated {
-        items: usize,
-        new: usize,
-        changed: usize,
-    },
-    /// The partner answered 304.
-    NotModified,
-    /// Not fetched this time (gone, or waiting out a back-off).
-    Skipped(String),
-    /// Fetch or parse failed; the items held stay published.
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceReport {
-    pub id: SourceId,
-    pub status: SourceStatus,
-    /// Problems with single posts or entries (file and line, item), the rest published.
-    pub problems: Vec<String>,
-    /// A permanent redirect was followed: the operator should update the config.
-    pub moved_to: Option<String>,
-    /// Wall time from the start of the fetch (or directory read) to the stored result.
-    pub elapsed: Duration,
-}
 
 /// What the next publish would do, from `build --dry-run`.
 #[derive(Debug)]
