@@ -23,7 +23,11 @@
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
-//! - [`pipeline`]: the only module that knows the order of the stages.
+//! - [`refresh`]: brings the store up to date: which sources run and why not, their
+//!   fetches, the CPU-only prepare step, and the commit step (the only refresh code
+//!   that writes the store); fetch-state transitions are methods of [`model::SourceState`].
+//! - [`pipeline`]: the conductor, the only module that knows the order of the stages:
+//!   open, refresh, publish, next wake-up.
 //! - [`schedule`]: cron on the wall clock without DST skips/doubles, jitter, back-off.
 //! - [`daemon`]: process lifecycle: schedule, signals.
 //!
@@ -44,6 +48,7 @@ pub mod normalise;
 pub mod pipeline;
 pub mod probe;
 pub mod publish;
+pub mod refresh;
 pub mod render;
 pub mod schedule;
 pub mod serve;

@@ -42,6 +42,15 @@ impl fmt::Display for ItemId {
     }
 }
 
+impl ItemId {
+    /// The item's key within its source: what follows `<source id>:` (see
+    /// `normalise::item_id`, which makes every ID so): a local post's slug, or a hash.
+    /// The one place an ID is taken apart.
+    pub fn key_in_source(&self) -> Option<&str> {
+        self.0.split_once(':').map(|(_, key)| key)
+    }
+}
+
 /// CSS selectors that turn a partner's HTML news page into entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +126,120 @@ pub struct Source {
     /// This source's own category → tag mapping (lower-cased category → tag), applied
     /// before the site-wide `[tags]` vocabulary.
     pub tag_map: std::collections::BTreeMap<String, String>,
+}
+
+/// A source's fetch state as remembered between runs: the validators of the last good
+/// copy, how the last attempt ended, and when to try next. The store keeps it; the
+/// refresh stage changes it, one method per transition (as Miniflux's `model.Feed` has
+/// `CheckedNow`, `WithError`, `ResetErrorCounter`, `ScheduleNextCheck`), so no caller
+/// sets its fields one by one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceState {
+    pub id: String,
+    pub url: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub next_fetch: Option<DateTime<Utc>>,
+    pub moved_to: Option<String>,
+    pub gone: bool,
+    pub fetch_count: i64,
+    pub items_held: i64,
+}
+
+impl SourceState {
+    /// Whether the state was made for `url`: validators and a noted redirect apply
+    /// only to the resource they came from.
+    pub fn is_for(&self, url: Option<&Url>) -> bool {
+        self.url.as_deref() == url.map(Url::as_str)
+    }
+
+    /// A 410 stops polling until the configured URL differs from the one that was gone.
+    pub fn is_gone_at(&self, url: Option<&Url>) -> bool {
+        self.gone && self.is_for(url)
+    }
+
+    /// An attempt at source `id` was made at `now`, whatever its outcome.
+    pub fn checked_now(&mut self, id: &SourceId, now: DateTime<Utc>) {
+        self.id = id.to_string();
+        self.last_attempt = Some(now);
+        self.fetch_count += 1;
+    }
+
+    /// The attempt went to `url`. A URL other than the remembered one is a new
+    /// resource: nothing remembered of the old one applies to it.
+    pub fn tried_at(&mut self, url: Option<&Url>) {
+        if !self.is_for(url) {
+            self.etag = None;
+            self.last_modified = None;
+            self.moved_to = None;
+        }
+        self.url = url.map(Url::to_string);
+    }
+
+    /// The attempt failed: one more failure in a row, and what it was. `gone`: the
+    /// partner answered 410, so polling stops until the URL changes.
+    pub fn with_error(&mut self, status: String, message: String, gone: bool) {
+        self.consecutive_failures += 1;
+        self.last_status = Some(status);
+        self.last_error = Some(message);
+        self.gone = gone;
+    }
+
+    /// The attempt succeeded at `now`: the failure count starts again.
+    pub fn reset_error_counter(&mut self, now: DateTime<Utc>) {
+        self.last_success = Some(now);
+        self.last_error = None;
+        self.consecutive_failures = 0;
+    }
+
+    /// The partner answered 304 for our copy. RFC 9110 §15.4.5: a 304 may carry
+    /// updated validators, so those it sends replace ours; those it leaves out stay.
+    pub fn not_modified(
+        &mut self,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        moved_to: Option<&Url>,
+    ) {
+        self.last_status = Some("304 not modified".into());
+        if etag.is_some() {
+            self.etag = etag;
+        }
+        if last_modified.is_some() {
+            self.last_modified = last_modified;
+        }
+        self.moved_to = moved_to.map(Url::to_string);
+    }
+
+    /// A copy read from `url` (`None` for a local directory) was stored; `status` says
+    /// how ("200 ok", "read 12 posts"). A URL that was gone answers again.
+    pub fn stored(&mut self, url: Option<&Url>, status: String) {
+        self.url = url.map(Url::to_string);
+        self.gone = false;
+        self.last_status = Some(status);
+    }
+
+    /// The validators and the permanent redirect of the copy just fetched, replacing
+    /// the old ones (a response without validators leaves none to send).
+    pub fn with_validators(
+        &mut self,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        moved_to: Option<&Url>,
+    ) {
+        self.etag = etag;
+        self.last_modified = last_modified;
+        self.moved_to = moved_to.map(Url::to_string);
+    }
+
+    /// When to try next; `None` never (a source gone with 410).
+    pub fn schedule_next_check(&mut self, at: Option<DateTime<Utc>>) {
+        self.next_fetch = at;
+    }
 }
 
 /// Text as a source delivered it: plain or HTML, not yet trusted.

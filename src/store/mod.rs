@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
+use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId, SourceState};
 
 pub mod archive;
 mod bandfilter;
@@ -32,6 +32,13 @@ pub fn item_key(item: &Item) -> String {
         .unwrap_or_else(|| item.id.to_string());
     format!("{}|{local}", item.source)
 }
+
+/// The meta key holding the config fingerprint of the last publish.
+pub const PUBLISHED_CONFIG: &str = "published_config";
+/// The meta key that is "1" while the store holds changes not yet published. Kept in
+/// the store, not in a process: a `build` must publish what a running daemon (or an
+/// interrupted earlier run) stored but did not publish yet.
+pub const UNPUBLISHED: &str = "unpublished_changes";
 
 /// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
 const SCHEMA_VERSION: i64 = 2;
@@ -70,25 +77,6 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// A source's fetch state as remembered between runs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceState {
-    pub id: String,
-    pub url: Option<String>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    pub last_attempt: Option<DateTime<Utc>>,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_status: Option<String>,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u32,
-    pub next_fetch: Option<DateTime<Utc>>,
-    pub moved_to: Option<String>,
-    pub gone: bool,
-    pub fetch_count: i64,
-    pub items_held: i64,
 }
 
 /// An item held, the representative it was merged into (if any), and why.
@@ -796,6 +784,11 @@ impl Store {
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Notes that the outputs no longer show what the store holds (see [`UNPUBLISHED`]).
+    pub fn note_unpublished_changes(&self) -> Result<(), StoreError> {
+        self.set_meta(UNPUBLISHED, "1")
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
