@@ -1,7 +1,9 @@
 //! Which held story a new item repeats, and which copy represents the story.
 //!
 //! Owns the rules; the SQL (signature and band tables, clusters, candidate lookups)
-//! lives in `store`, the fingerprint in `normalise::fingerprint`.
+//! lives in `store`, the fingerprint in `normalise::fingerprint`. What the rules need
+//! from the items held is this module's own trait, [`Candidates`], with its own error
+//! ([`LookupError`]): the store implements it, and nothing of SQLite reaches here.
 //!
 //! Candidates come from indexes only — the same canonical URL, the same text hash, the
 //! same normalised title, or a shared MinHash LSH bucket — so the cost per item does
@@ -12,7 +14,8 @@
 //!    `normalise::url::canonical`), unless both texts are substantial and unrelated (a
 //!    partner linking every item to one overview page);
 //! 2. the same globally unique GUID (a URL, `tag:` or `urn:` ID) in another source;
-//! 3. same text (hash of the normalised text, at least [`MIN_TEXT_FOR_HASH`] chars);
+//! 3. same text (hash of the normalised text, at least
+//!    [`fingerprint::MIN_TEXT_FOR_HASH`] chars);
 //! 4. text Jaccard ≥ `strong_jaccard`, at any distance in time;
 //! 5. text Jaccard ≥ `near_jaccard` within `window_days`;
 //! 6. the titles agree and the shorter text is contained (≥ `teaser_containment`) in
@@ -35,11 +38,70 @@ use chrono::{DateTime, Utc};
 
 use crate::config::DedupeConfig;
 use crate::model::{Item, ItemId, SourceId};
-use crate::normalise::fingerprint;
-use crate::store::{self, Decision, Held, Lookup};
+use crate::normalise::fingerprint::{self, MIN_TEXT_FOR_HASH};
 
-/// Bodies shorter than this (normalised characters) are too generic to match as a whole.
-pub const MIN_TEXT_FOR_HASH: usize = 80;
+/// What deduplication decided for a new item; the store applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// A story not held yet: the item represents its own cluster.
+    New,
+    /// The item repeats the story `rep` represents; it joins as provenance.
+    Joins { rep: ItemId, reason: String },
+    /// The item repeats `rep`'s story and outranks it, and `rep` was never shown to
+    /// readers: the item becomes the representative and `rep`'s cluster joins it.
+    Supersedes { rep: ItemId, reason: String },
+}
+
+/// A held item as deduplication compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub id: ItemId,
+    pub source: SourceId,
+    /// The representative of its cluster (itself when it is one).
+    pub rep: ItemId,
+    pub title: String,
+    /// Normalised matching text (see `normalise::text::for_matching`).
+    pub text: String,
+    pub language: Option<String>,
+    pub published: DateTime<Utc>,
+    pub first_seen: DateTime<Utc>,
+    pub canonical_url: Option<String>,
+    pub text_hash: Option<String>,
+    pub guid: Option<String>,
+}
+
+/// What deduplication needs from the items held: candidates found by index only (so
+/// the cost per item does not grow with the store), the held items themselves, and
+/// whether readers have seen a representative. Each lookup returns a bounded number
+/// of candidates, however many items share the key.
+pub trait Candidates {
+    /// Held items with this canonical URL.
+    fn by_canonical_url(&self, url: &str) -> Result<Vec<ItemId>, LookupError>;
+    /// Held items with this GUID, in any source.
+    fn by_guid(&self, guid: &str) -> Result<Vec<ItemId>, LookupError>;
+    /// Held items whose normalised text hashes the same.
+    fn by_text_hash(&self, hash: &str) -> Result<Vec<ItemId>, LookupError>;
+    /// The most recent held items with the same normalised title.
+    fn by_title(&self, title: &str) -> Result<Vec<ItemId>, LookupError>;
+    /// Held items sharing an LSH bucket with `minhash`, with their signatures.
+    fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError>;
+    /// One held item, if it is still held.
+    fn held(&self, id: &ItemId) -> Result<Option<Held>, LookupError>;
+    /// Has this representative's published ID been shown to readers?
+    fn was_shown(&self, id: &ItemId) -> Result<bool, LookupError>;
+}
+
+/// A lookup the storage behind [`Candidates`] could not answer; it says what the
+/// storage said.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct LookupError(Box<dyn std::error::Error + Send + Sync>);
+
+impl LookupError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> LookupError {
+        LookupError(Box::new(e))
+    }
+}
 /// Texts with fewer distinct shingles than this are not compared by similarity.
 const MIN_SHINGLES: usize = 8;
 /// A teaser needs at least this many shingles to count as contained in a longer text.
@@ -103,16 +165,15 @@ impl Deduper {
     }
 
     /// Decides for a new `item` (not yet stored) whether it repeats a held story.
-    pub fn decide(&self, lookup: &Lookup<'_>, item: &Item) -> Result<Decision, rusqlite::Error> {
-        let conn = lookup.conn();
-        let Some((rep, reason)) = self.find_match(lookup, item)? else {
+    pub fn decide(&self, held: &dyn Candidates, item: &Item) -> Result<Decision, LookupError> {
+        let Some((rep, reason)) = self.find_match(held, item)? else {
             return Ok(Decision::New);
         };
         let reason = reason.to_string();
-        let Some(rep_held) = store::held(conn, &rep)? else {
+        let Some(rep_held) = held.held(&rep)? else {
             return Ok(Decision::New);
         };
-        if !store::was_shown(conn, &rep)? && self.outranks(item, &rep_held) {
+        if !held.was_shown(&rep)? && self.outranks(item, &rep_held) {
             return Ok(Decision::Supersedes { rep, reason });
         }
         Ok(Decision::Joins { rep, reason })
@@ -143,28 +204,27 @@ impl Deduper {
     /// The representative `item` should join and why, or `None` for a new story.
     pub fn find_match(
         &self,
-        lookup: &Lookup<'_>,
+        held: &dyn Candidates,
         item: &Item,
-    ) -> Result<Option<(ItemId, Reason)>, rusqlite::Error> {
-        let conn = lookup.conn();
+    ) -> Result<Option<(ItemId, Reason)>, LookupError> {
         let mut cands: Vec<ItemId> = Vec::new();
         if let Some(u) = &item.canonical_url {
-            cands.extend(store::by_canonical_url(conn, u)?);
+            cands.extend(held.by_canonical_url(u)?);
         }
         if let Some(g) = item.guid.as_deref().filter(|g| globally_unique(g)) {
-            cands.extend(store::by_guid(conn, g)?);
+            cands.extend(held.by_guid(g)?);
         }
         if item.text.len() >= MIN_TEXT_FOR_HASH {
-            cands.extend(store::by_text_hash(conn, &item.fingerprint.text_hash)?);
+            cands.extend(held.by_text_hash(&item.fingerprint.text_hash)?);
         }
-        cands.extend(store::by_title(conn, &item.title)?);
+        cands.extend(held.by_title(&item.title)?);
         let floor = self
             .cfg
             .near_jaccard
             .min(self.cfg.title_jaccard)
             .min(self.cfg.strong_jaccard)
             - ESTIMATE_SLACK;
-        for (id, sig) in lookup.by_bands(&item.fingerprint.minhash)? {
+        for (id, sig) in held.by_bands(&item.fingerprint.minhash)? {
             let est = fingerprint::estimate_jaccard(&item.fingerprint.minhash, &sig);
             if est >= floor {
                 cands.push(id);
@@ -179,7 +239,7 @@ impl Deduper {
         let mine = Side::of_item(item);
         let mut best: Option<(ItemId, Reason)> = None;
         for id in cands {
-            let Some(h) = store::held(conn, &id)? else {
+            let Some(h) = held.held(&id)? else {
                 continue;
             };
             if let Some(r) = self.verify(&mine, &Side::of_held(&h)) {
@@ -324,46 +384,6 @@ pub fn is_series(a: &str, b: &str) -> bool {
     let (wa, na) = strip(a);
     let (wb, nb) = strip(b);
     !wa.is_empty() && wa == wb && !na.is_empty() && !nb.is_empty() && na != nb
-}
-
-/// Two local posts that tell one story: the file shown and the file merged into it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalDuplicate {
-    pub kept: String,
-    pub duplicate: String,
-    pub reason: String,
-}
-
-impl Deduper {
-    /// Duplicates among one local source's posts, by file name (for `feedwerk check`):
-    /// the same rules as a build, run on a scratch in-memory store.
-    pub fn local_duplicates(
-        &self,
-        source: &SourceId,
-        posts: Vec<(String, Item)>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<LocalDuplicate>, store::StoreError> {
-        let names: HashMap<ItemId, String> = posts
-            .iter()
-            .map(|(name, it)| (it.id.clone(), name.clone()))
-            .collect();
-        let mut scratch = store::Store::in_memory("localhost")?;
-        let items = posts.into_iter().map(|(_, it)| it).collect();
-        scratch.upsert_source_items(source, items, now, |c, i| self.decide(c, i))?;
-        let name = |id: &ItemId| names.get(id).cloned().unwrap_or_else(|| id.to_string());
-        let mut out = Vec::new();
-        for c in scratch.clusters()? {
-            for (m, why) in c.members {
-                out.push(LocalDuplicate {
-                    kept: name(&c.rep.id),
-                    duplicate: name(&m.id),
-                    reason: why,
-                });
-            }
-        }
-        out.sort_by(|a, b| (&a.kept, &a.duplicate).cmp(&(&b.kept, &b.duplicate)));
-        Ok(out)
-    }
 }
 
 /// GUIDs that name an item worldwide (a URL, `tag:`, `urn:uuid:` …) identify it across

@@ -284,7 +284,7 @@ fn local_duplicates(
     cfg: &Config,
     s: &feedwerk::model::Source,
     posts: Vec<feedwerk::source::local::Post>,
-) -> anyhow::Result<Vec<feedwerk::dedupe::LocalDuplicate>> {
+) -> anyhow::Result<Vec<feedwerk::refresh::LocalDuplicate>> {
     let now = clock_now()?;
     let ctx = feedwerk::normalise::Context {
         source: s,
@@ -308,14 +308,10 @@ fn local_duplicates(
                 .map(|i| (name, i))
         })
         .collect();
-    let deduper = feedwerk::dedupe::Deduper::new(
-        cfg.dedupe.clone(),
-        cfg.sources
-            .iter()
-            .map(|s| (s.id.clone(), s.priority))
-            .collect(),
-    );
-    Ok(deduper.local_duplicates(&s.id, items, now)?)
+    let deduper = feedwerk::refresh::deduper(cfg);
+    Ok(feedwerk::refresh::local_duplicates(
+        &deduper, &s.id, items, now,
+    )?)
 }
 
 fn dupes_jsonl(store: &feedwerk::store::Store) -> anyhow::Result<()> {

@@ -12,6 +12,9 @@ use crate::model::Fingerprint;
 /// Bump when shingling or hashing changes; stored signatures of other versions are
 /// recomputed from the stored text.
 pub const VERSION: u32 = 1;
+/// Bodies shorter than this (normalised characters) are too generic to match as a
+/// whole: their text hash is not used to find copies.
+pub const MIN_TEXT_FOR_HASH: usize = 80;
 /// Signature length (hash functions).
 pub const HASHES: usize = 128;
 /// Words per shingle.

@@ -16,10 +16,14 @@
 //! `fetch`'s, parsing `source`'s, normalising `normalise`'s, the duplicate rules
 //! `dedupe`'s, the SQL `store`'s, timing and back-off `schedule`'s. It does not publish:
 //! it only notes in the store that the outputs are behind.
+//!
+//! [`local_duplicates`] runs the commit step's deduplication on a local source's posts
+//! alone, in a scratch store, for `feedwerk check`.
 
 mod acquire;
 mod commit;
 mod prepare;
+mod scratch;
 mod select;
 mod state;
 
@@ -30,6 +34,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 
+pub use scratch::{local_duplicates, LocalDuplicate};
 pub use select::RefreshMode;
 
 use crate::config::Config;

@@ -3,8 +3,9 @@
 //! identity churn, and retractions.
 //!
 //! It owns the SQL only. Which candidate really is a duplicate, and which copy
-//! represents a cluster, is decided in `dedupe`; the fingerprint itself is made in
-//! `normalise::fingerprint`.
+//! represents a cluster, is decided in `dedupe`, which reads the store through its own
+//! [`Candidates`] trait (implemented here by [`Lookup`]) and hands back a [`Decision`]
+//! the store applies; the fingerprint itself is made in `normalise::fingerprint`.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -14,38 +15,9 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::bandfilter::BandFilter;
 use super::{from_ts, parse_item, ts, Store, StoreError};
+use crate::dedupe::{Candidates, Decision, Held, LookupError};
 use crate::model::{Item, ItemId, SourceId};
-use crate::normalise::fingerprint;
-
-/// What deduplication decided for a new item; the store applies it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// A story not held yet: the item represents its own cluster.
-    New,
-    /// The item repeats the story `rep` represents; it joins as provenance.
-    Joins { rep: ItemId, reason: String },
-    /// The item repeats `rep`'s story and outranks it, and `rep` was never shown to
-    /// readers: the item becomes the representative and `rep`'s cluster joins it.
-    Supersedes { rep: ItemId, reason: String },
-}
-
-/// A held item as deduplication compares it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Held {
-    pub id: ItemId,
-    pub source: SourceId,
-    /// The representative of its cluster (itself when it is one).
-    pub rep: ItemId,
-    pub title: String,
-    /// Normalised matching text (see `normalise::text::for_matching`).
-    pub text: String,
-    pub language: Option<String>,
-    pub published: DateTime<Utc>,
-    pub first_seen: DateTime<Utc>,
-    pub canonical_url: Option<String>,
-    pub text_hash: Option<String>,
-    pub guid: Option<String>,
-}
+use crate::normalise::fingerprint::{self, MIN_TEXT_FOR_HASH};
 
 /// One cluster for `feedwerk dupes`: the representative and the copies merged into it.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,16 +345,39 @@ impl<'a> Lookup<'a> {
     pub(super) fn new(conn: &'a Connection, bands: &'a RefCell<BandFilter>) -> Lookup<'a> {
         Lookup { conn, bands }
     }
+}
 
-    pub fn conn(&self) -> &'a Connection {
-        self.conn
+impl Candidates for Lookup<'_> {
+    fn by_canonical_url(&self, url: &str) -> Result<Vec<ItemId>, LookupError> {
+        by_canonical_url(self.conn, url).map_err(LookupError::new)
+    }
+
+    fn by_guid(&self, guid: &str) -> Result<Vec<ItemId>, LookupError> {
+        by_guid(self.conn, guid).map_err(LookupError::new)
+    }
+
+    fn by_text_hash(&self, hash: &str) -> Result<Vec<ItemId>, LookupError> {
+        by_text_hash(self.conn, hash).map_err(LookupError::new)
+    }
+
+    fn by_title(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
+        by_title(self.conn, title).map_err(LookupError::new)
     }
 
     /// [`by_bands`], asking the tables only for the keys the bitmap may hold.
-    pub fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
+    fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError> {
         let keys = fingerprint::band_keys(minhash);
-        let keys = self.bands.borrow_mut().narrow(self.conn, &keys)?;
-        by_band_keys(self.conn, &keys)
+        let keys = self.bands.borrow_mut().narrow(self.conn, &keys);
+        keys.and_then(|keys| by_band_keys(self.conn, &keys))
+            .map_err(LookupError::new)
+    }
+
+    fn held(&self, id: &ItemId) -> Result<Option<Held>, LookupError> {
+        held(self.conn, id).map_err(LookupError::new)
+    }
+
+    fn was_shown(&self, id: &ItemId) -> Result<bool, LookupError> {
+        was_shown(self.conn, id).map_err(LookupError::new)
     }
 }
 
@@ -565,7 +560,7 @@ impl Store {
                     }
                 }
             }
-            if cands.is_empty() && it.text.len() >= crate::dedupe::MIN_TEXT_FOR_HASH {
+            if cands.is_empty() && it.text.len() >= MIN_TEXT_FOR_HASH {
                 let rows = by_text
                     .query_map(params![source.as_str(), it.fingerprint.text_hash], |r| {
                         r.get(0)

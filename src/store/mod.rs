@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::dedupe::{Candidates, Decision, LookupError};
 use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId, SourceState};
 
 pub mod archive;
@@ -19,7 +20,7 @@ mod bandfilter;
 mod dedup;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
-pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held, Lookup};
+pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 
 /// The key `feedwerk dupes --jsonl` and `score-dedup` speak:
 /// `<source id>|<the item's original GUID, or its link when it has none>`.
@@ -67,6 +68,9 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A near-duplicate lookup made by `dedupe` through [`Lookup`] failed.
+    #[error("store: {0}")]
+    Lookup(#[from] crate::dedupe::LookupError),
     #[error("store: corrupt item row {id}: {source}")]
     Corrupt {
         id: String,
@@ -495,7 +499,7 @@ impl Store {
         source: &SourceId,
         items: Vec<Item>,
         now: DateTime<Utc>,
-        mut decide: impl FnMut(&Lookup<'_>, &Item) -> Result<Decision, rusqlite::Error>,
+        mut decide: impl FnMut(&dyn Candidates, &Item) -> Result<Decision, LookupError>,
     ) -> Result<UpsertReport, StoreError> {
         let tx = Scope::of(&mut self.conn, self.grouped)?;
         let bands = &self.bands;
