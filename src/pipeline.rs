@@ -1459,13 +1459,10 @@ impl<'a> RenderCtx<'a> {
     }
 }
 
-/// The tag-URI authority for published IDs: the site's host.
+/// The RFC 4151 tagging entity for published IDs: the site's host and `site.id_date`.
 fn authority(cfg: &Config) -> String {
-    cfg.site
-        .base_url
-        .host_str()
-        .unwrap_or("localhost")
-        .to_owned()
+    let host = cfg.site.base_url.host_str().unwrap_or("localhost");
+    crate::identity::tagging_entity(host, cfg.site.id_date)
 }
 
 /// What acquiring one source produced, before parsing.

@@ -8,6 +8,7 @@ mod dedupe;
 mod doctor;
 mod fetch;
 mod golden;
+mod ids;
 mod import;
 mod incremental_publish;
 mod interop;
