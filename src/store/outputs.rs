@@ -1,0 +1,105 @@
+//! What publishing remembers in the store: which sources, tags and languages changed
+//! since the last publish ([`Dirty`], recorded by triggers) and the validators of each
+//! published file, so they survive restarts.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{from_ts, ts, Store, StoreError};
+use crate::model::ChannelFilter;
+
+/// What changed in the store since the last publish: the sources, tags and languages
+/// of items added, changed or removed (and of the representatives whose "also
+/// published by" list changed). Recorded by triggers, so no code path can forget it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dirty {
+    pub sources: HashSet<String>,
+    pub tags: HashSet<String>,
+    pub languages: HashSet<String>,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.tags.is_empty() && self.languages.is_empty()
+    }
+
+    /// Could a channel with `filter` show a changed item? Every changed item marks its
+    /// source, language and tags, and a channel shows an item only if it matches all of
+    /// the channel's dimensions, so a channel none of whose dimensions was touched cannot
+    /// have changed.
+    pub fn affects(&self, filter: &ChannelFilter) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let sources = filter.sources.is_empty()
+            || filter
+                .sources
+                .iter()
+                .any(|s| self.sources.contains(s.as_str()));
+        let tags = filter.tags.is_empty() || filter.tags.iter().any(|t| self.tags.contains(t));
+        let languages = filter.languages.is_empty()
+            || filter.languages.iter().any(|want| {
+                self.languages.iter().any(|l| {
+                    l == want
+                        || l.strip_prefix(want.as_str())
+                            .is_some_and(|r| r.starts_with('-'))
+                })
+            });
+        sources && tags && languages
+    }
+}
+
+impl Store {
+    /// Remembered validators of a published output, so they survive restarts.
+    pub fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT content_hash, last_modified FROM outputs WHERE path = ?1",
+                [path],
+                |r| Ok((r.get::<_, String>(0)?, from_ts(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
+    pub fn save_output_state(
+        &self,
+        path: &str,
+        hash: &str,
+        last_modified: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO outputs (path, content_hash, last_modified) VALUES (?1, ?2, ?3)
+             ON CONFLICT(path) DO UPDATE SET content_hash = ?2, last_modified = ?3",
+            params![path, hash, ts(last_modified)],
+        )?;
+        Ok(())
+    }
+
+    /// What changed since the last [`Store::clear_publish_dirty`].
+    pub fn publish_dirty(&self) -> Result<Dirty, StoreError> {
+        let mut d = Dirty::default();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, key FROM publish_dirty")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(0)?;
+            let key: String = r.get(1)?;
+            match kind.as_str() {
+                "source" => d.sources.insert(key),
+                "tag" => d.tags.insert(key),
+                _ => d.languages.insert(key),
+            };
+        }
+        Ok(d)
+    }
+
+    /// Forgets the recorded changes, once every affected channel has been published.
+    pub fn clear_publish_dirty(&self) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM publish_dirty", [])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Connection settings, the schema (`schema.sql`) and the migrations of stores made
+//! by earlier versions; the deduplication tables are set up by `dedup::init`.
+
+use std::path::Path;
+
+use rusqlite::config::DbConfig;
+use rusqlite::Connection;
+
+use super::{dedup, StoreError};
+
+/// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// Prepared statements kept per connection. An upsert with deduplication cycles through
+/// about 25 distinct statements; rusqlite's default of 16 made the cache evict and
+/// re-prepare them on every item.
+const STATEMENT_CACHE: usize = 96;
+/// SQLite page cache, in KiB (SQLite's default is 2 MiB). Measured on the medium
+/// corpus, 16 MiB cost ~13 MiB more peak memory than 4 MiB and no less CPU, and the
+/// dedupe bench was no slower at 4 MiB once band rows are flushed in bucket order
+/// (`dedup::flush_bands`). Memory mapping is left off: mapped pages count towards the
+/// resident size of the process and would grow with the store, which must stay flat.
+const PAGE_CACHE_KIB: i64 = 4 * 1024;
+/// WAL pages before an automatic checkpoint. SQLite's default (1000) copied the hot
+/// index pages back to the main file after every few sources; 8000 (~32 MiB of WAL)
+/// checkpoints them once per several times as many writes.
+const WAL_AUTOCHECKPOINT: i64 = 8000;
+
+/// Sets up a freshly opened connection and brings its schema to [`SCHEMA_VERSION`].
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Without the query planner stability guarantee, SQLite marks a statement for
+    // re-preparation whenever it binds a new value to a parameter the planner
+    // compared with a partial index's WHERE (items_visible, items_language), so every
+    // candidate lookup by URL, title or representative was compiled again per item.
+    // Our plans never depend on parameter values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let had_items = table_exists(conn, "items")?;
+    let had_tags = table_exists(conn, "item_tags")?;
+    if had_items {
+        add_language_column(conn)?;
+    }
+    // Every statement in it is `IF NOT EXISTS`, so it also adds the tables, indexes
+    // and triggers that stores made by earlier builds lack.
+    conn.execute_batch(include_str!("schema.sql"))?;
+    if had_items && !had_tags {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO item_tags (item_id, tag)
+                 SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
+        )?;
+    }
+    dedup::init(conn)?;
+    if version < SCHEMA_VERSION {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
+
+/// Opens the store file read-only without creating anything beside it. With no `-wal`
+/// file, no connection has the store open and the main file is complete, so it is
+/// opened `immutable` (SQLite then creates no `-shm`/`-wal`). With one, a daemon may be
+/// running: open it read-only the normal way, sharing its WAL index.
+pub(super) fn open_untouched(path: &Path) -> Result<Connection, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let uri = std::path::absolute(path)
+        .ok()
+        .and_then(|abs| url::Url::from_file_path(abs).ok());
+    match uri {
+        Some(mut uri) if !Path::new(&wal).exists() => {
+            uri.set_query(Some("immutable=1"));
+            Connection::open_with_flags(uri.as_str(), flags | OpenFlags::SQLITE_OPEN_URI)
+        }
+        _ => Connection::open_with_flags(path, flags),
+    }
+}
+
+pub(super) fn table_exists(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The `language` column the language channels filter on, added to stores made before
+/// it existed and filled in once from the items' JSON.
+fn add_language_column(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let has_language = conn
+        .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'language'")?
+        .exists([])?;
+    if !has_language {
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN language TEXT;
+             UPDATE items SET language = json_extract(data, '$.language');",
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,511 @@
+//! The store's unit tests: migrations, channel reads, dirty marks, the band index.
+
+use std::path::Path;
+
+use chrono::{TimeZone, Utc};
+use rusqlite::{params, Connection};
+
+use super::schema::SCHEMA_VERSION;
+use super::*;
+use crate::dedupe::{Candidates, Decision};
+use crate::model::{ChannelFilter, DateSource, Fingerprint, Item, ItemId, SourceId};
+
+fn item(id: &str, source: &str, tags: &[&str], language: &str) -> Item {
+    let t = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    Item {
+        id: ItemId(format!("{source}:{id}")),
+        source: SourceId(source.into()),
+        guid: Some(id.into()),
+        url: None,
+        source_link: None,
+        canonical_url: Some(format!("//example.org/{id}")),
+        title: format!("Title {id}"),
+        summary: String::new(),
+        content_html: None,
+        published: t,
+        updated: None,
+        date_source: DateSource::Declared,
+        authors: Vec::new(),
+        tags: tags.iter().map(|s| s.to_string()).collect(),
+        language: Some(language.into()),
+        first_seen: t,
+        text: format!("text of {id}"),
+        fingerprint: Fingerprint::default(),
+    }
+}
+
+fn filter(tags: &[&str], languages: &[&str]) -> ChannelFilter {
+    ChannelFilter {
+        tags: tags.iter().map(|s| s.to_string()).collect(),
+        languages: languages.iter().map(|s| s.to_string()).collect(),
+        ..ChannelFilter::default()
+    }
+}
+
+fn store_with(path: &Path, items: Vec<Item>) -> Store {
+    let mut s = Store::open(path, "example.org").unwrap();
+    let src = items[0].source.clone();
+    s.upsert_source_items(&src, items, Utc::now(), |_, _| Ok(Decision::New))
+        .unwrap();
+    s
+}
+
+#[test]
+fn tag_and_language_channels_read_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with(
+        &dir.path().join("s.sqlite"),
+        vec![
+            item("1", "a", &["Wetter", "Politik"], "de-AT"),
+            item("2", "a", &["Politik"], "en"),
+        ],
+    );
+    assert_eq!(s.visible_tags().unwrap(), vec!["Politik", "Wetter"]);
+    assert_eq!(s.visible_languages().unwrap(), vec!["de", "en"]);
+    let ids = |f: &ChannelFilter| -> Vec<String> {
+        s.visible_items_where(f, 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.item.id.0)
+            .collect()
+    };
+    assert_eq!(ids(&filter(&["Wetter"], &[])), vec!["a:1"]);
+    assert_eq!(ids(&filter(&["Politik"], &[])).len(), 2);
+    assert_eq!(ids(&filter(&[], &["de"])), vec!["a:1"]);
+    assert_eq!(ids(&filter(&["Politik"], &["en"])), vec!["a:2"]);
+}
+
+#[test]
+fn store_made_before_the_tag_index_opens_and_is_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    drop(store_with(&path, vec![item("1", "a", &["Wetter"], "fr")]));
+    // Take the store back to what the first schema had.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER items_dirty_insert; DROP TRIGGER items_dirty_update;
+         DROP TRIGGER items_dirty_delete; DROP TABLE item_tags; DROP TABLE publish_dirty;
+         DROP INDEX items_language; ALTER TABLE items DROP COLUMN language;",
+    )
+    .unwrap();
+    drop(conn);
+    let s = Store::open(&path, "example.org").unwrap();
+    assert_eq!(s.visible_tags().unwrap(), vec!["Wetter"]);
+    assert_eq!(s.visible_languages().unwrap(), vec!["fr"]);
+    assert_eq!(
+        s.visible_items_where(&filter(&["Wetter"], &["fr"]), 5)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn changes_mark_the_channels_they_touch_until_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store_with(
+        &dir.path().join("s.sqlite"),
+        vec![item("1", "a", &["Wetter"], "de")],
+    );
+    let d = s.publish_dirty().unwrap();
+    assert!(d.sources.contains("a") && d.tags.contains("Wetter") && d.languages.contains("de"));
+    s.clear_publish_dirty().unwrap();
+    // Seen again unchanged: nothing to publish.
+    s.upsert_source_items(
+        &SourceId("a".into()),
+        vec![item("1", "a", &["Wetter"], "de")],
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    assert!(s.publish_dirty().unwrap().is_empty());
+    // A duplicate from another source changes the representative's "also at" list.
+    let mut dup = item("9", "b", &["Sport"], "en");
+    dup.canonical_url = Some("//example.org/1".into());
+    s.upsert_source_items(&SourceId("b".into()), vec![dup], Utc::now(), |_, _| {
+        Ok(Decision::Joins {
+            rep: ItemId("a:1".into()),
+            reason: "exact URL".into(),
+        })
+    })
+    .unwrap();
+    let d = s.publish_dirty().unwrap();
+    assert!(d.sources.contains("a") && d.sources.contains("b"));
+    assert!(d.tags.contains("Wetter") && d.languages.contains("de"));
+    assert!(d.affects(&filter(&["Wetter"], &[])));
+    assert!(!d.affects(&filter(&["Kultur"], &[])));
+    assert!(!d.affects(&filter(&[], &["fr"])));
+}
+
+const LONG_TEXT: &str = "die stadt augsburg hat ein neues konzept für die sicherheit im öffentlichen raum vorgestellt im mittelpunkt stehen beleuchtete wege ein kommunaler ordnungsdienst in den abendstunden und regelmäßige sprechstunden in den stadtteilen";
+
+fn with_text(mut it: Item, text: &str) -> Item {
+    it.text = text.to_owned();
+    it.fingerprint = crate::normalise::fingerprint::fingerprint(text);
+    it
+}
+
+fn bands_of(s: &Store, id: &str) -> i64 {
+    s.connection()
+        .query_row(
+            "SELECT count(*) FROM dedupe_band WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn store_of_schema_1_gets_the_integer_band_table_and_keeps_finding_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    let held = with_text(item("1", "a", &[], "de"), LONG_TEXT);
+    drop(store_with(&path, vec![held.clone()]));
+    // Take the deduplication tables back to schema 1, with the rows it wrote.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER items_delete_dedupe; DROP TABLE dedupe_band; DROP TABLE dedupe_sig;
+         CREATE TABLE dedupe_sig (item_id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+             shingles INTEGER NOT NULL, sig BLOB NOT NULL, title_key TEXT NOT NULL);
+         CREATE INDEX dedupe_sig_title ON dedupe_sig(title_key);
+         CREATE TABLE dedupe_band (bucket INTEGER NOT NULL, item_id TEXT NOT NULL);
+         CREATE INDEX dedupe_band_bucket ON dedupe_band(bucket);
+         CREATE INDEX dedupe_band_item ON dedupe_band(item_id);
+         CREATE TRIGGER items_delete_dedupe AFTER DELETE ON items BEGIN
+             DELETE FROM dedupe_band WHERE item_id = old.id;
+             DELETE FROM dedupe_sig WHERE item_id = old.id;
+         END;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let fp = &held.fingerprint;
+    conn.execute(
+        "INSERT INTO dedupe_sig VALUES ('a:1', ?1, ?2, ?3, 'title 1')",
+        params![
+            fp.version,
+            fp.shingles,
+            crate::normalise::fingerprint::to_blob(&fp.minhash)
+        ],
+    )
+    .unwrap();
+    for key in crate::normalise::fingerprint::band_keys(&fp.minhash) {
+        conn.execute("INSERT INTO dedupe_band VALUES (?1, 'a:1')", [key])
+            .unwrap();
+    }
+    drop(conn);
+
+    let s = Store::open(&path, "example.org").unwrap();
+    let version: i64 = s
+        .connection()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(
+        bands_of(&s, "a:1"),
+        crate::normalise::fingerprint::BANDS as i64
+    );
+    // A near copy from another source still finds the held item through its bands.
+    let copy = with_text(item("7", "b", &[], "de"), &format!("{LONG_TEXT} ergänzt"));
+    let found = by_bands(s.connection(), &copy.fingerprint.minhash).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, ItemId("a:1".into()));
+    // Reopening does not index again, and removing the item removes its bands.
+    drop(s);
+    let mut s = Store::open(&path, "example.org").unwrap();
+    assert_eq!(
+        bands_of(&s, "a:1"),
+        crate::normalise::fingerprint::BANDS as i64
+    );
+    s.prune(0, None, Utc::now()).unwrap();
+    let left: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn prune_keeps_the_newest_items_of_each_source_over_the_limit_only() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let dated = |id: &str, src: &str, day: u32| {
+        let mut it = item(id, src, &[], "de");
+        it.published = Utc.with_ymd_and_hms(2024, 6, day, 12, 0, 0).unwrap();
+        it
+    };
+    let a = vec![dated("1", "a", 1), dated("2", "a", 2), dated("3", "a", 3)];
+    s.upsert_source_items(&SourceId("a".into()), a, Utc::now(), |_, _| {
+        Ok(Decision::New)
+    })
+    .unwrap();
+    s.upsert_source_items(
+        &SourceId("b".into()),
+        vec![dated("9", "b", 1)],
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    assert_eq!(s.prune(2, None, Utc::now()).unwrap(), 1);
+    let mut left: Vec<String> = s
+        .connection()
+        .prepare("SELECT id FROM items ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a:2", "a:3", "b:9"]);
+    assert_eq!(s.prune(2, None, Utc::now()).unwrap(), 0);
+}
+
+#[test]
+fn a_crowded_bucket_yields_only_its_newest_members() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    // Items with one text share every bucket: boilerplate as crowded as it gets.
+    let n = dedup::BUCKET_CAP + 10;
+    let items: Vec<Item> = (0..n)
+        .map(|i| with_text(item(&format!("{i:03}"), "a", &[], "de"), LONG_TEXT))
+        .collect();
+    s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |_, _| {
+        Ok(Decision::New)
+    })
+    .unwrap();
+    let probe = with_text(item("x", "b", &[], "de"), LONG_TEXT);
+    let mut found: Vec<String> = by_bands(s.connection(), &probe.fingerprint.minhash)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id.0)
+        .collect();
+    found.sort();
+    let newest: Vec<String> = (n - dedup::BUCKET_CAP..n)
+        .map(|i| format!("a:{i:03}"))
+        .collect();
+    assert_eq!(found, newest);
+}
+
+#[test]
+fn band_rows_a_killed_process_left_pending_are_indexed_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let s = store_with(&path, vec![with_text(item("1", "a", &[], "de"), LONG_TEXT)]);
+    // Committed, but the band rows are still in the connection's pending table.
+    assert_eq!(bands_of(&s, "a:1"), 0);
+    let probe = with_text(item("x", "b", &[], "de"), LONG_TEXT);
+    let found = by_bands(s.connection(), &probe.fingerprint.minhash).unwrap();
+    assert_eq!(found.len(), 1, "pending rows are candidates already");
+    // Gone without a flush, as a killed process would be.
+    std::mem::forget(s);
+    let s = Store::open(&path, "example.org").unwrap();
+    assert_eq!(
+        bands_of(&s, "a:1"),
+        crate::normalise::fingerprint::BANDS as i64
+    );
+    let found = by_bands(s.connection(), &probe.fingerprint.minhash).unwrap();
+    assert_eq!(found[0].0 .0, "a:1");
+    // A store dropped normally flushes: the next open has nothing to recover.
+    let mut s = s;
+    s.upsert_source_items(
+        &SourceId("b".into()),
+        vec![with_text(item("2", "b", &[], "de"), LONG_TEXT)],
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    drop(s);
+    let s = Store::open(&path, "example.org").unwrap();
+    assert_eq!(
+        bands_of(&s, "b:2"),
+        crate::normalise::fingerprint::BANDS as i64
+    );
+}
+
+#[test]
+fn a_changed_item_is_indexed_again_under_its_new_text() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let src = SourceId("a".into());
+    let first = with_text(item("1", "a", &["Wetter"], "de"), LONG_TEXT);
+    s.upsert_source_items(&src, vec![first], Utc::now(), |_, _| Ok(Decision::New))
+        .unwrap();
+    let other = "ganz anderer text über die förderung von vereinen im landkreis und die neue beratungsstelle am bahnhof der innenstadt";
+    let changed = with_text(item("1", "a", &["Sport"], "fr"), other);
+    let rep = s
+        .upsert_source_items(&src, vec![changed.clone()], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+    assert_eq!(rep.changed, 1);
+    s.flush_dedupe_index().unwrap();
+    assert_eq!(
+        bands_of(&s, "a:1"),
+        crate::normalise::fingerprint::BANDS as i64
+    );
+    let old = with_text(item("2", "b", &[], "de"), LONG_TEXT);
+    assert!(by_bands(s.connection(), &old.fingerprint.minhash)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        by_bands(s.connection(), &changed.fingerprint.minhash)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.visible_tags().unwrap(), vec!["Sport"]);
+    assert_eq!(s.visible_languages().unwrap(), vec!["fr"]);
+}
+
+#[test]
+fn the_band_bitmap_lets_every_held_item_be_found_built_grown_or_dropped() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+    // Unrelated texts: no two items share a shingle, so each finds only itself.
+    let text = |i: usize| {
+        let words = (0..60).map(|w| format!("w{}", (i * 7_919 + w * 104_729) % 1_000_003));
+        words.collect::<Vec<_>>().join(" ")
+    };
+    let items: Vec<Item> = (0..300)
+        .map(|i| with_text(item(&format!("i{i}"), "a", &[], "de"), &text(i)))
+        .collect();
+    let probes = items.clone();
+    s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |c, it| {
+        deduper.decide(c, it)
+    })
+    .unwrap();
+    // An empty store built it at the first lookup; 9,600 keys made it grow once.
+    let bits = s.bands.borrow().bits();
+    assert_eq!(bits, Some(2 * bandfilter::MIN_BITS));
+    let finds_itself = |s: &Store, p: &Item| {
+        let found = Lookup::new(s.connection(), &s.bands)
+            .by_bands(&p.fingerprint.minhash)
+            .unwrap();
+        found.iter().any(|(id, _)| *id == p.id)
+    };
+    for p in &probes {
+        assert!(
+            finds_itself(&s, p),
+            "{} (pending rows, bitmap built)",
+            p.id.0
+        );
+    }
+    s.flush_dedupe_index().unwrap();
+    assert_eq!(s.bands.borrow().bits(), None, "dropped at the end of a run");
+    for p in &probes[..3] {
+        assert!(finds_itself(&s, p), "{} (band table, no bitmap)", p.id.0);
+    }
+    // 96 keys looked up against 9,600 rows: cheaper than scanning them.
+    assert_eq!(s.bands.borrow().bits(), None);
+    for p in &probes[3..] {
+        assert!(finds_itself(&s, p), "{} (band table)", p.id.0);
+    }
+    assert!(
+        s.bands.borrow().bits().is_some(),
+        "built once lookups add up"
+    );
+}
+
+#[test]
+fn items_are_stored_without_their_signature_and_older_rows_are_not_changes() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let held = with_text(item("1", "a", &["t"], "de"), LONG_TEXT);
+    let src = SourceId("a".into());
+    s.upsert_source_items(&src, vec![held.clone()], Utc::now(), |_, _| {
+        Ok(Decision::New)
+    })
+    .unwrap();
+    let data = |s: &Store| -> String {
+        s.connection()
+            .query_row("SELECT data FROM items WHERE id = 'a:1'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(!data(&s).contains("minhash"), "kept once, in dedupe_sig");
+    let found = by_bands(s.connection(), &held.fingerprint.minhash).unwrap();
+    assert_eq!(found.len(), 1);
+
+    // A row as versions before this one wrote it: the signature in the JSON.
+    let mut old: serde_json::Value = serde_json::from_str(&data(&s)).unwrap();
+    old["fingerprint"]["minhash"] = serde_json::json!(held.fingerprint.minhash);
+    s.connection()
+        .execute(
+            "UPDATE items SET data = ?1 WHERE id = 'a:1'",
+            [old.to_string()],
+        )
+        .unwrap();
+    let report = s
+        .upsert_source_items(&src, vec![held.clone()], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+    assert_eq!((report.unchanged, report.changed), (1, 0));
+    assert!(report.touched.is_empty(), "nothing to publish again");
+    assert!(!data(&s).contains("minhash"), "rewritten in today's form");
+
+    // A real change is still one.
+    let mut edited = held.clone();
+    edited.title = "Another title".into();
+    let report = s
+        .upsert_source_items(&src, vec![edited], Utc::now(), |_, _| Ok(Decision::New))
+        .unwrap();
+    assert_eq!(report.changed, 1);
+}
+
+#[test]
+fn candidate_lookups_are_compiled_once_not_per_item() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+    for round in 0..3 {
+        let items: Vec<Item> = (0..20)
+            .map(|i| {
+                let text = format!("{LONG_TEXT} {round} {i}");
+                with_text(item(&format!("{round}-{i}"), "a", &["t"], "de"), &text)
+            })
+            .collect();
+        s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |c, it| {
+            deduper.decide(c, it)
+        })
+        .unwrap();
+    }
+    assert_eq!(s.visible_items(10).unwrap().len(), 10);
+    // The statements as `dedup` and `also_at` cache them: same text, same statement.
+    for sql in [
+        "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT 20",
+        "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0
+               AND source_id != (SELECT source_id FROM items WHERE id = ?1)
+             ORDER BY first_seen, id",
+    ] {
+        let st = s.connection().prepare_cached(sql).unwrap();
+        let runs = st.get_status(rusqlite::StatementStatus::Run);
+        assert!(runs >= 10, "{runs} runs of {sql}");
+        assert_eq!(
+            st.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn sources_stored_in_one_transaction_commit_or_roll_back_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("s.sqlite"), "example.org").unwrap();
+    let upsert = |s: &mut Store, id: &str, src: &str| {
+        s.upsert_source_items(
+            &SourceId(src.into()),
+            vec![item(id, src, &[], "de")],
+            Utc::now(),
+            |_, _| Ok(Decision::New),
+        )
+    };
+    let failed: Result<(), StoreError> = s.in_transaction(|s| {
+        upsert(s, "1", "a")?;
+        upsert(s, "2", "b")?;
+        Err(StoreError::Sql(rusqlite::Error::InvalidQuery))
+    });
+    assert!(failed.is_err());
+    assert!(s.visible_items(10).unwrap().is_empty());
+    s.in_transaction(|s| -> Result<(), StoreError> {
+        upsert(s, "1", "a")?;
+        upsert(s, "2", "b")?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.visible_items(10).unwrap().len(), 2);
+}
