@@ -181,6 +181,14 @@ impl SourceState {
         self.url = url.map(Url::to_string);
     }
 
+    /// The held items were read with other settings than the config's now (see
+    /// `reading`): no validators go out, so a 304 cannot keep the items as the old
+    /// settings made them.
+    pub fn forget_validators(&mut self) {
+        self.etag = None;
+        self.last_modified = None;
+    }
+
     /// The attempt failed: one more failure in a row, and what it was. `gone`: the
     /// partner answered 410, so polling stops until the URL changes.
     pub fn with_error(&mut self, status: String, message: String, gone: bool) {

@@ -11,6 +11,7 @@ use super::state::{report, Attempt, Failure};
 use crate::config::Config;
 use crate::dedupe::{self, Deduper};
 use crate::model::{Item, ItemId, Source, SourceKind, SourceReport, SourceState, SourceStatus};
+use crate::reading;
 use crate::store::{Store, StoreError};
 
 /// A source's report and its new fetch state (`None`: keep the old one).
@@ -192,6 +193,8 @@ impl Commit<'_> {
         let u = store.upsert_source_items(&s.id, items, now, |held, item| {
             self.deduper.decide(held, item)
         })?;
+        // In the items' transaction, so the two never disagree.
+        store.set_reading_fingerprint(s.id.as_str(), &reading::fingerprint(s, self.cfg))?;
         if u.new + u.changed + u.restored > 0 {
             note_changed(store);
         }

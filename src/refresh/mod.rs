@@ -93,7 +93,8 @@ pub async fn refresh(stage: Stage<'_>, now: DateTime<Utc>, mode: RefreshMode) ->
                 .collect();
         }
     };
-    let (due, mut reports) = select::select(&stage.cfg.sources, &states, now, mode);
+    let readings = stage.store().reading_fingerprints().unwrap_or_default();
+    let (due, mut reports) = select::select(stage.cfg, &states, &readings, now, mode);
     let (stored, new_states) = run(stage, due, now, started).await;
     reports.extend(stored);
     if let Err(e) = stage.store().flush_dedupe_index() {

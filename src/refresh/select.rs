@@ -1,13 +1,17 @@
 //! Which configured sources a refresh runs, and why each of the others does not: gone
 //! (410) until its URL changes, backing off after failures, or not due yet, depending
-//! on the [`RefreshMode`]. A source not run is reported as skipped with its reason.
+//! on the [`RefreshMode`]. A source read with other settings than the config's now
+//! runs at once (see `reading`). A source not run is reported as skipped with its
+//! reason.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::state::report;
+use crate::config::Config;
 use crate::model::{Source, SourceReport, SourceState, SourceStatus};
+use crate::reading;
 
 /// Which sources a refresh fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,17 +29,28 @@ pub enum RefreshMode {
 }
 
 /// The sources to run, each with its remembered state, and the reports of the others.
+/// `readings`: the reading fingerprint each source's items were made with (see
+/// `reading`); a source read with other settings than the config's now runs at once.
 pub(super) fn select(
-    sources: &[Source],
+    cfg: &Config,
     states: &HashMap<String, SourceState>,
+    readings: &HashMap<String, String>,
     now: DateTime<Utc>,
     mode: RefreshMode,
 ) -> (Vec<(Source, SourceState)>, Vec<SourceReport>) {
     let mut skipped = Vec::new();
     let mut due = Vec::new();
-    for s in sources {
-        let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
-        match skip_reason(s, &st, now, mode) {
+    for s in &cfg.sources {
+        let mut st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+        // Read with other settings than the config's now: fetch it now, without
+        // validators, so a 304 cannot keep the items as the old settings made them.
+        let stale = readings.get(s.id.as_str()) != Some(&reading::fingerprint(s, cfg));
+        if stale {
+            st.forget_validators();
+        }
+        // Its schedule waits, but a back-off, a Retry-After or a 410 still holds.
+        let paused = st.consecutive_failures > 0 || st.is_gone_at(s.kind.url());
+        match skip_reason(s, &st, now, mode).filter(|_| !stale || paused) {
             Some(why) => {
                 if st.consecutive_failures > 0 || st.is_gone_at(s.kind.url()) {
                     // Still broken, only not asked this time: keep saying so.

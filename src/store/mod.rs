@@ -25,6 +25,7 @@ mod bandfilter;
 mod dedup;
 mod items;
 mod outputs;
+mod reading;
 mod schema;
 mod sources;
 mod visible;
