@@ -31,6 +31,7 @@
 //! fetch → source → normalise stages without storing anything; [`doctor`] explains what
 //! it found, and [`import`] turns it (or a plain-text news listing) into local posts.
 
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod dates;

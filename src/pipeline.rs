@@ -17,6 +17,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use crate::catalog::{Catalog, EmbedList};
 use crate::config::Site;
 use crate::config::{Archives, Config};
 use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
@@ -25,7 +26,7 @@ use crate::model::{
 };
 use crate::model::{SourceReport, SourceStatus};
 use crate::normalise::{self, Context};
-use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport, Reach};
+use crate::publish::{self, Body, Document, Mode, PublishReport, Reach};
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
 use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
 use crate::source;

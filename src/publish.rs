@@ -1,4 +1,5 @@
-//! Rendered documents → files on disk and the in-memory catalog the server reads.
+//! Rendered documents → files on disk and the in-memory catalog the server reads
+//! ([`crate::catalog`]).
 //!
 //! Every document is read back and checked ([`crate::render::verify`]) before it may
 //! replace the published one; a document that fails keeps its previous file and
@@ -17,154 +18,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use axum::http::HeaderValue;
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};
 use crate::render::DocKind;
 use crate::store::{Store, StoreError};
-
-/// One servable document with its validators and precompressed variants.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub path: String,
-    pub content_type: &'static str,
-    pub body: Bytes,
-    pub gzip: Option<Bytes>,
-    pub brotli: Option<Bytes>,
-    /// Strong ETag of `body` (quoted); compressed variants append `-gz`/`-br`.
-    pub etag: String,
-    pub last_modified: DateTime<Utc>,
-    /// `Cache-Control` value for this document.
-    pub cache_control: &'static str,
-    /// Header values made once here rather than on every request (see [`HttpFields`]).
-    pub http: HttpFields,
-    /// Set for a sealed document (published `immutable`: a full RFC 5005 archive
-    /// page): its bytes are not held here (`body` is empty, no `gzip`/`brotli`) but
-    /// read from its files, indexed like [`HttpFields::etags`]' encodings (identity,
-    /// gzip, brotli). Archive pages are most of what grows with the store; kept in
-    /// memory they made the daemon's memory grow with it too.
-    pub on_disk: Option<Arc<[Option<Stamp>; 3]>>,
-}
-
-/// A published file as it was when it entered the catalog. Serving it checks that it
-/// still is (same size and mtime), so its bytes always match the catalog's validators.
-#[derive(Debug, Clone)]
-pub struct Stamp {
-    pub path: PathBuf,
-    pub len: u64,
-    pub modified: std::time::SystemTime,
-}
-
-impl Stamp {
-    fn of(path: PathBuf) -> Option<Stamp> {
-        let meta = std::fs::metadata(&path).ok()?;
-        Some(Stamp {
-            len: meta.len(),
-            modified: meta.modified().ok()?,
-            path,
-        })
-    }
-}
-
-/// Documents published with an `immutable` Cache-Control never change their bytes.
-fn sealed(cache_control: &str) -> bool {
-    cache_control.contains("immutable")
-}
-
-/// `Last-Modified` and the ETag of every variant (identity, gzip, brotli; each also as
-/// the browser's XML view), made into header values once per publish: conditional GETs
-/// are the bulk of a feed server's traffic, and these are all they need. Also the
-/// document's request counters, looked up on its first request, so that counting the
-/// rest takes no lock.
-#[derive(Debug, Clone)]
-pub struct HttpFields {
-    pub last_modified: HeaderValue,
-    /// Index: `encoding * 2 + browser_view`, encoding 0 identity, 1 gzip, 2 brotli.
-    pub etags: [HeaderValue; 6],
-    pub counters: std::sync::OnceLock<crate::metrics::PathCounters>,
-}
-
-impl HttpFields {
-    /// `etag` is the quoted strong ETag of the identity body.
-    pub fn new(etag: &str, last_modified: DateTime<Utc>) -> HttpFields {
-        let stem = etag.trim_end_matches('"');
-        let value = |s: String| {
-            HeaderValue::from_maybe_shared(Bytes::from(s)).expect("ETags and HTTP dates are ASCII")
-        };
-        let v = |suffix: &str| value(format!("{stem}{suffix}\""));
-        HttpFields {
-            last_modified: value(httpdate::fmt_http_date(std::time::SystemTime::from(
-                last_modified,
-            ))),
-            etags: [v(""), v("-x"), v("-gz"), v("-gz-x"), v("-br"), v("-br-x")],
-            counters: std::sync::OnceLock::new(),
-        }
-    }
-}
-
-/// The news list of one channel for `/embed`: pre-rendered `<li>` entries.
-#[derive(Debug, Clone)]
-pub struct EmbedList {
-    pub title: String,
-    pub language: String,
-    pub items: Vec<String>,
-    /// Changes whenever `items` do; part of the `/embed` ETag.
-    pub hash: String,
-    pub last_modified: DateTime<Utc>,
-}
-
-/// Everything the server answers from: documents by path (without leading `/`) and
-/// embed lists by channel key (`all`, `sources/efus`, …).
-#[derive(Debug, Clone, Default)]
-pub struct Catalog {
-    docs: HashMap<String, Arc<Rendered>>,
-    embeds: HashMap<String, Arc<EmbedList>>,
-}
-
-impl Catalog {
-    pub fn get(&self, path: &str) -> Option<&Arc<Rendered>> {
-        self.docs.get(path)
-    }
-    pub fn insert(&mut self, doc: Rendered) {
-        self.docs.insert(doc.path.clone(), Arc::new(doc));
-    }
-    pub fn len(&self) -> usize {
-        self.docs.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-    }
-    /// Every document path, in no particular order.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.docs.keys().map(String::as_str)
-    }
-    pub fn embed(&self, channel: &str) -> Option<&Arc<EmbedList>> {
-        self.embeds.get(channel)
-    }
-    pub fn insert_embed(&mut self, channel: &str, list: EmbedList) {
-        self.embeds.insert(channel.to_owned(), Arc::new(list));
-    }
-}
-
-/// The catalog the server reads; swapped whole after each publish.
-#[derive(Clone, Default)]
-pub struct SharedCatalog(Arc<ArcSwap<Catalog>>);
-
-impl SharedCatalog {
-    pub fn load(&self) -> Arc<Catalog> {
-        self.0.load_full()
-    }
-    /// The current catalog for a moment (one request): no reference count to bump.
-    pub fn guard(&self) -> arc_swap::Guard<Arc<Catalog>> {
-        self.0.load()
-    }
-    pub fn store(&self, c: Catalog) {
-        self.0.store(Arc::new(c));
-    }
-}
 
 /// How a document's bytes are made.
 pub enum Body<'a> {
@@ -474,10 +334,6 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-pub(crate) fn content_hash(body: &[u8]) -> String {
-    blake3::hash(body).to_hex()[..20].to_owned()
-}
-
 /// The compressed variants of `body`: read from the files written with it when they
 /// are still there and current, else made again.
 fn variants(
@@ -648,18 +504,17 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
     Ok(Outcome::Written {
         feed: matches!(job.kind, DocKind::Feed(_)),
         rendered: keep.then(|| {
-            Box::new(Rendered {
-                path: job.path.clone(),
-                content_type: job.content_type,
-                body,
-                gzip: gz,
-                brotli: br,
-                etag: format!("\"{}\"", job.hash),
-                last_modified: now,
-                cache_control: job.cache_control,
-                http: HttpFields::new(&format!("\"{}\"", job.hash), now),
-                on_disk: None,
-            })
+            Box::new(
+                Rendered::new(
+                    job.path.clone(),
+                    job.content_type,
+                    job.cache_control,
+                    body,
+                    format!("\"{}\"", job.hash),
+                    now,
+                )
+                .with_variants(gz, br),
+            )
         }),
         path: job.path,
         file: job.file,
@@ -718,7 +573,7 @@ impl Publisher<'_> {
         if let Some(doc) = previous.and_then(|c| c.get(path)) {
             self.published.insert(path.to_owned(), doc.last_modified);
             if self.keep {
-                self.catalog.docs.insert(path.to_owned(), doc.clone());
+                self.catalog.insert_shared(doc.clone());
             }
             self.report.unchanged += 1;
             return Ok(true);
@@ -738,9 +593,9 @@ impl Publisher<'_> {
 
     /// Keeps an unchanged channel's embed list from the last catalog.
     pub fn keep_embed(&mut self, key: &str, previous: &Catalog) -> bool {
-        match previous.embeds.get(key) {
+        match previous.embed(key) {
             Some(e) => {
-                self.catalog.embeds.insert(key.to_owned(), e.clone());
+                self.catalog.insert_embed_shared(key, e.clone());
                 true
             }
             None => false,
@@ -803,18 +658,17 @@ impl Publisher<'_> {
             } else {
                 variants(&file, &body, doc.content_type, doc.reach, false)
             };
-            self.hold(Rendered {
-                path: doc.path,
-                content_type: doc.content_type,
-                body,
-                gzip: gz,
-                brotli: br,
-                etag: format!("\"{hash}\""),
-                last_modified,
-                cache_control: doc.cache_control,
-                http: HttpFields::new(&format!("\"{hash}\""), last_modified),
-                on_disk: None,
-            });
+            self.hold(
+                Rendered::new(
+                    doc.path,
+                    doc.content_type,
+                    doc.cache_control,
+                    body,
+                    format!("\"{hash}\""),
+                    last_modified,
+                )
+                .with_variants(gz, br),
+            );
         }
         Ok(())
     }
@@ -876,18 +730,17 @@ impl Publisher<'_> {
                         if let Ok(old) = std::fs::read(&file) {
                             let old = Bytes::from(old);
                             let (gz, br) = variants(&file, &old, content_type, reach, false);
-                            self.hold(Rendered {
-                                path: path.clone(),
-                                content_type,
-                                body: old,
-                                gzip: gz,
-                                brotli: br,
-                                etag: format!("\"{h}\""),
-                                last_modified: *lm,
-                                cache_control,
-                                http: HttpFields::new(&format!("\"{h}\""), *lm),
-                                on_disk: None,
-                            });
+                            self.hold(
+                                Rendered::new(
+                                    path.clone(),
+                                    content_type,
+                                    cache_control,
+                                    old,
+                                    format!("\"{h}\""),
+                                    *lm,
+                                )
+                                .with_variants(gz, br),
+                            );
                         }
                     }
                 }
