@@ -22,7 +22,7 @@ use crate::config::Site;
 use crate::config::{Archives, Config};
 use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
 use crate::model::{
-    Channel, ChannelFilter, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
+    Channel, ChannelFilter, ChannelKind, Format, Item, ParsedFeed, Source, SourceId, SourceKind,
 };
 use crate::model::{SourceReport, SourceStatus};
 use crate::normalise::{self, Context};
@@ -830,6 +830,7 @@ impl Pipeline {
         let cfg = &self.cfg;
         let max = cfg.publish.max_items;
         let mut out = vec![Channel {
+            kind: ChannelKind::Combined,
             stem: String::new(),
             title: cfg.site.title.clone(),
             filter: ChannelFilter::default(),
@@ -838,6 +839,7 @@ impl Pipeline {
         if cfg.publish.per_source {
             for s in &cfg.sources {
                 out.push(Channel {
+                    kind: ChannelKind::Source,
                     stem: format!("sources/{}", s.id),
                     title: format!("{} – {}", cfg.site.title, s.title),
                     filter: ChannelFilter {
@@ -869,6 +871,7 @@ impl Pipeline {
                     continue;
                 }
                 out.push(Channel {
+                    kind: ChannelKind::Tag,
                     stem: format!("tags/{slug}"),
                     title: format!("{} – {}", cfg.site.title, tags[0]),
                     filter: ChannelFilter {
@@ -882,6 +885,7 @@ impl Pipeline {
         if cfg.publish.per_language {
             for lang in store.visible_languages()? {
                 out.push(Channel {
+                    kind: ChannelKind::Language,
                     stem: format!("lang/{}", lang.to_lowercase()),
                     title: format!("{} – {lang}", cfg.site.title),
                     filter: ChannelFilter {
@@ -999,7 +1003,7 @@ impl Pipeline {
                             doc.language(),
                         ));
                     }
-                    if ch.stem.is_empty() {
+                    if ch.kind == ChannelKind::Combined {
                         docs.push(Document {
                             path: "index.html".into(),
                             kind: DocKind::Html,
@@ -1070,7 +1074,7 @@ impl Pipeline {
                 }
                 let per_source: Vec<Channel> = channels
                     .iter()
-                    .filter(|c| c.stem.starts_with("sources/"))
+                    .filter(|c| c.kind == ChannelKind::Source)
                     .cloned()
                     .collect();
                 p.add(Document {
@@ -1133,7 +1137,7 @@ impl Pipeline {
             .collect();
         if !channels
             .iter()
-            .any(|c| c.stem.is_empty() && archived.contains(c.key()))
+            .any(|c| c.kind == ChannelKind::Combined && archived.contains(c.key()))
         {
             report.removed.extend(publish::remove_archive_pages(
                 &cfg.publish.output_dir,
@@ -1311,7 +1315,7 @@ fn keep_channel(
     previous: Option<&Catalog>,
 ) -> Result<bool, PipelineError> {
     let mut paths: Vec<String> = Format::ALL.iter().map(|f| ch.path(*f)).collect();
-    if ch.stem.is_empty() {
+    if ch.kind == ChannelKind::Combined {
         paths.push("index.html".into());
     }
     for page in store.archive_pages(ch.key())? {
@@ -1345,13 +1349,9 @@ const ASSET_CACHE: &str = "public, max-age=86400";
 /// channel and the `[[channel]]`s the site defines are its front door; the generated
 /// per-source, per-tag and per-language channels are many, each with few readers.
 fn reach(ch: &Channel) -> Reach {
-    let generated = ["sources/", "tags/", "lang/"]
-        .iter()
-        .any(|prefix| ch.stem.starts_with(prefix));
-    if generated {
-        Reach::Narrow
-    } else {
-        Reach::Wide
+    match ch.kind {
+        ChannelKind::Combined | ChannelKind::Defined => Reach::Wide,
+        ChannelKind::Source | ChannelKind::Tag | ChannelKind::Language => Reach::Narrow,
     }
 }
 
@@ -1364,7 +1364,7 @@ fn keeps_archive(archives: Archives, ch: &Channel) -> bool {
     match archives {
         Archives::All => true,
         Archives::None => false,
-        Archives::Combined => ch.stem.is_empty() || ch.stem.starts_with("channels/"),
+        Archives::Combined => matches!(ch.kind, ChannelKind::Combined | ChannelKind::Defined),
     }
 }
 
