@@ -12,14 +12,20 @@
 //!
 //! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line).
 //! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
-//!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish).
+//!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish), and
+//!   the refresh reports ([`model::SourceReport`]) the CLI, daemon and metrics read.
 //! - [`fetch`]: HTTP with conditional GET and limits → [`fetch::FetchOutcome`].
 //! - [`source`]: bytes or files → [`model::ParsedFeed`]; foreign parser types stay there.
 //! - [`dates`]: every date rule (RFC 822/3339, German forms, zones, DST).
 //! - [`normalise`]: `Entry` → `Item`: URLs, sanitised HTML, text, language, fingerprint.
 //! - [`dedupe`]: which stored story a new item repeats.
 //! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
-//! - [`render`] and [`publish`]: channel documents, written atomically, served from memory.
+//! - [`render`]: channel documents as bytes (RSS, Atom, JSON Feed, HTML, OPML).
+//! - [`publish`]: the publish stage, `publish::run(&Config, &Store, …)`: channel planning
+//!   over [`model::ChannelKind`], which documents changed, archive pages, the file writer
+//!   (checked, compressed, atomic), WebSub announcements.
+//! - [`catalog`]: what the server reads: [`catalog::Catalog`] of [`catalog::Rendered`]
+//!   documents and `/embed` lists, filled by `publish`, read by `serve`.
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.

@@ -1,5 +1,4 @@
-//! The publishing pass proper: documents in, files and catalog entries out
-//! ([`crate::catalog`]).
+//! The publishing pass proper: documents in, files and catalog entries out.
 //!
 //! Every document is read back and checked ([`crate::render::verify`]) before it may
 //! replace the published one; a document that fails keeps its previous file and
@@ -12,6 +11,8 @@
 //! with; if the bytes are the same as then, nothing changed and nothing is written, so
 //! the ETag and Last-Modified stay and readers keep getting 304. Only when the content
 //! differs is it rendered again with the current time.
+//!
+//! What documents there are is not decided here: that is the rest of [`super`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +23,11 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::compress::{brotli, compressible, gzip, Reach};
 use super::files::{sibling, sync_dir, write_synced};
-use super::{PublishError, PublishReport};
+use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};
 use crate::render::DocKind;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How a document's bytes are made.
 pub enum Body<'a> {
@@ -48,103 +49,6 @@ pub struct Document<'a> {
     /// How many entries a feed must hold when read back.
     pub items: Option<usize>,
     pub reach: Reach,
-}
-
-/// The compressed variants of `body`: read from the files written with it when they
-/// are still there and current, else made again.
-fn variants(
-    file: &Path,
-    body: &Bytes,
-    content_type: &str,
-    reach: Reach,
-    fresh: bool,
-) -> (Option<Bytes>, Option<Bytes>) {
-    if !compressible(content_type) || body.len() <= 256 {
-        return (None, None);
-    }
-    let read = |ext: &str| {
-        (!fresh)
-            .then(|| std::fs::read(sibling(file, ext)).ok())
-            .flatten()
-            .map(Bytes::from)
-    };
-    (
-        Some(read("gz").unwrap_or_else(|| gzip(body))),
-        Some(read("br").unwrap_or_else(|| brotli(body, reach))),
-    )
-}
-
-/// The bytes a document has now, and whether they differ from what is published.
-/// `None` for a sealed document whose file is gone or unreadable (logged).
-fn bytes_to_publish(
-    doc: &Document,
-    previous: &Option<(String, DateTime<Utc>)>,
-    file: &Path,
-    on_disk: bool,
-    now: DateTime<Utc>,
-) -> Option<(Vec<u8>, bool)> {
-    Some(match (&doc.body, previous) {
-        (Body::Keep, Some(_)) if on_disk => match std::fs::read(file) {
-            Ok(b) => (b, false),
-            Err(e) => {
-                tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
-                return None;
-            }
-        },
-        (Body::Keep, _) => {
-            tracing::error!(path = %doc.path, "sealed document missing on disk");
-            return None;
-        }
-        (Body::Fixed(b), prev) => {
-            let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
-            (b.clone(), !same)
-        }
-        (Body::Dated(render), Some((h, lm))) if on_disk => {
-            let b = render(*lm);
-            if content_hash(&b) == *h {
-                (b, false)
-            } else {
-                (render(now), true)
-            }
-        }
-        (Body::Dated(render), _) => (render(now), true),
-    })
-}
-
-/// The paths [`publish`] would write for `docs` (new or changed bytes), writing nothing:
-/// for `build --dry-run`.
-pub fn plan(
-    out_dir: &Path,
-    docs: &[Document],
-    store: &Store,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>, StoreError> {
-    let now = now.trunc_subsecs(0);
-    let mut out = Vec::new();
-    for doc in docs {
-        let file = out_dir.join(&doc.path);
-        let previous = store.output_state(&doc.path)?;
-        if let Some((_, true)) = bytes_to_publish(doc, &previous, &file, file.exists(), now) {
-            out.push(doc.path.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Publishes `docs` under `out_dir`, reusing validators of unchanged documents from the
-/// store. Returns the new catalog and what was written.
-pub fn publish(
-    out_dir: &Path,
-    docs: Vec<Document>,
-    store: &Store,
-    now: DateTime<Utc>,
-) -> Result<(Catalog, PublishReport), PublishError> {
-    publish_with(out_dir, store, now, true, |p| {
-        for doc in docs {
-            p.add(doc)?;
-        }
-        Ok::<(), PublishError>(())
-    })
 }
 
 /// Threads that check, compress and write changed documents. Writing is bound by
@@ -189,7 +93,7 @@ enum Outcome {
 }
 
 /// Checks, compresses and writes one changed document (temp file, fsync, rename each;
-/// the directory is synced by [`publish_pass`] once all writers are done).
+/// the directory is synced by [`Publisher::finish`] once all writers are done).
 fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, PublishError> {
     if let Err(error) = verify::check(job.kind, &job.body, job.items) {
         return Ok(Outcome::Failed {
@@ -241,7 +145,9 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
 /// One publishing pass, fed document by document as they are rendered (so only a few
 /// rendered documents are held at a time). Unchanged documents are recognised by their
 /// bytes and never rewritten; changed ones go to a small pool of writer threads, so
-/// rendering, checking, compressing and syncing overlap.
+/// rendering, checking, compressing and syncing overlap. [`Publisher::start`] opens a
+/// pass, [`Publisher::add`] and the `keep_*` methods feed it, [`Publisher::finish`]
+/// waits for the writers and records what reached the disk.
 pub struct Publisher<'a> {
     out_dir: &'a Path,
     store: &'a Store,
@@ -250,21 +156,99 @@ pub struct Publisher<'a> {
     /// Only report in `written` what would be written (`build --dry-run`).
     plan: bool,
     jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// The writer threads; each returns what it did when the queue closes.
+    writers: Vec<std::thread::JoinHandle<Vec<Result<Outcome, PublishError>>>>,
     catalog: Catalog,
     report: PublishReport,
     published: HashMap<String, DateTime<Utc>>,
+}
+
+impl<'a> Publisher<'a> {
+    /// Opens a publishing pass under `out_dir` at `now` and starts its writers. With
+    /// [`Mode::Catalog`] the catalog holds every document (for the server); with
+    /// [`Mode::Files`] it stays empty (for `build`, which only needs the files);
+    /// [`Mode::Plan`] writes nothing and only reports what would be written.
+    pub fn start(out_dir: &'a Path, store: &'a Store, now: DateTime<Utc>, mode: Mode) -> Self {
+        let keep = mode == Mode::Catalog;
+        // Validators and feed dates are stored and sent with whole seconds; a fraction
+        // would make the next cycle's re-render differ from what was published.
+        let now = now.trunc_subsecs(0);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let writers = (0..WRITERS)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => done.push(write_job(job, keep, now)),
+                            Err(_) => return done,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Publisher {
+            out_dir,
+            store,
+            now,
+            keep,
+            plan: mode == Mode::Plan,
+            jobs: Some(tx),
+            writers,
+            catalog: Catalog::default(),
+            report: PublishReport::default(),
+            published: HashMap::new(),
+        }
+    }
+
+    /// Closes the pass: the writers finish what is queued, the directories written to
+    /// are synced, and every document that reached the disk is recorded in the store —
+    /// even when another one failed (the first error is returned after that).
+    pub fn finish(mut self) -> Result<Published, PublishError> {
+        self.jobs = None; // closes the queue: writers finish what is left, then stop
+        let outcomes: Vec<Result<Outcome, PublishError>> = std::mem::take(&mut self.writers)
+            .into_iter()
+            .flat_map(|w| w.join().expect("writer threads do not panic"))
+            .collect();
+        // This pass's renames become durable before the store says they happened: one
+        // fsync per directory written to (see `write_synced`).
+        let dirs: std::collections::BTreeSet<&Path> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Outcome::Written { file, .. }) => file.parent(),
+                _ => None,
+            })
+            .collect();
+        for dir in dirs {
+            sync_dir(dir);
+        }
+        let mut first_error = None;
+        for o in outcomes {
+            if let Err(e) = o.and_then(|o| self.record(o)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        self.report.written.sort();
+        self.report.changed_feeds.sort();
+        self.report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Published {
+            catalog: std::mem::take(&mut self.catalog),
+            report: std::mem::take(&mut self.report),
+            paths: std::mem::take(&mut self.published),
+        })
+    }
 }
 
 impl Publisher<'_> {
     /// Does this pass build a catalog (bodies in memory, for the server), or only files?
     pub fn keeps_catalog(&self) -> bool {
         self.keep
-    }
-
-    /// The Last-Modified of a path published (or kept) in this pass so far; documents
-    /// still with a writer are not counted yet.
-    pub fn published(&self, path: &str) -> Option<DateTime<Utc>> {
-        self.published.get(path).copied()
     }
 
     /// Could [`Publisher::keep_unchanged`] keep `path`?
@@ -467,118 +451,72 @@ impl Publisher<'_> {
     }
 }
 
-/// What a publishing pass leaves: the catalog (empty without `keep`), the report, and
-/// the Last-Modified of every path that is published now.
+/// What a publishing pass leaves: the catalog (empty unless [`Mode::Catalog`]), the
+/// report, and the Last-Modified of every path that is published now.
 pub struct Published {
     pub catalog: Catalog,
     pub report: PublishReport,
     pub paths: HashMap<String, DateTime<Utc>>,
 }
 
-/// Runs one publishing pass: `produce` feeds documents to the [`Publisher`]; changed
-/// ones are checked and written by a pool of threads; their validators are saved as
-/// they finish. With `keep`, the catalog holds every document (for the server);
-/// without, it stays empty (for `build`, which only needs the files).
-pub fn publish_with<E: From<PublishError>>(
-    out_dir: &Path,
-    store: &Store,
-    now: DateTime<Utc>,
-    keep: bool,
-    produce: impl FnOnce(&mut Publisher) -> Result<(), E>,
-) -> Result<(Catalog, PublishReport), E> {
-    let mode = if keep { Mode::Catalog } else { Mode::Files };
-    publish_pass(out_dir, store, now, mode, produce).map(|p| (p.catalog, p.report))
-}
-
-/// What a publishing pass produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Files, and every document in memory for the server.
-    Catalog,
-    /// Files only (`build`).
-    Files,
-    /// Nothing: only which documents would be written (`build --dry-run`).
-    Plan,
-}
-
-/// [`publish_with`], also returning the published paths.
-pub fn publish_pass<E: From<PublishError>>(
-    out_dir: &Path,
-    store: &Store,
-    now: DateTime<Utc>,
-    mode: Mode,
-    produce: impl FnOnce(&mut Publisher) -> Result<(), E>,
-) -> Result<Published, E> {
-    let keep = mode == Mode::Catalog;
-    // Validators and feed dates are stored and sent with whole seconds; a fraction
-    // would make the next cycle's re-render differ from what was published.
-    let now = now.trunc_subsecs(0);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
-    let rx = std::sync::Mutex::new(rx);
-    let mut p = Publisher {
-        out_dir,
-        store,
-        now,
-        keep,
-        plan: mode == Mode::Plan,
-        jobs: Some(tx),
-        catalog: Catalog::default(),
-        report: PublishReport::default(),
-        published: HashMap::new(),
+/// The compressed variants of `body`: read from the files written with it when they
+/// are still there and current, else made again.
+fn variants(
+    file: &Path,
+    body: &Bytes,
+    content_type: &str,
+    reach: Reach,
+    fresh: bool,
+) -> (Option<Bytes>, Option<Bytes>) {
+    if !compressible(content_type) || body.len() <= 256 {
+        return (None, None);
+    }
+    let read = |ext: &str| {
+        (!fresh)
+            .then(|| std::fs::read(sibling(file, ext)).ok())
+            .flatten()
+            .map(Bytes::from)
     };
-    let (produced, outcomes) = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..WRITERS)
-            .map(|_| {
-                let rx = &rx;
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match job {
-                            Ok(job) => done.push(write_job(job, keep, now)),
-                            Err(_) => return done,
-                        }
-                    }
-                })
-            })
-            .collect();
-        let produced = produce(&mut p);
-        p.jobs = None; // closes the queue: writers finish what is left, then stop
-        let outcomes: Vec<Result<Outcome, PublishError>> = workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("writer threads do not panic"))
-            .collect();
-        (produced, outcomes)
-    });
-    let mut first_error = produced.err();
-    // This pass's renames become durable before the store says they happened: one
-    // fsync per directory written to (see `write_synced`).
-    let dirs: std::collections::BTreeSet<&Path> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Ok(Outcome::Written { file, .. }) => file.parent(),
-            _ => None,
-        })
-        .collect();
-    for dir in dirs {
-        sync_dir(dir);
-    }
-    // Record every document that reached the disk, even when another one failed.
-    for o in outcomes {
-        if let Err(e) = o.and_then(|o| p.record(o)) {
-            first_error.get_or_insert(E::from(e));
+    (
+        Some(read("gz").unwrap_or_else(|| gzip(body))),
+        Some(read("br").unwrap_or_else(|| brotli(body, reach))),
+    )
+}
+
+/// The bytes a document has now, and whether they differ from what is published.
+/// `None` for a sealed document whose file is gone or unreadable (logged).
+fn bytes_to_publish(
+    doc: &Document,
+    previous: &Option<(String, DateTime<Utc>)>,
+    file: &Path,
+    on_disk: bool,
+    now: DateTime<Utc>,
+) -> Option<(Vec<u8>, bool)> {
+    Some(match (&doc.body, previous) {
+        (Body::Keep, Some(_)) if on_disk => match std::fs::read(file) {
+            Ok(b) => (b, false),
+            Err(e) => {
+                tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
+                return None;
+            }
+        },
+        (Body::Keep, _) => {
+            tracing::error!(path = %doc.path, "sealed document missing on disk");
+            return None;
         }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    p.report.written.sort();
-    p.report.changed_feeds.sort();
-    p.report.failed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Published {
-        catalog: p.catalog,
-        report: p.report,
-        paths: p.published,
+        (Body::Fixed(b), prev) => {
+            let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
+            (b.clone(), !same)
+        }
+        (Body::Dated(render), Some((h, lm))) if on_disk => {
+            let b = render(*lm);
+            if content_hash(&b) == *h {
+                (b, false)
+            } else {
+                (render(now), true)
+            }
+        }
+        (Body::Dated(render), _) => (render(now), true),
     })
 }
 
@@ -605,6 +543,21 @@ mod tests {
             items: Some(0),
             reach: Reach::Wide,
         }
+    }
+
+    /// One pass for the server, as `publish::run` makes it: the documents fed one by
+    /// one, then the writers waited for.
+    fn publish(
+        out_dir: &Path,
+        docs: Vec<Document>,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<(Catalog, PublishReport), PublishError> {
+        let mut p = Publisher::start(out_dir, store, now, Mode::Catalog);
+        for doc in docs {
+            p.add(doc)?;
+        }
+        p.finish().map(|p| (p.catalog, p.report))
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! RFC 5005 archive pages of a channel: cutting new full pages from the items after
+//! the last page, rendering the pages not sealed yet, keeping sealed ones as they are
+//! on disk, and sealing a page once its final form is published. The pages' bounds
+//! are kept by the store ([`crate::store::archive`]); their bytes by the writer.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use chrono::{DateTime, Utc};
+
+use super::compress::Reach;
+use super::documents::{with_source_titles, RenderCtx, ARCHIVE_CACHE, FEED_CACHE};
+use super::writer::{Body, Document, Publisher};
+use super::{PublishError, PublishReport};
+use crate::config::Config;
+use crate::model::{Channel, Format};
+use crate::render::{DocKind, Paging};
+use crate::store::archive::ArchivePage;
+use crate::store::{Store, StoreError, StoredItem};
+
+/// Archive pages exist in the formats that have RFC 5005 paging links.
+pub(super) const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];
+
+/// An archive page to seal once its final bytes are published.
+pub(super) struct Seal {
+    channel: String,
+    page: u32,
+    paths: Vec<String>,
+}
+
+/// Publishes the RFC 5005 archive pages of `ch`: cuts new full pages from the items
+/// after the last page, renders pages that are not sealed yet, and keeps the sealed
+/// ones as they are on disk. Returns the number of pages. Each page goes to the
+/// publisher as soon as it is read, so one page's items are in memory at a time, not
+/// a channel's whole history (a first build of 200,000 items held them all).
+pub(super) fn docs<'a>(
+    cfg: &Config,
+    store: &Store,
+    ctx: RenderCtx<'a>,
+    ch: &'a Channel,
+    publisher: &mut Publisher,
+    seals: &mut Vec<Seal>,
+) -> Result<u32, PublishError> {
+    let pages = cut_pages(store, ch, cfg.publish.archive_page_size)?;
+    let count = pages.len() as u32;
+    let out = &cfg.publish.output_dir;
+    for (i, p) in pages.iter().enumerate() {
+        let final_form = p.page < count;
+        let paths: Vec<String> = ARCHIVE_FORMATS
+            .iter()
+            .map(|f| ch.archive_path(*f, p.page))
+            .collect();
+        let cache_control = if final_form {
+            ARCHIVE_CACHE
+        } else {
+            FEED_CACHE
+        };
+        if p.sealed && paths.iter().all(|path| out.join(path).exists()) {
+            for (f, path) in ARCHIVE_FORMATS.iter().zip(paths) {
+                publisher.add(Document {
+                    path,
+                    kind: DocKind::Archive(*f),
+                    content_type: f.content_type(),
+                    body: Body::Keep,
+                    cache_control,
+                    items: None,
+                    reach: Reach::Narrow,
+                })?;
+            }
+            continue;
+        }
+        let after = i.checked_sub(1).map(|j| &pages[j].end);
+        let mut items: Vec<StoredItem> = with_source_titles(
+            store
+                .archive_items(&ch.filter, after, Some(&p.end))?
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect(),
+            ctx.sources,
+        );
+        items.sort_by(|a, b| {
+            b.item
+                .published
+                .cmp(&a.item.published)
+                .then_with(|| a.item.id.cmp(&b.item.id))
+        });
+        let items = Rc::new(items);
+        let paging = Paging::Archive {
+            page: p.page,
+            pages: count,
+        };
+        for (f, path) in ARCHIVE_FORMATS.iter().zip(paths.iter()) {
+            publisher.add(Document {
+                path: path.clone(),
+                kind: DocKind::Archive(*f),
+                content_type: f.content_type(),
+                items: Some(items.len()),
+                body: ctx.feed_body(ch, items.clone(), paging, *f),
+                cache_control,
+                reach: Reach::Narrow,
+            })?;
+        }
+        if final_form {
+            seals.push(Seal {
+                channel: ch.key().to_owned(),
+                page: p.page,
+                paths,
+            });
+        }
+    }
+    Ok(count)
+}
+
+/// The channel's archive pages, with new full pages of `size` items cut (and recorded)
+/// from the items after the last one.
+fn cut_pages(store: &Store, ch: &Channel, size: usize) -> Result<Vec<ArchivePage>, StoreError> {
+    let key = ch.key();
+    let mut pages = store.archive_pages(key)?;
+    let last_end = pages.last().map(|p| p.end.clone());
+    let fresh = store.archive_cursors(&ch.filter, last_end.as_ref())?;
+    for chunk in fresh.chunks_exact(size) {
+        let page = pages.len() as u32 + 1;
+        let end = chunk[size - 1].clone();
+        store.add_archive_page(key, page, &end)?;
+        pages.push(ArchivePage {
+            page,
+            end,
+            sealed: false,
+        });
+    }
+    Ok(pages)
+}
+
+/// Seals the pages whose final form is now published: every path of the page is
+/// served and none failed its check.
+pub(super) fn seal(
+    store: &Store,
+    seals: Vec<Seal>,
+    report: &PublishReport,
+    published: &HashMap<String, DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    for seal in seals {
+        let failed = report.failed.iter().any(|(p, _)| seal.paths.contains(p));
+        let served = seal.paths.iter().all(|p| published.contains_key(p));
+        if !failed && served {
+            store.seal_archive_page(&seal.channel, seal.page)?;
+        }
+    }
+    Ok(())
+}
