@@ -3,7 +3,7 @@
 //! `/embed` news lists ([`EmbedList`]), swapped whole after each publish through
 //! [`SharedCatalog`].
 //!
-//! [`crate::publish`] fills a catalog; [`crate::serve`] answers from it. Neither reaches
+//! The publish stage fills a catalog; the server (`serve`) answers from it. Neither reaches
 //! into the other: this module is the boundary, and it knows nothing of rendering,
 //! writing files or HTTP routing. The request counters a document carries are
 //! [`crate::metrics`]' type.

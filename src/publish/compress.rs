@@ -1,6 +1,6 @@
 //! Compression of published documents: which documents get gzip and brotli copies,
 //! and how hard each is worked for ([`Reach`]). Made once per changed document when it
-//! is written, never per request; [`crate::serve`] only picks a variant.
+//! is written, never per request; the server only picks a variant.
 
 use std::io::Write;
 

@@ -16,7 +16,7 @@
 //!    reached their final form, attach the `/embed` lists, and note in the store what
 //!    was published.
 //!
-//! Rendering bytes is [`crate::render`]'s; serving them is [`crate::serve`]'s, over
+//! Rendering bytes is [`crate::render`]'s; serving them is the server's (`serve`), over
 //! [`crate::catalog`]. [`announce`] tells a WebSub hub what changed.
 
 mod archive;
