@@ -19,11 +19,13 @@
 //! - [`dates`]: every date rule (RFC 822/3339, German forms, zones, DST).
 //! - [`normalise`]: `Entry` → `Item`: URLs, sanitised HTML, text, language, fingerprint.
 //! - [`dedupe`]: which stored story a new item repeats.
-//! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
+//! - [`store`]: SQLite: items, published IDs, clusters, fetch state; [`identity`] is the
+//!   rule that makes an item's published ID.
 //! - [`render`]: channel documents as bytes (RSS, Atom, JSON Feed, HTML, OPML).
 //! - [`publish`]: the publish stage, `publish::run(&Config, &Store, …)`: channel planning
-//!   over [`model::ChannelKind`], which documents changed, archive pages, the file writer
-//!   (checked, compressed, atomic), WebSub announcements.
+//!   over [`model::ChannelKind`], which documents changed, archive pages (laid out by
+//!   [`archive_plan`]), the file writer (checked, compressed, atomic), WebSub
+//!   announcements.
 //! - [`catalog`]: what the server reads: [`catalog::Catalog`] of [`catalog::Rendered`]
 //!   documents and `/embed` lists, filled by `publish`, read by `serve`.
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
@@ -37,6 +39,7 @@
 //! fetch → source → normalise stages without storing anything; [`doctor`] explains what
 //! it found, and [`import`] turns it (or a plain-text news listing) into local posts.
 
+pub mod archive_plan;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
@@ -44,6 +47,7 @@ pub mod dates;
 pub mod dedupe;
 pub mod doctor;
 pub mod fetch;
+pub mod identity;
 pub mod import;
 pub mod metrics;
 pub mod model;

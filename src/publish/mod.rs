@@ -96,13 +96,10 @@ pub enum Mode {
     Plan,
 }
 
-/// The tag-URI authority for published IDs: the site's host.
+/// The RFC 4151 tagging entity for published IDs: the site's host and `site.id_date`.
 pub fn authority(cfg: &Config) -> String {
-    cfg.site
-        .base_url
-        .host_str()
-        .unwrap_or("localhost")
-        .to_owned()
+    let host = cfg.site.base_url.host_str().unwrap_or("localhost");
+    crate::identity::tagging_entity(host, cfg.site.id_date)
 }
 
 /// What the outputs depend on besides the store: the config and this program's
@@ -335,7 +332,8 @@ impl<'a> Pass<'a> {
         if ch.kind == ChannelKind::Combined {
             paths.push("index.html".into());
         }
-        for page in self.store.archive_pages(ch.key())? {
+        let stored = self.store.archive_pages(ch.key())?;
+        for page in &stored {
             paths.extend(
                 archive::ARCHIVE_FORMATS
                     .iter()
@@ -349,6 +347,14 @@ impl<'a> Pass<'a> {
         }
         if p.keeps_catalog() && self.previous.and_then(|c| c.embed(ch.key())).is_none() {
             return Ok(false);
+        }
+        // The open page after the full ones, when the last publish had one.
+        let open = stored.len() as u32 + 1;
+        for f in archive::ARCHIVE_FORMATS {
+            let path = ch.archive_path(f, open);
+            if p.can_keep(&path, self.previous)? {
+                paths.push(path);
+            }
         }
         for path in &paths {
             p.keep_unchanged(path, self.previous)?;
