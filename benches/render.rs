@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use feedwerk::model::{AlsoAt, Channel, ChannelFilter, Format};
+use feedwerk::model::{AlsoAt, Channel, ChannelFilter, ChannelKind, Format};
 use feedwerk::publish::{self, Reach};
 use feedwerk::render::{self, FeedDoc, Paging};
 use feedwerk::store::StoredItem;
@@ -36,6 +36,7 @@ fn render(c: &mut Criterion) {
         .collect();
     items.sort_by_key(|s| std::cmp::Reverse(s.item.published));
     let channel = Channel {
+        kind: ChannelKind::Combined,
         stem: String::new(),
         title: cfg.site.title.clone(),
         filter: ChannelFilter::default(),

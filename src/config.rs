@@ -17,7 +17,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
-use crate::model::{Channel, ChannelFilter, PageSelectors, Source, SourceId, SourceKind};
+use crate::model::{
+    Channel, ChannelFilter, ChannelKind, PageSelectors, Source, SourceId, SourceKind,
+};
 
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -962,6 +964,7 @@ impl Config {
                 }
             }
             channels.push(Channel {
+                kind: ChannelKind::Defined,
                 stem: format!("channels/{id}"),
                 title: c.title.unwrap_or_else(|| format!("{} – {id}", site.title)),
                 filter: ChannelFilter {

@@ -25,11 +25,11 @@ use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::SharedCatalog;
 use crate::config::{self, Config};
 use crate::metrics::Telemetry;
 use crate::model::{SourceReport, SourceStatus};
 use crate::pipeline::{Pipeline, RefreshMode};
-use crate::publish::SharedCatalog;
 use crate::serve::{self, AppState};
 
 /// The longest the loop sleeps between two rounds (and so between two heartbeats) when

@@ -12,7 +12,9 @@
 //!
 //! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line).
 //! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
-//!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish).
+//!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish),
+//!   [`model::SourceState`] (a source's fetch state, with its transitions), and the
+//!   refresh reports ([`model::SourceReport`]) the CLI, daemon and metrics read.
 //! - [`fetch`]: HTTP with conditional GET and limits → [`fetch::FetchOutcome`];
 //!   [`reading`] says when a source's settings changed, so it is re-read, not answered 304.
 //! - [`source`]: bytes or files → [`model::ParsedFeed`]; foreign parser types stay there.
@@ -21,8 +23,13 @@
 //! - [`dedupe`]: which stored story a new item repeats.
 //! - [`store`]: SQLite: items, published IDs, clusters, fetch state; [`identity`] is the
 //!   rule that makes an item's published ID.
-//! - [`render`] and [`publish`]: channel documents, written atomically, served from memory;
-//!   [`archive_plan`] lays out a channel's RFC 5005 archive pages.
+//! - [`render`]: channel documents as bytes (RSS, Atom, JSON Feed, HTML, OPML).
+//! - [`publish`]: the publish stage, `publish::run(&Config, &Store, …)`: channel planning
+//!   over [`model::ChannelKind`], which documents changed, archive pages (laid out by
+//!   [`archive_plan`]), the file writer (checked, compressed, atomic), WebSub
+//!   announcements.
+//! - [`catalog`]: what the server reads: [`catalog::Catalog`] of [`catalog::Rendered`]
+//!   documents and `/embed` lists, filled by `publish`, read by `serve`.
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
@@ -39,6 +46,7 @@
 //! it found, and [`import`] turns it (or a plain-text news listing) into local posts.
 
 pub mod archive_plan;
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod dates;

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
 use feedwerk::model::{SourceReport, SourceStatus};
-use feedwerk::pipeline::{Pipeline, Preview, RefreshMode};
+use feedwerk::pipeline::{Pipeline, RefreshMode};
+use feedwerk::publish::Preview;
 
 /// RSS/Atom feed publisher and aggregator: local Markdown posts and partner feeds,
 /// normalised, deduplicated and republished as RSS, Atom and JSON Feed.

@@ -4,8 +4,8 @@
 //! [`Telemetry`] is shared by the daemon's working loop (which records each cycle and
 //! beats the heartbeat) and the HTTP server (which counts requests and answers the two
 //! endpoints). It owns the `prometheus-client` registry; that crate's types stay in
-//! this module. Deciding *when* to record is the daemon's job; what a cycle did is the
-//! pipeline's report.
+//! this module. Deciding *when* to record is the daemon's job; what a cycle did is its
+//! report ([`crate::model::SourceReport`]), so this module depends on no stage.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

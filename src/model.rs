@@ -430,9 +430,26 @@ impl ChannelFilter {
     }
 }
 
+/// What a channel is, decided when it is planned: where its files go, how widely it is
+/// read and whether it has archive pages follow from this, never from its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Every item: `rss.xml`, `atom.xml`, `feed.json` (and the news page).
+    Combined,
+    /// One source's items: `sources/<id>`.
+    Source,
+    /// One tag's items: `tags/<slug>`.
+    Tag,
+    /// One language's items: `lang/<code>`.
+    Language,
+    /// A `[[channel]]` of the config: `channels/<id>`.
+    Defined,
+}
+
 /// One published feed: which items, how many, under which path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
+    pub kind: ChannelKind,
     /// Path stem under the output dir, without extension: `combined` files are written
     /// as `rss.xml`/`atom.xml`/`feed.json`, others as `<stem>.rss` etc.
     pub stem: String,
@@ -444,7 +461,7 @@ pub struct Channel {
 impl Channel {
     /// Relative path of this channel's file in `format`.
     pub fn path(&self, format: Format) -> String {
-        if self.stem.is_empty() {
+        if self.kind == ChannelKind::Combined {
             match format {
                 Format::Rss => "rss.xml".into(),
                 Format::Atom => "atom.xml".into(),
@@ -458,7 +475,7 @@ impl Channel {
     /// Relative path of archive page `page` (1 = oldest, RFC 5005) in `format`:
     /// `archive/3.atom` for the combined channel, `sources/efus/archive/3.atom` else.
     pub fn archive_path(&self, format: Format, page: u32) -> String {
-        if self.stem.is_empty() {
+        if self.kind == ChannelKind::Combined {
             format!("archive/{page}.{}", format.extension())
         } else {
             format!("{}/archive/{page}.{}", self.stem, format.extension())
@@ -468,7 +485,7 @@ impl Channel {
     /// The name partners use for this channel in `/embed?channel=…`: its stem, or
     /// `all` for the combined channel.
     pub fn key(&self) -> &str {
-        if self.stem.is_empty() {
+        if self.kind == ChannelKind::Combined {
             "all"
         } else {
             &self.stem

@@ -32,8 +32,8 @@ use bytes::Bytes;
 use futures_util::future::{self, Either};
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::{Rendered, SharedCatalog, Stamp};
 use crate::metrics::Telemetry;
-use crate::publish::{HttpFields, Rendered, SharedCatalog, Stamp};
 use crate::render::embed;
 
 /// Shared state of the HTTP server.
@@ -237,7 +237,7 @@ async fn from_disk(
         Ok(Err(e)) => return unreadable(doc, &e),
         Err(e) => return unreadable(doc, &std::io::Error::other(e)),
     };
-    let hash = crate::publish::content_hash(&body);
+    let hash = crate::catalog::content_hash(&body);
     let etag = format!("\"{hash}\"");
     tracing::warn!(path = %doc.path, "published file changed on disk since it was published; serving it as it is now");
     let last_modified = if etag == doc.etag {
@@ -248,18 +248,14 @@ async fn from_disk(
             .map(chrono::DateTime::<chrono::Utc>::from)
             .unwrap_or(doc.last_modified)
     };
-    let now = Rendered {
-        path: doc.path.clone(),
-        content_type: doc.content_type,
+    let now = Rendered::new(
+        doc.path.clone(),
+        doc.content_type,
+        doc.cache_control,
         body,
-        gzip: None,
-        brotli: None,
-        http: HttpFields::new(&etag, last_modified),
         etag,
         last_modified,
-        cache_control: doc.cache_control,
-        on_disk: None,
-    };
+    );
     let choice = choose(&now, headers);
     let len = now.body.len() as u64;
     respond(
@@ -379,18 +375,14 @@ async fn serve_embed(State(state): State<AppState>, req: Request<Body>) -> Respo
     };
     let items = &list.items[..q.n.min(list.items.len())];
     let body = embed::page(&list.title, &list.language, items);
-    let doc = Rendered {
-        path: "embed".into(),
-        content_type: "text/html; charset=utf-8",
-        body: body.into(),
-        gzip: None,
-        brotli: None,
-        etag: format!("\"{}-{}\"", list.hash, q.n),
-        last_modified: list.last_modified,
-        cache_control: "public, max-age=300",
-        http: HttpFields::new(&format!("\"{}-{}\"", list.hash, q.n), list.last_modified),
-        on_disk: None,
-    };
+    let doc = Rendered::new(
+        "embed".into(),
+        "text/html; charset=utf-8",
+        "public, max-age=300",
+        body.into(),
+        format!("\"{}-{}\"", list.hash, q.n),
+        list.last_modified,
+    );
     let choice = choose(&doc, req.headers());
     let head = req.method() == Method::HEAD;
     let len = doc.body.len() as u64;

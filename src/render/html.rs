@@ -4,7 +4,7 @@
 use chrono_tz::Tz;
 
 use super::{escape, FeedDoc};
-use crate::model::{Channel, Format};
+use crate::model::{Channel, ChannelKind, Format};
 use crate::store::StoredItem;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:0 auto;padding:1rem;line-height:1.5;color:#1b1b1b}\
@@ -67,7 +67,7 @@ pub fn index(doc: &FeedDoc, channels: &[Channel]) -> Vec<u8> {
         nav.push_str(
             "<nav aria-labelledby=\"feeds\">\n<h2 id=\"feeds\">Weitere Feeds: nach Quelle, Thema und Sprache</h2>\n<ul>\n",
         );
-        for ch in channels.iter().filter(|c| !c.stem.is_empty()) {
+        for ch in channels.iter().filter(|c| c.kind != ChannelKind::Combined) {
             let url = |f: Format| {
                 escape(
                     doc.site

@@ -1,0 +1,659 @@
+//! The publishing pass proper: documents in, files and catalog entries out.
+//!
+//! Every document is read back and checked ([`crate::render::verify`]) before it may
+//! replace the published one; a document that fails keeps its previous file and
+//! validators, and the failure is logged and reported. Files are written to a
+//! temporary file in the same directory, synced and renamed into place, so readers
+//! (and a crash) never see half a file. Compressed variants are made once, here.
+//!
+//! Byte stability: a dated document (a feed, whose `updated`/`lastBuildDate` is "when
+//! the content last changed") is first rendered with the date it was last published
+//! with; if the bytes are the same as then, nothing changed and nothing is written, so
+//! the ETag and Last-Modified stay and readers keep getting 304. Only when the content
+//! differs is it rendered again with the current time.
+//!
+//! What documents there are is not decided here: that is the rest of [`super`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, SubsecRound, Utc};
+
+use super::compress::{brotli, compressible, gzip, Reach};
+use super::files::{sibling, sync_dir, write_synced};
+use super::{Mode, PublishError, PublishReport};
+use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
+use crate::render::verify::{self, VerifyError};
+use crate::render::DocKind;
+use crate::store::Store;
+
+/// How a document's bytes are made.
+pub enum Body<'a> {
+    /// Bytes that do not depend on when they are published.
+    Fixed(Vec<u8>),
+    /// Bytes that carry "when the content last changed"; called with that time.
+    Dated(Box<dyn Fn(DateTime<Utc>) -> Vec<u8> + 'a>),
+    /// A sealed document (a full RFC 5005 archive page): the file on disk is final.
+    Keep,
+}
+
+/// A document to publish.
+pub struct Document<'a> {
+    pub path: String,
+    pub kind: DocKind,
+    pub content_type: &'static str,
+    pub body: Body<'a>,
+    pub cache_control: &'static str,
+    /// How many entries a feed must hold when read back.
+    pub items: Option<usize>,
+    pub reach: Reach,
+}
+
+/// Threads that check, compress and write changed documents. Writing is bound by
+/// `fsync` latency as much as by CPU, and concurrent syncs share journal commits.
+const WRITERS: usize = 4;
+/// Rendered documents waiting for a writer; bounds what a cold build holds in memory.
+const QUEUE: usize = 8;
+
+/// A changed document on its way to disk.
+struct Job {
+    path: String,
+    kind: DocKind,
+    content_type: &'static str,
+    cache_control: &'static str,
+    items: Option<usize>,
+    reach: Reach,
+    body: Vec<u8>,
+    hash: String,
+    file: PathBuf,
+    /// The published version's validators, kept if this one fails its check.
+    previous: Option<(String, DateTime<Utc>)>,
+}
+
+enum Outcome {
+    Written {
+        path: String,
+        /// Where it was written: its directory is synced at the end of the pass.
+        file: PathBuf,
+        hash: String,
+        feed: bool,
+        rendered: Option<Box<Rendered>>,
+    },
+    Failed {
+        path: String,
+        error: VerifyError,
+        previous: Option<(String, DateTime<Utc>)>,
+        file: PathBuf,
+        content_type: &'static str,
+        cache_control: &'static str,
+        reach: Reach,
+    },
+}
+
+/// Checks, compresses and writes one changed document (temp file, fsync, rename each;
+/// the directory is synced by [`Publisher::finish`] once all writers are done).
+fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, PublishError> {
+    if let Err(error) = verify::check(job.kind, &job.body, job.items) {
+        return Ok(Outcome::Failed {
+            path: job.path,
+            error,
+            previous: job.previous,
+            file: job.file,
+            content_type: job.content_type,
+            cache_control: job.cache_control,
+            reach: job.reach,
+        });
+    }
+    let body = Bytes::from(job.body);
+    let (gz, br) = variants(&job.file, &body, job.content_type, job.reach, true);
+    let w = |p: &Path, b: &[u8]| {
+        write_synced(p, b).map_err(|source| PublishError::Write {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    w(&job.file, &body)?;
+    if let Some(g) = &gz {
+        w(&sibling(&job.file, "gz"), g)?;
+    }
+    if let Some(b) = &br {
+        w(&sibling(&job.file, "br"), b)?;
+    }
+    Ok(Outcome::Written {
+        feed: matches!(job.kind, DocKind::Feed(_)),
+        rendered: keep.then(|| {
+            Box::new(
+                Rendered::new(
+                    job.path.clone(),
+                    job.content_type,
+                    job.cache_control,
+                    body,
+                    format!("\"{}\"", job.hash),
+                    now,
+                )
+                .with_variants(gz, br),
+            )
+        }),
+        path: job.path,
+        file: job.file,
+        hash: job.hash,
+    })
+}
+
+/// One publishing pass, fed document by document as they are rendered (so only a few
+/// rendered documents are held at a time). Unchanged documents are recognised by their
+/// bytes and never rewritten; changed ones go to a small pool of writer threads, so
+/// rendering, checking, compressing and syncing overlap. [`Publisher::start`] opens a
+/// pass, [`Publisher::add`] and the `keep_*` methods feed it, [`Publisher::finish`]
+/// waits for the writers and records what reached the disk.
+pub struct Publisher<'a> {
+    out_dir: &'a Path,
+    store: &'a Store,
+    now: DateTime<Utc>,
+    keep: bool,
+    /// Only report in `written` what would be written (`build --dry-run`).
+    plan: bool,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// The writer threads; each returns what it did when the queue closes.
+    writers: Vec<std::thread::JoinHandle<Vec<Result<Outcome, PublishError>>>>,
+    catalog: Catalog,
+    report: PublishReport,
+    published: HashMap<String, DateTime<Utc>>,
+}
+
+impl<'a> Publisher<'a> {
+    /// Opens a publishing pass under `out_dir` at `now` and starts its writers. With
+    /// [`Mode::Catalog`] the catalog holds every document (for the server); with
+    /// [`Mode::Files`] it stays empty (for `build`, which only needs the files);
+    /// [`Mode::Plan`] writes nothing and only reports what would be written.
+    pub fn start(out_dir: &'a Path, store: &'a Store, now: DateTime<Utc>, mode: Mode) -> Self {
+        let keep = mode == Mode::Catalog;
+        // Validators and feed dates are stored and sent with whole seconds; a fraction
+        // would make the next cycle's re-render differ from what was published.
+        let now = now.trunc_subsecs(0);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let writers = (0..WRITERS)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => done.push(write_job(job, keep, now)),
+                            Err(_) => return done,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Publisher {
+            out_dir,
+            store,
+            now,
+            keep,
+            plan: mode == Mode::Plan,
+            jobs: Some(tx),
+            writers,
+            catalog: Catalog::default(),
+            report: PublishReport::default(),
+            published: HashMap::new(),
+        }
+    }
+
+    /// Closes the pass: the writers finish what is queued, the directories written to
+    /// are synced, and every document that reached the disk is recorded in the store —
+    /// even when another one failed (the first error is returned after that).
+    pub fn finish(mut self) -> Result<Published, PublishError> {
+        self.jobs = None; // closes the queue: writers finish what is left, then stop
+        let outcomes: Vec<Result<Outcome, PublishError>> = std::mem::take(&mut self.writers)
+            .into_iter()
+            .flat_map(|w| w.join().expect("writer threads do not panic"))
+            .collect();
+        // This pass's renames become durable before the store says they happened: one
+        // fsync per directory written to (see `write_synced`).
+        let dirs: std::collections::BTreeSet<&Path> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Outcome::Written { file, .. }) => file.parent(),
+                _ => None,
+            })
+            .collect();
+        for dir in dirs {
+            sync_dir(dir);
+        }
+        let mut first_error = None;
+        for o in outcomes {
+            if let Err(e) = o.and_then(|o| self.record(o)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        self.report.written.sort();
+        self.report.changed_feeds.sort();
+        self.report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Published {
+            catalog: std::mem::take(&mut self.catalog),
+            report: std::mem::take(&mut self.report),
+            paths: std::mem::take(&mut self.published),
+        })
+    }
+}
+
+impl Publisher<'_> {
+    /// Does this pass build a catalog (bodies in memory, for the server), or only files?
+    pub fn keeps_catalog(&self) -> bool {
+        self.keep
+    }
+
+    /// Could [`Publisher::keep_unchanged`] keep `path`?
+    pub fn can_keep(&self, path: &str, previous: Option<&Catalog>) -> Result<bool, PublishError> {
+        if previous.and_then(|c| c.get(path)).is_some() {
+            return Ok(true);
+        }
+        if self.keep {
+            return Ok(false);
+        }
+        Ok(self.store.output_state(path)?.is_some() && self.out_dir.join(path).exists())
+    }
+
+    /// Keeps a document of a channel that did not change: from `previous` (the last
+    /// catalog) when there is one, else — in a pass without a catalog — as the file on
+    /// disk with its remembered validators. `false`: it must be rendered after all.
+    pub fn keep_unchanged(
+        &mut self,
+        path: &str,
+        previous: Option<&Catalog>,
+    ) -> Result<bool, PublishError> {
+        if let Some(doc) = previous.and_then(|c| c.get(path)) {
+            self.published.insert(path.to_owned(), doc.last_modified);
+            if self.keep {
+                self.catalog.insert_shared(doc.clone());
+            }
+            self.report.unchanged += 1;
+            return Ok(true);
+        }
+        if self.keep {
+            return Ok(false);
+        }
+        match self.store.output_state(path)? {
+            Some((_, last_modified)) if self.out_dir.join(path).exists() => {
+                self.published.insert(path.to_owned(), last_modified);
+                self.report.unchanged += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Keeps an unchanged channel's embed list from the last catalog.
+    pub fn keep_embed(&mut self, key: &str, previous: &Catalog) -> bool {
+        match previous.embed(key) {
+            Some(e) => {
+                self.catalog.insert_embed_shared(key, e.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes one document.
+    pub fn add(&mut self, doc: Document) -> Result<(), PublishError> {
+        self.report.rendered += 1;
+        let now = self.now;
+        let file = self.out_dir.join(&doc.path);
+        let previous = self.store.output_state(&doc.path)?;
+        let on_disk = file.exists();
+        // The bytes as they would be if nothing changed, and whether they did.
+        let (body, changed) = match (&doc.body, &previous) {
+            (Body::Keep, Some((_, lm))) if on_disk && !self.keep => {
+                // Sealed and on disk: a pass without a catalog has nothing to do.
+                self.published.insert(doc.path, *lm);
+                self.report.unchanged += 1;
+                return Ok(());
+            }
+            _ => match bytes_to_publish(&doc, &previous, &file, on_disk, now) {
+                Some(b) => b,
+                None => return Ok(()),
+            },
+        };
+        let hash = content_hash(&body);
+        if changed && self.plan {
+            self.report.written.push(doc.path);
+            return Ok(());
+        }
+        if changed {
+            let job = Job {
+                path: doc.path,
+                kind: doc.kind,
+                content_type: doc.content_type,
+                cache_control: doc.cache_control,
+                items: doc.items,
+                reach: doc.reach,
+                body,
+                hash,
+                file,
+                previous,
+            };
+            self.jobs
+                .as_ref()
+                .expect("open while publishing")
+                .send(job)
+                .expect("writers outlive the publisher");
+            return Ok(());
+        }
+        let last_modified = previous.map(|(_, lm)| lm).unwrap_or(now);
+        self.report.unchanged += 1;
+        self.published.insert(doc.path.clone(), last_modified);
+        if self.keep {
+            let body = Bytes::from(body);
+            // A sealed document is served from its files: no need to read its variants.
+            let (gz, br) = if sealed(doc.cache_control) {
+                (None, None)
+            } else {
+                variants(&file, &body, doc.content_type, doc.reach, false)
+            };
+            self.hold(
+                Rendered::new(
+                    doc.path,
+                    doc.content_type,
+                    doc.cache_control,
+                    body,
+                    format!("\"{hash}\""),
+                    last_modified,
+                )
+                .with_variants(gz, br),
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds a document to the catalog. A sealed one goes in without its bytes: it is
+    /// served from its files (see [`Rendered::on_disk`]), so the archive can grow
+    /// without the daemon's memory growing with it.
+    fn hold(&mut self, mut doc: Rendered) {
+        if sealed(doc.cache_control) {
+            let file = self.out_dir.join(&doc.path);
+            let identity = Stamp::of(file.clone())
+                .filter(|s| doc.body.is_empty() || s.len == doc.body.len() as u64);
+            if let Some(identity) = identity {
+                let compressed = compressible(doc.content_type) && identity.len > 256;
+                let variant =
+                    |ext: &str| compressed.then(|| Stamp::of(sibling(&file, ext))).flatten();
+                doc.on_disk = Some(Arc::new([Some(identity), variant("gz"), variant("br")]));
+                doc.body = Bytes::new();
+                doc.gzip = None;
+                doc.brotli = None;
+            }
+        }
+        self.catalog.insert(doc);
+    }
+
+    /// Records what a writer did.
+    fn record(&mut self, outcome: Outcome) -> Result<(), PublishError> {
+        match outcome {
+            Outcome::Written {
+                path,
+                hash,
+                feed,
+                rendered,
+                file: _,
+            } => {
+                self.store.save_output_state(&path, &hash, self.now)?;
+                self.published.insert(path.clone(), self.now);
+                if let Some(r) = rendered {
+                    self.hold(*r);
+                }
+                if feed {
+                    self.report.changed_feeds.push(path.clone());
+                }
+                self.report.written.push(path);
+            }
+            Outcome::Failed {
+                path,
+                error,
+                previous,
+                file,
+                content_type,
+                cache_control,
+                reach,
+            } => {
+                tracing::error!(path = %path, error = %error, "rendered document failed its check; the previous version stays published");
+                if let (Some((h, lm)), true) = (&previous, file.exists()) {
+                    self.published.insert(path.clone(), *lm);
+                    if self.keep {
+                        if let Ok(old) = std::fs::read(&file) {
+                            let old = Bytes::from(old);
+                            let (gz, br) = variants(&file, &old, content_type, reach, false);
+                            self.hold(
+                                Rendered::new(
+                                    path.clone(),
+                                    content_type,
+                                    cache_control,
+                                    old,
+                                    format!("\"{h}\""),
+                                    *lm,
+                                )
+                                .with_variants(gz, br),
+                            );
+                        }
+                    }
+                }
+                self.report.failed.push((path, error));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a publishing pass leaves: the catalog (empty unless [`Mode::Catalog`]), the
+/// report, and the Last-Modified of every path that is published now.
+pub struct Published {
+    pub catalog: Catalog,
+    pub report: PublishReport,
+    pub paths: HashMap<String, DateTime<Utc>>,
+}
+
+/// The compressed variants of `body`: read from the files written with it when they
+/// are still there and current, else made again.
+fn variants(
+    file: &Path,
+    body: &Bytes,
+    content_type: &str,
+    reach: Reach,
+    fresh: bool,
+) -> (Option<Bytes>, Option<Bytes>) {
+    if !compressible(content_type) || body.len() <= 256 {
+        return (None, None);
+    }
+    let read = |ext: &str| {
+        (!fresh)
+            .then(|| std::fs::read(sibling(file, ext)).ok())
+            .flatten()
+            .map(Bytes::from)
+    };
+    (
+        Some(read("gz").unwrap_or_else(|| gzip(body))),
+        Some(read("br").unwrap_or_else(|| brotli(body, reach))),
+    )
+}
+
+/// The bytes a document has now, and whether they differ from what is published.
+/// `None` for a sealed document whose file is gone or unreadable (logged).
+fn bytes_to_publish(
+    doc: &Document,
+    previous: &Option<(String, DateTime<Utc>)>,
+    file: &Path,
+    on_disk: bool,
+    now: DateTime<Utc>,
+) -> Option<(Vec<u8>, bool)> {
+    Some(match (&doc.body, previous) {
+        (Body::Keep, Some(_)) if on_disk => match std::fs::read(file) {
+            Ok(b) => (b, false),
+            Err(e) => {
+                tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
+                return None;
+            }
+        },
+        (Body::Keep, _) => {
+            tracing::error!(path = %doc.path, "sealed document missing on disk");
+            return None;
+        }
+        (Body::Fixed(b), prev) => {
+            let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
+            (b.clone(), !same)
+        }
+        (Body::Dated(render), Some((h, lm))) if on_disk => {
+            let b = render(*lm);
+            if content_hash(&b) == *h {
+                (b, false)
+            } else {
+                (render(now), true)
+            }
+        }
+        (Body::Dated(render), _) => (render(now), true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Format;
+
+    fn rss(title: &str) -> Vec<u8> {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>{title}</title>\
+             <link>https://x.example/</link><description>d</description></channel></rss>\n"
+        )
+        .into_bytes()
+    }
+
+    fn doc(body: Vec<u8>) -> Document<'static> {
+        Document {
+            path: "rss.xml".into(),
+            kind: DocKind::Feed(Format::Rss),
+            content_type: Format::Rss.content_type(),
+            body: Body::Fixed(body),
+            cache_control: "public, max-age=300",
+            items: Some(0),
+            reach: Reach::Wide,
+        }
+    }
+
+    /// One pass for the server, as `publish::run` makes it: the documents fed one by
+    /// one, then the writers waited for.
+    fn publish(
+        out_dir: &Path,
+        docs: Vec<Document>,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<(Catalog, PublishReport), PublishError> {
+        let mut p = Publisher::start(out_dir, store, now, Mode::Catalog);
+        for doc in docs {
+            p.add(doc)?;
+        }
+        p.finish().map(|p| (p.catalog, p.report))
+    }
+
+    #[test]
+    fn a_document_that_fails_its_check_leaves_the_old_file_and_validators() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (cat, rep) = publish(dir.path(), vec![doc(rss("good"))], &store, t0).unwrap();
+        assert_eq!(rep.written, vec!["rss.xml".to_owned()]);
+        let etag = cat.get("rss.xml").unwrap().etag.clone();
+
+        // A control character cannot appear in XML: this one must never go out.
+        let t1 = t0 + chrono::Duration::hours(1);
+        let (cat, rep) = publish(dir.path(), vec![doc(rss("bad \u{1}"))], &store, t1).unwrap();
+        assert!(rep.written.is_empty());
+        assert_eq!(rep.failed.len(), 1, "{rep:?}");
+        assert!(matches!(
+            rep.failed[0].1,
+            VerifyError::IllegalChar { code: 1, .. }
+        ));
+        let served = cat.get("rss.xml").expect("old version still served");
+        assert_eq!(served.etag, etag);
+        assert_eq!(served.last_modified, t0);
+        assert_eq!(
+            std::fs::read(dir.path().join("rss.xml")).unwrap(),
+            rss("good")
+        );
+    }
+
+    #[test]
+    fn a_sealed_document_is_held_as_its_files_and_others_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let docs = || {
+            vec![
+                Document {
+                    path: "archive/1.rss".into(),
+                    cache_control: "public, max-age=31536000, immutable",
+                    ..doc(rss(&"sealed ".repeat(60)))
+                },
+                doc(rss(&"current ".repeat(60))),
+            ]
+        };
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t1 = t0 + chrono::Duration::hours(1);
+        // Written in this pass, then kept unchanged in the next.
+        for (t, written) in [(t0, 2), (t1, 0)] {
+            let (cat, rep) = publish(dir.path(), docs(), &store, t).unwrap();
+            assert_eq!(rep.written.len(), written);
+            let sealed = cat.get("archive/1.rss").unwrap();
+            assert!(sealed.body.is_empty() && sealed.gzip.is_none() && sealed.brotli.is_none());
+            let files = sealed.on_disk.as_ref().expect("served from its files");
+            let file = dir.path().join("archive/1.rss");
+            let identity = files[0].as_ref().unwrap();
+            assert_eq!(identity.path, file);
+            assert_eq!(identity.len, std::fs::metadata(&file).unwrap().len());
+            assert_eq!(
+                files[1].as_ref().unwrap().path,
+                dir.path().join("archive/1.rss.gz")
+            );
+            assert!(files[2].is_some());
+            assert_eq!(sealed.last_modified, t0);
+            assert_eq!(
+                sealed.etag,
+                format!("\"{}\"", content_hash(&std::fs::read(&file).unwrap()))
+            );
+            let current = cat.get("rss.xml").unwrap();
+            assert!(current.on_disk.is_none() && !current.body.is_empty());
+            assert!(current.gzip.is_some());
+        }
+    }
+
+    #[test]
+    fn a_dated_document_keeps_its_date_while_its_content_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let dated = |title: &'static str| Document {
+            body: Body::Dated(Box::new(move |d: DateTime<Utc>| {
+                rss(&format!("{title} {}", d.timestamp()))
+            })),
+            ..doc(Vec::new())
+        };
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t1 = t0 + chrono::Duration::hours(1);
+        let (c0, _) = publish(dir.path(), vec![dated("a")], &store, t0).unwrap();
+        let (c1, r1) = publish(dir.path(), vec![dated("a")], &store, t1).unwrap();
+        assert!(r1.written.is_empty());
+        assert_eq!(
+            c1.get("rss.xml").unwrap().etag,
+            c0.get("rss.xml").unwrap().etag
+        );
+        assert_eq!(c1.get("rss.xml").unwrap().last_modified, t0);
+        let (c2, r2) = publish(dir.path(), vec![dated("b")], &store, t1).unwrap();
+        assert_eq!(r2.changed_feeds, vec!["rss.xml".to_owned()]);
+        assert_eq!(c2.get("rss.xml").unwrap().last_modified, t1);
+        assert!(String::from_utf8_lossy(&c2.get("rss.xml").unwrap().body)
+            .contains(&format!("b {}", t1.timestamp())));
+    }
+}
