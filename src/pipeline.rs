@@ -1,9 +1,13 @@
-//! The one module that knows the order of the stages:
-//! sources → fetch → decode/parse → normalise → dedupe → store → render → publish.
+//! The conductor: the one module that knows the order of the stages. A cycle reads
+//! top to bottom — open the store, [`Pipeline::refresh_with`] (the `refresh` stage:
+//! sources → fetch → parse → normalise → dedupe → store), [`Pipeline::publish`] (the
+//! `publish` stage: store → render → files and catalog), [`Pipeline::announce`] (WebSub),
+//! and [`Pipeline::next_wakeup`] — each a call into its stage with what that stage
+//! needs (the config, the store, the fetcher), never this type.
 //!
-//! `feedwerk build` runs one [`Pipeline::refresh`] and one [`Pipeline::publish`]; the
-//! daemon runs them on its schedule. A broken source or post is data in the report,
-//! never a reason to stop the others.
+//! `feedwerk build` runs one refresh and one publish; the daemon runs them on its
+//! schedule. A broken source or post is data in the report, never a reason to stop the
+//! others. What the stages do is theirs: this module holds no stage's work.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -813,3 +813,48 @@ fn a_store_write_failing_for_one_source_leaves_every_other_source_stored() {
         assert_eq!(held(n), want, "items held for {n}\n{out}");
     }
 }
+
+#[test]
+fn a_store_write_that_fails_is_a_store_error_not_a_parse_error_and_backs_off() {
+    let server = TestServer::start();
+    server.route(
+        "/ok.xml",
+        Route::ok("application/rss+xml", rss("ok", &["Eins"])),
+    );
+    server.route(
+        "/refused.xml",
+        Route::ok("application/rss+xml", rss("refused", &["Zwei"])),
+    );
+    let sources =
+        source("ok", &server.url("/ok.xml")) + &source("refused", &server.url("/refused.xml"));
+    let p = project(&sources, FAST);
+    // Opening the store creates it; then it refuses one source's items. The partner's
+    // document is fine: the failure is ours.
+    p.run(&["sources"]).success();
+    let db = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.source_id = 'refused'
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    let out = p.run(&["build"]).all();
+    assert!(out.contains("injected fault"), "{out}");
+    assert!(p.read("public/feed.json").contains("Eins"), "{out}");
+    let entry = sources_entry(&p, "refused");
+    assert!(entry.contains("store error"), "{entry}");
+    assert!(!entry.contains("parse error"), "{entry}");
+    assert!(entry.contains("injected fault"), "{entry}");
+    assert!(sources_entry(&p, "ok").contains("200 ok"));
+
+    // Counted as a failure: a manual build leaves it alone until its back-off ends,
+    // saying why; --force stores it once the store takes it again.
+    db.execute_batch("DROP TRIGGER refuse;").unwrap();
+    let out = p.run(&["build"]).all();
+    assert!(
+        out.contains("backing off after 1 failure(s) (last: store error)"),
+        "{out}"
+    );
+    p.run(&["build", "--force"]).success();
+    assert!(sources_entry(&p, "refused").contains("200 ok"));
+    assert!(p.read("public/feed.json").contains("Zwei"));
+}
