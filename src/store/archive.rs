@@ -8,8 +8,7 @@
 
 use rusqlite::params;
 
-use super::items::parse_item;
-use super::{Store, StoreError, StoredItem};
+use super::{parse_item, Store, StoreError, StoredItem};
 use crate::model::ChannelFilter;
 
 const SCHEMA: &str = "

@@ -14,8 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::bandfilter::BandFilter;
-use super::items::parse_item;
-use super::{from_ts, ts, Store, StoreError};
+use super::{from_ts, parse_item, ts, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, Held, LookupError};
 use crate::model::{Item, ItemId, SourceId};
 use crate::normalise::fingerprint::{self, MIN_TEXT_FOR_HASH};
@@ -51,7 +50,7 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
     let old_layout = conn
         .prepare("SELECT 1 FROM pragma_table_info('dedupe_band') WHERE name = 'item_id'")?
         .exists([])?;
-    let needs_index = old_layout || !super::schema::table_exists(conn, "dedupe_sig")?;
+    let needs_index = old_layout || !super::table_exists(conn, "dedupe_sig")?;
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS dedupe_band_pending (
              bucket INTEGER NOT NULL,

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
 
 use super::bandfilter::BandFilter;
-use super::{dedup, from_ts, ts, Lookup, Scope, Store, StoreError};
+use super::{dedup, from_ts, parse_item, ts, Lookup, Scope, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, LookupError};
 use crate::model::{DateSource, Item, ItemId, SourceId};
 
@@ -247,13 +247,6 @@ fn same_in_current_form(id: &str, data: &str, json: &str) -> bool {
         .ok()
         .and_then(|held| serde_json::to_string(&held).ok())
         .is_some_and(|current| current == json)
-}
-
-pub(super) fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
-    serde_json::from_str(data).map_err(|source| StoreError::Corrupt {
-        id: id.to_owned(),
-        source,
-    })
 }
 
 /// The row of an item already held, as an upsert compares it.

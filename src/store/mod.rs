@@ -20,6 +20,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::model::Item;
+
 pub mod archive;
 mod bandfilter;
 mod dedup;
@@ -264,6 +266,23 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// An item row's JSON, read back; a row that does not parse names its item.
+fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
+    serde_json::from_str(data).map_err(|source| StoreError::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-use super::{dedup, StoreError};
+use super::{dedup, table_exists, StoreError};
 
 /// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
 pub(super) const SCHEMA_VERSION: i64 = 2;
@@ -83,15 +83,6 @@ pub(super) fn open_untouched(path: &Path) -> Result<Connection, rusqlite::Error>
         }
         _ => Connection::open_with_flags(path, flags),
     }
-}
-
-pub(super) fn table_exists(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
 }
 
 /// The `language` column the language channels filter on, added to stores made before

@@ -2,7 +2,7 @@
 //! and in a deterministic order, by channel filter, with the other copies of each
 //! story; and the tags and languages that get channels of their own.
 
-use super::{items::parse_item, Store, StoreError};
+use super::{parse_item, Store, StoreError};
 use crate::model::{AlsoAt, ChannelFilter, Item, ItemId, SourceId};
 
 /// A visible item with what the renderers need besides the item itself.
