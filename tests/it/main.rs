@@ -12,6 +12,7 @@ mod ids;
 mod import;
 mod incremental_publish;
 mod interop;
+mod language;
 mod normalise;
 mod page;
 mod pipeline;
