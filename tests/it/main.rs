@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): each module pins down one area's
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod abridged;
 mod archives;
 mod config;
 mod daemon;
