@@ -194,6 +194,7 @@ pub(super) fn index_item(
         conn.prepare_cached("DELETE FROM dedupe_sig WHERE item_id = ?1")?
             .execute([&item.id.0])?;
     }
+    super::title_parts::index(conn, item, fresh)?;
     let fp = &item.fingerprint;
     let n: i64 = conn
         .prepare_cached(
@@ -362,6 +363,10 @@ impl Candidates for Lookup<'_> {
 
     fn by_title(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
         by_title(self.conn, title).map_err(LookupError::new)
+    }
+
+    fn by_title_parts(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
+        super::title_parts::by_title_parts(self.conn, title).map_err(LookupError::new)
     }
 
     /// [`by_bands`], asking the tables only for the keys the bitmap may hold.

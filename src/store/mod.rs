@@ -11,8 +11,10 @@
 //! - `visible`: what channels read: visible items by filter, tags, languages;
 //! - `outputs`: what publishing remembers: changes not yet published ([`Dirty`]) and
 //!   the validators of each published file;
-//! - `dedup`, `bandfilter`: the store side of deduplication (signatures, LSH bands,
-//!   clusters, churn, retractions); [`archive`]: RFC 5005 archive pages.
+//! - `dedup`, `bandfilter`, `title_parts`: the store side of deduplication
+//!   (signatures, LSH bands, title parts, clusters, churn, retractions);
+//! - `reading`: the reading fingerprint each source was last read with;
+//! - [`archive`]: RFC 5005 archive pages.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -30,12 +32,14 @@ mod outputs;
 mod reading;
 mod schema;
 mod sources;
+mod title_parts;
 mod visible;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 pub use items::{item_key, HeldItem, UpsertReport};
 pub use outputs::Dirty;
+pub use title_parts::by_title_parts;
 pub use visible::StoredItem;
 
 /// The meta key holding the config fingerprint of the last publish.

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-use super::{dedup, table_exists, StoreError};
+use super::{dedup, table_exists, title_parts, StoreError};
 
 /// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
 pub(super) const SCHEMA_VERSION: i64 = 2;
@@ -57,6 +57,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
                  SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
         )?;
     }
+    title_parts::init(conn)?;
     dedup::init(conn)?;
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
