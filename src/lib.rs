@@ -19,8 +19,10 @@
 //! - [`dates`]: every date rule (RFC 822/3339, German forms, zones, DST).
 //! - [`normalise`]: `Entry` → `Item`: URLs, sanitised HTML, text, language, fingerprint.
 //! - [`dedupe`]: which stored story a new item repeats.
-//! - [`store`]: SQLite: items, published IDs, clusters, fetch state.
-//! - [`render`] and [`publish`]: channel documents, written atomically, served from memory.
+//! - [`store`]: SQLite: items, published IDs, clusters, fetch state; [`identity`] is the
+//!   rule that makes an item's published ID.
+//! - [`render`] and [`publish`]: channel documents, written atomically, served from memory;
+//!   [`archive_plan`] lays out a channel's RFC 5005 archive pages.
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
@@ -33,12 +35,14 @@
 //! fetch → source → normalise stages without storing anything; [`doctor`] explains what
 //! it found, and [`import`] turns it (or a plain-text news listing) into local posts.
 
+pub mod archive_plan;
 pub mod config;
 pub mod daemon;
 pub mod dates;
 pub mod dedupe;
 pub mod doctor;
 pub mod fetch;
+pub mod identity;
 pub mod import;
 pub mod metrics;
 pub mod model;

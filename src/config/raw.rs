@@ -46,6 +46,8 @@ pub(super) struct RawSite {
     pub(super) timezone: Spanned<String>,
     #[serde(default)]
     pub(super) author: Option<String>,
+    #[serde(default)]
+    pub(super) id_date: Option<Spanned<toml::value::Datetime>>,
 }
 
 fn default_language() -> Spanned<String> {

@@ -24,6 +24,8 @@ pub struct Site {
     pub language: String,
     pub timezone: Tz,
     pub author: Option<String>,
+    /// The date in every published ID (`tag:<host>,<id_date>:…`, see [`crate::identity`]).
+    pub id_date: chrono::NaiveDate,
 }
 
 #[derive(Debug, Clone)]
@@ -198,8 +200,31 @@ impl Site {
             language,
             timezone,
             author: raw.author,
+            id_date: id_date(raw.id_date.as_ref(), p),
         }
     }
+}
+
+/// `site.id_date`: a TOML date alone (`2017-01-01`), else [`crate::identity::DEFAULT_ID_DATE`].
+fn id_date(v: Option<&Spanned<toml::value::Datetime>>, p: &mut Problems) -> chrono::NaiveDate {
+    let Some(v) = v else {
+        return crate::identity::DEFAULT_ID_DATE;
+    };
+    let dt = v.get_ref();
+    let day = match (dt.date, dt.time, dt.offset) {
+        (Some(d), None, None) => {
+            chrono::NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
+        }
+        _ => None,
+    };
+    day.unwrap_or_else(|| {
+        p.add(
+            "site.id_date",
+            v.span(),
+            format!("must be a date without a time (e.g. `2017-01-01`), not `{dt}`"),
+        );
+        crate::identity::DEFAULT_ID_DATE
+    })
 }
 
 impl Publish {

@@ -168,7 +168,8 @@ fn from_ts(t: i64) -> DateTime<Utc> {
 
 pub struct Store {
     conn: Connection,
-    /// The tag-URI authority (`tag:<host>,<date>:…`), from the site's base URL.
+    /// The RFC 4151 tagging entity of published IDs (`<host>,<date>`, see
+    /// [`crate::identity::tagging_entity`]).
     authority: String,
     /// Inside [`Store::in_transaction`]: write methods add to that transaction and take
     /// no savepoints of their own.
@@ -478,7 +479,8 @@ fn save_state(conn: &Connection, s: &SourceState) -> Result<(), StoreError> {
 impl Store {
     // ---- items --------------------------------------------------------------------------
 
-    /// The tag URI readers will see for an item, fixed at first sight (RFC 4151).
+    /// The tag URI readers will see for an item, minted once at first sight and stored
+    /// (RFC 4151; the rule is [`crate::identity::published_id`]).
     fn mint_published_id(&self, item: &Item) -> String {
         self_mint(&self.authority, item)
     }
@@ -901,20 +903,9 @@ fn index_tags(tx: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite:
     Ok(())
 }
 
-fn self_mint(authority: &str, item: &Item) -> String {
-    let key = item
-        .id
-        .0
-        .split_once(':')
-        .map(|(_, k)| k)
-        .unwrap_or(&item.id.0);
-    format!(
-        "tag:{},{}:{}/{}",
-        authority,
-        item.first_seen.format("%Y-%m-%d"),
-        item.source,
-        key
-    )
+/// The published ID minted for `item` at first sight (see [`crate::identity`]).
+fn self_mint(entity: &str, item: &Item) -> String {
+    crate::identity::published_id(entity, &item.source, &item.id)
 }
 
 /// Whether stored `data` is the item `json` says, once written the way this version

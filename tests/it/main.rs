@@ -1,12 +1,14 @@
 //! One integration-test binary (as ripgrep does): each module pins down one area's
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod archives;
 mod config;
 mod daemon;
 mod dedupe;
 mod doctor;
 mod fetch;
 mod golden;
+mod ids;
 mod import;
 mod incremental_publish;
 mod interop;
