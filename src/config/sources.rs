@@ -80,32 +80,15 @@ impl Source {
         let homepage = s
             .homepage
             .as_ref()
-            .and_then(|h| match Url::parse(h.get_ref()) {
-                Ok(u) => Some(u),
-                Err(e) => {
-                    p.add(key("homepage"), h.span(), format!("invalid URL: {e}"));
-                    None
-                }
-            });
-        let language = s.language.as_ref().and_then(|l| {
-            let t = crate::normalise::lang::normalise_tag(l.get_ref());
-            if t.is_none() {
-                p.add(key("language"), l.span(), "not a language tag");
-            }
-            t
-        });
-        let encoding = s.encoding.as_ref().and_then(|e| {
-            if encoding_rs::Encoding::for_label(e.get_ref().as_bytes()).is_none() {
-                p.add(
-                    key("encoding"),
-                    e.span(),
-                    format!("unknown encoding `{}`", e.get_ref()),
-                );
-                None
-            } else {
-                Some(e.get_ref().clone())
-            }
-        });
+            .and_then(|h| homepage(h, &key("homepage"), p));
+        let language = s
+            .language
+            .as_ref()
+            .and_then(|l| language(l, &key("language"), p));
+        let encoding = s
+            .encoding
+            .as_ref()
+            .and_then(|e| encoding(e, &key("encoding"), p));
         let allow_iframe_hosts = iframe_hosts(&s.allow_iframe_hosts, &key("allow_iframe_hosts"), p);
         let tag_map = tag_vocabulary(s.tags);
         let kind = kind?;
@@ -257,6 +240,35 @@ fn check_selectors(
                 format!("source `{id}`: invalid CSS selector `{v}`: {e}"),
             );
         }
+    }
+}
+
+fn homepage(h: &Spanned<String>, key: &str, p: &mut Problems) -> Option<Url> {
+    match Url::parse(h.get_ref()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            p.add(key, h.span(), format!("invalid URL: {e}"));
+            None
+        }
+    }
+}
+
+/// A language tag, normalised as items' tags are (`de-de` → `de-DE`).
+fn language(l: &Spanned<String>, key: &str, p: &mut Problems) -> Option<String> {
+    let t = crate::normalise::lang::normalise_tag(l.get_ref());
+    if t.is_none() {
+        p.add(key, l.span(), "not a language tag");
+    }
+    t
+}
+
+/// An encoding label `encoding_rs` knows (`windows-1252`, `latin1`, …), kept as written.
+fn encoding(e: &Spanned<String>, key: &str, p: &mut Problems) -> Option<String> {
+    if encoding_rs::Encoding::for_label(e.get_ref().as_bytes()).is_none() {
+        p.add(key, e.span(), format!("unknown encoding `{}`", e.get_ref()));
+        None
+    } else {
+        Some(e.get_ref().clone())
     }
 }
 
