@@ -151,13 +151,12 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         title
     };
 
-    let language = entry
-        .language
-        .as_deref()
-        .or(ctx.feed_language)
-        .and_then(lang::normalise_tag)
-        .or_else(|| lang::detect(&format!("{title}. {body_text}")))
-        .or_else(|| ctx.source.language.clone());
+    let language = lang::choose(
+        entry.language.as_deref(),
+        ctx.feed_language,
+        &format!("{title}. {body_text}"),
+        ctx.source.language.as_deref(),
+    );
 
     let (published, updated, date_source) = dates(entry, ctx.now);
     let tags = tags(&entry.tags, &ctx.source.tag_map, ctx.tag_map);
