@@ -10,7 +10,8 @@
 //!                                                                                                         catalog
 //! ```
 //!
-//! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line).
+//! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line),
+//!   one constructor per section; cron expressions parsed once into [`schedule::Cron`].
 //! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
 //!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish),
 //!   [`model::SourceState`] (a source's fetch state, with its transitions), and the
@@ -38,7 +39,8 @@
 //!   that writes the store); fetch-state transitions are methods of [`model::SourceState`].
 //! - [`pipeline`]: the conductor, the only module that knows the order of the stages:
 //!   open, refresh, publish, next wake-up.
-//! - [`schedule`]: cron on the wall clock without DST skips/doubles, jitter, back-off.
+//! - [`schedule`]: [`schedule::Cron`] on the wall clock without DST skips/doubles, jitter,
+//!   back-off.
 //! - [`daemon`]: process lifecycle: schedule, signals.
 //!
 //! Beside the pipeline, for operators: [`probe`] reads one URL or file through the same

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::fetch::{FetchError, Fetched, Validators};
 use crate::model::{Source, SourceReport, SourceState, SourceStatus};
-use crate::schedule::{self, Cron, Outcome, Politeness};
+use crate::schedule::{self, Outcome, Politeness};
 use crate::store::StoreError;
 
 /// Why one attempt at a source failed; the items it holds stay published either way.
@@ -62,16 +62,13 @@ impl Attempt<'_> {
     /// When the source is next due after this attempt ended with `outcome`.
     fn next_fetch(&self, outcome: Outcome) -> DateTime<Utc> {
         let (cfg, s) = (self.cfg, self.source);
-        let expr = s.schedule.as_deref().unwrap_or(&cfg.publish.schedule);
-        let cron = Cron::parse(expr)
-            .or_else(|_| Cron::parse(&cfg.publish.schedule))
-            .expect("schedules are validated in config");
+        let cron = s.schedule.as_ref().unwrap_or(&cfg.publish.schedule);
         let p = Politeness {
             backoff_cap: cfg.fetch.backoff_cap,
             ..Politeness::default()
         };
         let tz = cfg.site.timezone;
-        schedule::next_fetch(&cron, tz, s.id.as_str(), self.now, outcome, &p).at
+        schedule::next_fetch(cron, tz, s.id.as_str(), self.now, outcome, &p).at
     }
 
     /// Records a failed attempt: the items held stay published; the failure, its time
