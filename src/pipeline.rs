@@ -144,11 +144,6 @@ impl Pipeline {
             .is_none_or(|h| h != publish::config_fingerprint(&self.cfg))
     }
 
-    /// Deduplication with the configured thresholds and source priorities.
-    pub fn deduper(&self) -> crate::dedupe::Deduper {
-        refresh::deduper(&self.cfg)
-    }
-
     /// Publishes what changed since the last publish (see [`publish::run`]) and returns
     /// the full catalog for the server; keeps it, so the next publish can keep the
     /// documents of channels that did not change.
