@@ -26,7 +26,11 @@ pub(super) fn init(conn: &Connection) -> Result<(), rusqlite::Error> {
     let fresh = !super::table_exists(conn, "dedupe_title_part")?;
     conn.execute_batch(SCHEMA)?;
     if fresh {
-        let tx = conn.unchecked_transaction()?;
+        // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
+        // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
+        // this one waits out the busy timeout.
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
         let rows: Vec<(String, String)> = tx
             .prepare("SELECT id, coalesce(json_extract(data, '$.title'), '') FROM items")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
