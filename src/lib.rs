@@ -14,7 +14,8 @@
 //! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
 //!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish), and
 //!   the refresh reports ([`model::SourceReport`]) the CLI, daemon and metrics read.
-//! - [`fetch`]: HTTP with conditional GET and limits → [`fetch::FetchOutcome`].
+//! - [`fetch`]: HTTP with conditional GET and limits → [`fetch::FetchOutcome`];
+//!   [`reading`] says when a source's settings changed, so it is re-read, not answered 304.
 //! - [`source`]: bytes or files → [`model::ParsedFeed`]; foreign parser types stay there.
 //! - [`dates`]: every date rule (RFC 822/3339, German forms, zones, DST).
 //! - [`normalise`]: `Entry` → `Item`: URLs, sanitised HTML, text, language, fingerprint.
@@ -55,6 +56,7 @@ pub mod normalise;
 pub mod pipeline;
 pub mod probe;
 pub mod publish;
+pub mod reading;
 pub mod render;
 pub mod schedule;
 pub mod serve;

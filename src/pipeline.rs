@@ -23,6 +23,7 @@ use crate::model::{Item, ParsedFeed, Source, SourceId, SourceKind};
 use crate::model::{SourceReport, SourceStatus};
 use crate::normalise::{self, Context};
 use crate::publish::{self, Mode, Preview, PublishReport, PUBLISHED_CONFIG, UNPUBLISHED};
+use crate::reading;
 use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
 use crate::source;
 use crate::store::{SourceState, Store, StoreError};
@@ -164,11 +165,22 @@ impl Pipeline {
                     .collect();
             }
         };
+        let readings = self.store().reading_fingerprints().unwrap_or_default();
         let mut reports = Vec::new();
         let mut due: Vec<(Source, SourceState)> = Vec::new();
         for s in &self.cfg.sources {
-            let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
-            match skip_reason(s, &st, now, mode) {
+            let mut st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+            // Read with other settings than the config's now: fetch it now, without
+            // validators, so a 304 cannot keep the items as the old settings made them.
+            let stale = readings.get(s.id.as_str()) != Some(&reading::fingerprint(s, &self.cfg));
+            if stale {
+                st.etag = None;
+                st.last_modified = None;
+            }
+            // Its schedule waits, but a back-off, a Retry-After or a 410 still holds.
+            let paused = st.consecutive_failures > 0 || is_gone(s, &st);
+            let skip = skip_reason(s, &st, now, mode).filter(|_| !stale || paused);
+            match skip {
                 Some(why) => {
                     if st.consecutive_failures > 0 || is_gone(s, &st) {
                         // Still broken, only not asked this time: keep saying so.
@@ -628,6 +640,10 @@ impl Pipeline {
         let present: Vec<crate::model::ItemId> = items.iter().map(|i| i.id.clone()).collect();
         let result =
             store.upsert_source_items(&s.id, items, now, |conn, item| deduper.decide(conn, item));
+        let result = result.and_then(|u| {
+            store.set_reading_fingerprint(s.id.as_str(), &reading::fingerprint(s, &self.cfg))?;
+            Ok(u)
+        });
         match result {
             Ok(u) => {
                 if u.new + u.changed + u.restored > 0 {

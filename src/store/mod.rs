@@ -17,6 +17,7 @@ use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
 pub mod archive;
 mod bandfilter;
 mod dedup;
+mod reading;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held, Lookup};

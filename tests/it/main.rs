@@ -16,4 +16,5 @@ mod normalise;
 mod page;
 mod pipeline;
 mod publish;
+mod reread;
 mod support;
