@@ -26,7 +26,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SharedCatalog;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::metrics::Telemetry;
 use crate::model::{SourceReport, SourceStatus};
 use crate::pipeline::{Pipeline, RefreshMode};
@@ -166,7 +166,6 @@ enum Outcome {
 
 struct Daemon {
     pipeline: Pipeline,
-    schedule: cron::Schedule,
     catalog: SharedCatalog,
     telemetry: Arc<Telemetry>,
     notifier: Notifier,
@@ -192,7 +191,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let notifier = Notifier::new();
     let watchdog = sd_notify::watchdog_enabled();
     let tick = tick_for(watchdog);
-    let schedule = config::parse_schedule(&cfg.publish.schedule).expect("validated in config");
     let listen = cfg.server.listen;
     let telemetry = Arc::new(Telemetry::new());
     let pipeline = Pipeline::open(cfg)?;
@@ -200,7 +198,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let mut daemon = Daemon {
         pipeline,
-        schedule,
         started_cycle: false,
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
@@ -424,7 +421,6 @@ impl Daemon {
     }
 
     fn apply(&mut self, new: Config) -> Result<(), String> {
-        let schedule = config::parse_schedule(&new.publish.schedule)?;
         self.status
             .notes
             .retain(|n| !n.starts_with("server.listen"));
@@ -469,7 +465,6 @@ impl Daemon {
             self.telemetry.forget_source(r);
         }
         self.pipeline = pipeline;
-        self.schedule = schedule;
         Ok(())
     }
 }

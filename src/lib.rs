@@ -10,7 +10,8 @@
 //!                                                                                                         catalog
 //! ```
 //!
-//! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line).
+//! - [`config`]: `config.toml` → validated [`config::Config`] (errors name key and line),
+//!   one constructor per section; cron expressions parsed once into [`schedule::Cron`].
 //! - [`model`]: the vocabulary: [`model::Source`], [`model::Entry`] (untrusted, as read),
 //!   [`model::Item`] (normalised, trusted), [`model::Channel`] (what we publish), and
 //!   the refresh reports ([`model::SourceReport`]) the CLI, daemon and metrics read.
@@ -33,7 +34,8 @@
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
 //! - [`pipeline`]: the only module that knows the order of the stages.
-//! - [`schedule`]: cron on the wall clock without DST skips/doubles, jitter, back-off.
+//! - [`schedule`]: [`schedule::Cron`] on the wall clock without DST skips/doubles, jitter,
+//!   back-off.
 //! - [`daemon`]: process lifecycle: schedule, signals.
 //!
 //! Beside the pipeline, for operators: [`probe`] reads one URL or file through the same

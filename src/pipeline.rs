@@ -24,7 +24,7 @@ use crate::model::{SourceReport, SourceStatus};
 use crate::normalise::{self, Context};
 use crate::publish::{self, Mode, Preview, PublishReport, PUBLISHED_CONFIG, UNPUBLISHED};
 use crate::reading;
-use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
+use crate::schedule::{self, NextFetch, Outcome, Politeness};
 use crate::source;
 use crate::store::{SourceState, Store, StoreError};
 use crate::websub::{Hub, WebSubError};
@@ -389,16 +389,13 @@ impl Pipeline {
 
     /// When `s` is next due after an attempt at `now` that ended with `outcome`.
     fn next_fetch(&self, s: &Source, now: DateTime<Utc>, outcome: Outcome) -> NextFetch {
-        let expr = s.schedule.as_deref().unwrap_or(&self.cfg.publish.schedule);
-        let cron = Cron::parse(expr)
-            .or_else(|_| Cron::parse(&self.cfg.publish.schedule))
-            .expect("schedules are validated in config");
+        let cron = s.schedule.as_ref().unwrap_or(&self.cfg.publish.schedule);
         let p = Politeness {
             backoff_cap: self.cfg.fetch.backoff_cap,
             ..Politeness::default()
         };
         schedule::next_fetch(
-            &cron,
+            cron,
             self.cfg.site.timezone,
             s.id.as_str(),
             now,

@@ -1,4 +1,5 @@
-//! The sanitiser policy (ammonia) for everything we republish, and HTML → plain text.
+//! The sanitiser policy (ammonia) for everything we republish. HTML → plain text is
+//! `text::to_text`, beside the other plain-text rules.
 //!
 //! Sanitising happens here, once, after parsing: feed-rs's own `sanitize` feature stays
 //! off, and local Markdown goes through the same policy (pulldown-cmark passes raw HTML).
@@ -174,76 +175,6 @@ fn iframe_src(value: &str, hosts: &[String]) -> Option<String> {
     let url = Url::parse(&absolute).ok()?;
     let host = url.host_str()?;
     (url.scheme() == "https" && hosts.iter().any(|h| h == host)).then(|| url.to_string())
-}
-
-/// HTML → plain text: tags dropped, entities decoded, whitespace collapsed; the content
-/// of `script`, `style` and `template` is not text and goes too. Block boundaries become
-/// spaces so words do not run together.
-pub fn to_text(html: &str) -> String {
-    use ego_tree::iter::Edge;
-    let frag = scraper::Html::parse_fragment(html);
-    let mut out = String::with_capacity(html.len());
-    let mut hidden = 0usize;
-    for edge in frag.root_element().traverse() {
-        match edge {
-            Edge::Open(node) => {
-                if let Some(e) = node.value().as_element() {
-                    if matches!(e.name(), "script" | "style" | "template") {
-                        hidden += 1;
-                    } else if is_block(e.name()) {
-                        out.push(' ');
-                    }
-                } else if let Some(t) = node.value().as_text() {
-                    if hidden == 0 {
-                        out.push_str(t);
-                    }
-                }
-            }
-            Edge::Close(node) => {
-                if let Some(e) = node.value().as_element() {
-                    if matches!(e.name(), "script" | "style" | "template") {
-                        hidden -= 1;
-                    } else if is_block(e.name()) {
-                        out.push(' ');
-                    }
-                }
-            }
-        }
-    }
-    super::text::collapse_whitespace(&out)
-}
-
-fn is_block(name: &str) -> bool {
-    matches!(
-        name,
-        "p" | "br"
-            | "li"
-            | "h1"
-            | "h2"
-            | "h3"
-            | "h4"
-            | "h5"
-            | "h6"
-            | "div"
-            | "tr"
-            | "td"
-            | "th"
-            | "dt"
-            | "dd"
-            | "blockquote"
-            | "figcaption"
-            | "figure"
-            | "pre"
-            | "hr"
-            | "table"
-            | "ul"
-            | "ol"
-            | "section"
-            | "article"
-            | "header"
-            | "footer"
-            | "img"
-    )
 }
 
 #[cfg(test)]

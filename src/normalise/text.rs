@@ -1,4 +1,5 @@
-//! Plain-text rules: titles, summaries, and the normalised text used for comparison.
+//! Plain-text rules: HTML → text, titles, summaries, and the normalised text used for
+//! comparison. Sanitising HTML (what stays markup) is `html`'s; this module only reads it.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -23,6 +24,76 @@ pub fn collapse_whitespace(s: &str) -> String {
         }
     }
     out
+}
+
+/// HTML → plain text: tags dropped, entities decoded, whitespace collapsed; the content
+/// of `script`, `style` and `template` is not text and goes too. Block boundaries become
+/// spaces so words do not run together.
+pub fn to_text(html: &str) -> String {
+    use ego_tree::iter::Edge;
+    let frag = scraper::Html::parse_fragment(html);
+    let mut out = String::with_capacity(html.len());
+    let mut hidden = 0usize;
+    for edge in frag.root_element().traverse() {
+        match edge {
+            Edge::Open(node) => {
+                if let Some(e) = node.value().as_element() {
+                    if matches!(e.name(), "script" | "style" | "template") {
+                        hidden += 1;
+                    } else if is_block(e.name()) {
+                        out.push(' ');
+                    }
+                } else if let Some(t) = node.value().as_text() {
+                    if hidden == 0 {
+                        out.push_str(t);
+                    }
+                }
+            }
+            Edge::Close(node) => {
+                if let Some(e) = node.value().as_element() {
+                    if matches!(e.name(), "script" | "style" | "template") {
+                        hidden -= 1;
+                    } else if is_block(e.name()) {
+                        out.push(' ');
+                    }
+                }
+            }
+        }
+    }
+    collapse_whitespace(&out)
+}
+
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "br"
+            | "li"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "div"
+            | "tr"
+            | "td"
+            | "th"
+            | "dt"
+            | "dd"
+            | "blockquote"
+            | "figcaption"
+            | "figure"
+            | "pre"
+            | "hr"
+            | "table"
+            | "ul"
+            | "ol"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "img"
+    )
 }
 
 /// A title as plain text, for people: never markup, never an entity reference.
@@ -61,7 +132,7 @@ pub fn plain(s: &str) -> String {
     // Each round that changes the text makes it shorter (a tag or an entity reference
     // becomes at most two characters), so this ends; the bound is a second guard.
     for _ in 0..=s.len() {
-        let next = super::html::to_text(&s);
+        let next = to_text(&s);
         if next == s {
             break;
         }

@@ -18,9 +18,11 @@ pub mod archive;
 mod bandfilter;
 mod dedup;
 mod reading;
+mod title_parts;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held, Lookup};
+pub use title_parts::by_title_parts;
 
 /// The key `feedwerk dupes --jsonl` and `score-dedup` speak:
 /// `<source id>|<the item's original GUID, or its link when it has none>`.
@@ -303,6 +305,7 @@ impl Store {
                  SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
             )?;
         }
+        title_parts::init(&conn)?;
         dedup::init(&conn)?;
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): each module pins down one area's
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod abridged;
 mod archives;
 mod config;
 mod daemon;
@@ -12,6 +13,7 @@ mod ids;
 mod import;
 mod incremental_publish;
 mod interop;
+mod language;
 mod normalise;
 mod page;
 mod pipeline;
