@@ -101,8 +101,9 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
 mod tests {
     use chrono::{TimeZone, Utc};
 
+    use crate::dedupe::Decision;
     use crate::model::{DateSource, Fingerprint, Item, ItemId, SourceId};
-    use crate::store::{Decision, Store};
+    use crate::store::Store;
 
     fn item(id: &str, title: &str) -> Item {
         let t = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
