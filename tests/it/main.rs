@@ -17,6 +17,7 @@ mod language;
 mod normalise;
 mod page;
 mod pipeline;
+mod progress;
 mod publish;
 mod reread;
 mod support;
