@@ -15,6 +15,7 @@ mod incremental_publish;
 mod interop;
 mod language;
 mod normalise;
+mod package;
 mod page;
 mod pipeline;
 mod progress;
