@@ -2,6 +2,8 @@
 //! during `build` (and posts handled during `import`); a pipe, journald and
 //! `--log-format json` get not one byte more than before.
 
+use std::time::Duration;
+
 use crate::support::{fixture, strip_ansi, Project, Route, TestServer};
 
 const PARTNER_RSS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -89,6 +91,23 @@ fn build_in_a_pipe_under_journald_or_with_a_json_log_shows_no_progress() {
             "{args:?} {env:?} drew progress:\n{screen}"
         );
     }
+}
+
+#[test]
+fn the_daemons_first_cycle_at_a_terminal_shows_the_same_progress() {
+    let (p, _server) = three_sources();
+    let Some(out) = p.run_in_terminal_within(Some(Duration::from_secs(10)), &["run"], &[]) else {
+        return;
+    };
+    let screen = strip_ansi(&out.stdout());
+    assert!(
+        screen.contains("serving"),
+        "the daemon did not start:\n{screen}"
+    );
+    assert!(
+        screen.contains(DONE),
+        "no progress for the first cycle:\n{screen}"
+    );
 }
 
 #[test]

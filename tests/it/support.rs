@@ -1032,6 +1032,16 @@ impl Project {
     /// returns everything the terminal received, escape sequences included. `None` with
     /// a visible SKIP when `script` is missing (a failure under FEEDWERK_REQUIRE_INTEROP=1).
     pub fn run_in_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+        self.run_in_terminal_within(None, args, env)
+    }
+
+    /// [`Project::run_in_terminal`], sent SIGTERM after `limit` (for `run`, the daemon).
+    pub fn run_in_terminal_within(
+        &self,
+        limit: Option<Duration>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Run> {
         if !require_tool("script", &["--version"]) {
             return None;
         }
@@ -1043,6 +1053,10 @@ impl Project {
             .map(quote)
             .collect::<Vec<_>>()
             .join(" ");
+        let line = match limit {
+            Some(d) => format!("timeout -s TERM {} {line}", d.as_secs()),
+            None => line,
+        };
         let mut c = Command::new("script");
         // -q: no "Script started" lines; -e: the command's exit status; -f: flush as it comes.
         c.args(["-q", "-e", "-f", "-c", &line, "/dev/null"])
