@@ -1204,8 +1204,8 @@ fn install_guide_config_snippet_applied_to_the_shipped_config_checks_ok() {
     assert!(check.stdout().contains("6 posts"), "{}", check.all());
     let dry = run(&["build", "--dry-run"]);
     dry.success();
-    assert!(!state.join("feedwerk.sqlite").exists());
+    assert!(!state.join("state/feedwerk.sqlite").exists());
     run(&["build"]).success();
     assert!(state.join("public/feed.json").exists());
-    assert!(state.join("feedwerk.sqlite").exists());
+    assert!(state.join("state/feedwerk.sqlite").exists());
 }
