@@ -62,6 +62,7 @@ pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod probe;
+pub mod progress;
 pub mod publish;
 pub mod reading;
 pub mod refresh;

@@ -129,6 +129,7 @@ async fn run(
     // the store.
     let workers = prepare::parse_workers();
     let held = cfg.fetch.concurrency.max(1) + 2 * workers;
+    let progress = crate::progress::Refresh::begin(due.len());
     let mut fetches = std::pin::pin!(acquire::acquire_all(cfg, stage.fetcher, due, started, held));
     let deduper = deduper(cfg);
     let commit = Commit {
@@ -149,7 +150,10 @@ async fn run(
         let group = tokio::select! {
             next = fetches.next(), if fetching => {
                 match next {
-                    Some(f) => waiting.push_back(f),
+                    Some(f) => {
+                        progress.fetched();
+                        waiting.push_back(f);
+                    }
                     None => fetching = false,
                 }
                 None
@@ -162,6 +166,7 @@ async fn run(
                         _ => break,
                     }
                 }
+                progress.parsed(group.len());
                 Some(group)
             }
             else => break,
@@ -176,6 +181,7 @@ async fn run(
         let committed = commit.group(&mut stage.store(), group);
         for ((mut rep, state), begun_at) in committed {
             rep.elapsed = begun_at.elapsed();
+            progress.stored();
             new_states.extend(state);
             reports.push(rep);
         }
