@@ -7,10 +7,35 @@ use crate::model::Text;
 
 /// Collapses runs of whitespace (including no-break spaces) to one space, trims, and
 /// drops control characters, which would make our XML output invalid.
+///
+/// Runs of printable ASCII are copied whole rather than char by char: this was half of
+/// reading the text of an item's HTML (issue 16).
 pub fn collapse_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
-    for c in s.chars() {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (c, end) = if is_printable_ascii(b) {
+            let run = bytes[i..]
+                .iter()
+                .take_while(|b| is_printable_ascii(**b))
+                .count();
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push_str(&s[i..i + run]);
+            i += run;
+            continue;
+        } else if b.is_ascii() {
+            (char::from(b), i + 1)
+        } else {
+            let c = s[i..].chars().next().expect("i is at a char boundary");
+            (c, i + c.len_utf8())
+        };
+        i = end;
         if c.is_whitespace() || c == '\u{a0}' {
             space = true;
         } else if c.is_control() {
@@ -24,6 +49,11 @@ pub fn collapse_whitespace(s: &str) -> String {
         }
     }
     out
+}
+
+/// ASCII that [`collapse_whitespace`] copies as it is: neither whitespace nor control.
+fn is_printable_ascii(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
 }
 
 /// A title as plain text, for people: never markup, never an entity reference.
@@ -348,6 +378,28 @@ mod properties {
             prop_assert_eq!(plain_title(&Text::html(once.clone())), once.clone());
             prop_assert!(!once.chars().any(|c| c.is_control()), "{:?}", once);
             prop_assert_eq!(once.trim(), once.as_str());
+        }
+
+        #[test]
+        fn whitespace_collapses_as_read_char_by_char(s in any::<String>(), t in "[ a\t\n\u{b}\u{c}\r\u{1}\u{1f}\u{7f}\u{85}\u{a0}\u{2009}ä]{0,40}") {
+            let by_char = |s: &str| {
+                let mut out = String::new();
+                let mut space = false;
+                for c in s.chars() {
+                    if c.is_whitespace() || c == '\u{a0}' {
+                        space = true;
+                    } else if !c.is_control() {
+                        if space && !out.is_empty() {
+                            out.push(' ');
+                        }
+                        space = false;
+                        out.push(c);
+                    }
+                }
+                out
+            };
+            prop_assert_eq!(collapse_whitespace(&s), by_char(&s));
+            prop_assert_eq!(collapse_whitespace(&t), by_char(&t));
         }
 
         #[test]
