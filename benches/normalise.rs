@@ -60,7 +60,7 @@ fn steps(c: &mut Criterion) {
         .iter()
         .map(|h| html::sanitise(h, Some(&base), &[]))
         .collect();
-    let texts: Vec<String> = sanitised.iter().map(|h| html::to_text(h)).collect();
+    let texts: Vec<String> = sanitised.iter().map(|h| text::to_text(h)).collect();
     let matching: Vec<String> = texts.iter().map(|t| text::for_matching(t)).collect();
     let mut g = c.benchmark_group("normalise-step");
     g.throughput(Throughput::Elements(raw.len() as u64));
@@ -82,7 +82,7 @@ fn steps(c: &mut Criterion) {
     g.bench_function("to_text", |b| {
         b.iter(|| {
             for h in &sanitised {
-                black_box(html::to_text(black_box(h)));
+                black_box(text::to_text(black_box(h)));
             }
         })
     });

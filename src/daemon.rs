@@ -25,7 +25,7 @@ use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::metrics::Telemetry;
 use crate::pipeline::{Pipeline, RefreshMode, SourceReport, SourceStatus};
 use crate::publish::SharedCatalog;
@@ -165,7 +165,6 @@ enum Outcome {
 
 struct Daemon {
     pipeline: Pipeline,
-    schedule: cron::Schedule,
     catalog: SharedCatalog,
     telemetry: Arc<Telemetry>,
     notifier: Notifier,
@@ -191,7 +190,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let notifier = Notifier::new();
     let watchdog = sd_notify::watchdog_enabled();
     let tick = tick_for(watchdog);
-    let schedule = config::parse_schedule(&cfg.publish.schedule).expect("validated in config");
     let listen = cfg.server.listen;
     let telemetry = Arc::new(Telemetry::new());
     let pipeline = Pipeline::open(cfg)?;
@@ -199,7 +197,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let mut daemon = Daemon {
         pipeline,
-        schedule,
         started_cycle: false,
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
@@ -423,7 +420,6 @@ impl Daemon {
     }
 
     fn apply(&mut self, new: Config) -> Result<(), String> {
-        let schedule = config::parse_schedule(&new.publish.schedule)?;
         self.status
             .notes
             .retain(|n| !n.starts_with("server.listen"));
@@ -468,7 +464,6 @@ impl Daemon {
             self.telemetry.forget_source(r);
         }
         self.pipeline = pipeline;
-        self.schedule = schedule;
         Ok(())
     }
 }

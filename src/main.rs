@@ -1,14 +1,21 @@
 //! The `feedwerk` command line. Thin: parses arguments, sets up logging, and calls the
-//! library. `anyhow` lives here and nowhere else.
+//! library, one small function per command (`run` only dispatches); `output` prints
+//! what they get back. `anyhow` lives in the binary and nowhere else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
-use feedwerk::pipeline::{Pipeline, Preview, RefreshMode, SourceReport, SourceStatus};
+use feedwerk::model::SourceKind;
+use feedwerk::pipeline::{Pipeline, RefreshMode};
+
+mod output;
+use output::{
+    check_store, dupes_jsonl, dupes_text, print_preview, print_reports, print_source_health,
+};
 
 /// RSS/Atom feed publisher and aggregator: local Markdown posts and partner feeds,
 /// normalised, deduplicated and republished as RSS, Atom and JSON Feed.
@@ -196,13 +203,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+fn load(path: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
 }
 
 /// The config when `import`/`doctor` run where there is none: `None` when the file
 /// does not exist, an error when it exists but is invalid.
-fn optional_config(path: &std::path::Path) -> anyhow::Result<Option<Config>> {
+fn optional_config(path: &Path) -> anyhow::Result<Option<Config>> {
     if path.exists() {
         Ok(Some(Config::load(path)?))
     } else {
@@ -317,98 +324,15 @@ fn local_duplicates(
     Ok(deduper.local_duplicates(&s.id, items, now)?)
 }
 
-fn dupes_jsonl(store: &feedwerk::store::Store) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let held = store.all_items()?;
-    let keys: std::collections::HashMap<String, String> = held
-        .iter()
-        .map(|(it, _, _)| (it.id.0.clone(), feedwerk::store::item_key(it)))
-        .collect();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (it, dup_of, _) in &held {
-        let line = serde_json::json!({
-            "key": feedwerk::store::item_key(it),
-            "dup_of": dup_of.as_ref().and_then(|d| keys.get(d)),
-        });
-        writeln!(out, "{line}")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn dupes_text(store: &feedwerk::store::Store) -> anyhow::Result<()> {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let clusters = store.clusters()?;
-    let merged: usize = clusters.iter().map(|c| c.members.len()).sum();
-    writeln!(
-        out,
-        "{} clusters, {} copies merged into them",
-        clusters.len(),
-        merged
-    )?;
-    for c in &clusters {
-        let state = match (c.withdrawn, c.shown) {
-            (true, _) => " [withdrawn]",
-            (false, true) => "",
-            (false, false) => " [not yet published]",
-        };
-        writeln!(
-            out,
-            "\n{} {} \"{}\"{state}\n  shown as {}",
-            c.rep.published.format("%Y-%m-%d"),
-            c.rep.source,
-            c.rep.title,
-            c.published_id
-        )?;
-        if let Some(u) = &c.rep.url {
-            writeln!(out, "  {u}")?;
-        }
-        for (m, why) in &c.members {
-            writeln!(
-                out,
-                "  + {} \"{}\" ({}){}",
-                m.source,
-                m.title,
-                why,
-                m.url.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
-            )?;
-        }
-    }
-    let events = store.dedupe_events(20)?;
-    if !events.is_empty() {
-        writeln!(out, "\nrecent events:")?;
-        for e in events {
-            let (at, source, kind, detail) = (e.at, e.source, e.kind, e.detail);
-            writeln!(
-                out,
-                "  {} {source} {kind}: {detail}",
-                at.format("%Y-%m-%d %H:%M UTC")
-            )?;
-        }
-    }
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
-    Ok(())
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_path();
     match cli.command {
-        Command::Build { dry_run: true, .. } => {
-            let cfg = load(&cli.config)?;
-            let preview = runtime()?.block_on(Pipeline::preview(cfg, clock_now()?))?;
-            print_reports(&preview.reports);
-            print_preview(&preview);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Build { dry_run: true, .. } => build_dry_run(config),
         Command::Build {
             dry_run: false,
             force,
             due_only,
         } => {
-            let cfg = load(&cli.config)?;
-            let pipeline = Pipeline::open(cfg)?;
-            let now = clock_now()?;
             let mode = if force {
                 RefreshMode::Force
             } else if due_only {
@@ -416,47 +340,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 RefreshMode::Manual
             };
-            let reports = runtime()?.block_on(pipeline.refresh_with(now, mode));
-            print_reports(&reports);
-            if !pipeline.needs_publish() {
-                println!(
-                    "nothing changed since the last publish (0 written, outputs in {} kept as they are)",
-                    pipeline.output_dir().display()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            match pipeline.publish_files(now) {
-                Ok(rep) => {
-                    for (path, e) in &rep.failed {
-                        println!("NOT PUBLISHED {path}: {e} (the previous version stays)");
-                    }
-                    for e in runtime()?.block_on(pipeline.announce(&rep)) {
-                        println!("websub: {e}");
-                    }
-                    if !rep.removed.is_empty() {
-                        println!(
-                            "removed {} documents of channels no longer published",
-                            rep.removed.len()
-                        );
-                    }
-                    println!(
-                        "published {} documents to {} ({} written, {} unchanged, {} rendered)",
-                        rep.written.len() + rep.unchanged + rep.failed.len(),
-                        pipeline.output_dir().display(),
-                        rep.written.len(),
-                        rep.unchanged,
-                        rep.rendered
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("feedwerk: nothing published: {e}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+            build(config, mode)
         }
         Command::Run => {
-            let cfg = load(&cli.config)?;
+            let cfg = load(config)?;
             runtime()?.block_on(feedwerk::daemon::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -466,268 +353,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             into,
             read,
             keep_links,
-        } => {
-            use feedwerk::import::{ImportFrom, ImportTarget};
-            let cfg = optional_config(&cli.config)?;
-            let from = match (&source, &from) {
-                (Some(id), _) => {
-                    let cfg = cfg.as_ref().with_context(|| {
-                        format!("--source {id}: no config at {}", cli.config.display())
-                    })?;
-                    let s = cfg.source(id).with_context(|| {
-                        format!("--source: no source `{id}` in {}", cli.config.display())
-                    })?;
-                    ImportFrom::Source(s.clone())
-                }
-                (None, Some(from)) => {
-                    let local_id = into
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("import")
-                        .to_owned();
-                    ImportFrom::Location {
-                        location: feedwerk::probe::Location::parse(from),
-                        opts: probe_options(&read, cfg.as_ref(), &local_id)?,
-                        base_url: read.base_url.clone(),
-                    }
-                }
-                (None, None) => anyhow::bail!("give --from URL|FILE or --source ID"),
-            };
-            // The local source that reads DIR, if the config has one: posts are read
-            // back with its id and the site's URL, as `build` will read them.
-            std::fs::create_dir_all(&into)
-                .with_context(|| format!("cannot create {}", into.display()))?;
-            let reader = cfg
-                .as_ref()
-                .and_then(|c| {
-                    let want = std::fs::canonicalize(&into).ok()?;
-                    c.sources.iter().find(|s| match &s.kind {
-                        feedwerk::model::SourceKind::Local { path } => {
-                            std::fs::canonicalize(path).ok().as_ref() == Some(&want)
-                        }
-                        _ => false,
-                    })
-                })
-                .map(|s| s.id.to_string());
-            if reader.is_none() {
-                eprintln!(
-                    "note: no local source in {} reads {}; add one so `build` publishes these posts:\n  [[source]]\n  id = \"…\"\n  kind = \"local\"\n  path = \"{}\"",
-                    cli.config.display(),
-                    into.display(),
-                    into.display()
-                );
-            }
-            let local_id = reader.unwrap_or_else(|| "import".into());
-            let site_url = cfg
-                .as_ref()
-                .map(|c| c.site.base_url.clone())
-                .unwrap_or_else(|| {
-                    url::Url::parse("https://example.invalid/").expect("static URL")
-                });
-            let timezone = match (&read.timezone, &cfg) {
-                (Some(z), _) => z
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("--timezone: unknown time zone `{z}`"))?,
-                (None, Some(c)) => c.site.timezone,
-                (None, None) => chrono_tz::Europe::Berlin,
-            };
-            let target = ImportTarget {
-                into: &into,
-                timezone,
-                site_url: &site_url,
-                local_source: &local_id,
-                keep_links,
-            };
-            let fetcher = fetcher_for(cfg.as_ref());
-            let report = runtime()?.block_on(feedwerk::import::import(
-                &from,
-                &target,
-                &fetcher,
-                clock_now()?,
-            ))?;
-            for p in &report.written {
-                println!("wrote   {}", p.display());
-            }
-            for (p, why) in &report.existing {
-                println!("exists  {} ({why})", p.display());
-            }
-            for p in &report.problems {
-                println!("problem {p}");
-            }
-            println!(
-                "{} written, {} already there, {} problems",
-                report.written.len(),
-                report.existing.len(),
-                report.problems.len()
-            );
-            Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Doctor { target, read, json } => {
-            use feedwerk::probe::{Location, ProbeOptions};
-            let cfg = optional_config(&cli.config)?;
-            let by_id = cfg
-                .as_ref()
-                .and_then(|c| c.source(&target))
-                .filter(|_| !std::path::Path::new(&target).exists());
-            let location = match by_id.and_then(|s| s.kind.url()) {
-                Some(u) => Location::Url(u.clone()),
-                None if by_id.is_some() => {
-                    anyhow::bail!(
-                        "source `{target}` is local: check its posts with `feedwerk check`"
-                    )
-                }
-                None => Location::parse(&target),
-            };
-            // A configured source's own settings apply; command-line flags override them.
-            let configured = by_id.or_else(|| {
-                let Location::Url(u) = &location else {
-                    return None;
-                };
-                cfg.as_ref()?
-                    .sources
-                    .iter()
-                    .find(|s| s.kind.url() == Some(u))
-            });
-            let adhoc = probe_options(&read, cfg.as_ref(), "doctor")?;
-            let opts = match configured {
-                Some(s) => {
-                    let mut o = ProbeOptions::from_source(s);
-                    if adhoc.selectors.is_some() {
-                        o.selectors = adhoc.selectors;
-                    }
-                    if !read.date_format.is_empty() {
-                        o.date_formats = adhoc.date_formats;
-                    }
-                    if read.timezone.is_some() {
-                        o.timezone = adhoc.timezone;
-                    }
-                    if read.encoding.is_some() {
-                        o.encoding = adhoc.encoding;
-                    }
-                    o
-                }
-                None => adhoc,
-            };
-            let fetcher = fetcher_for(cfg.as_ref());
-            let diagnosis = match runtime()?.block_on(feedwerk::doctor::run(
-                &location,
-                &opts,
-                &fetcher,
-                read.base_url.as_ref(),
-                clock_now()?,
-            )) {
-                Ok(d) => d,
-                Err(e) if json => feedwerk::doctor::unreachable(&location, &e),
-                Err(e) => {
-                    eprintln!("feedwerk doctor: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            if json {
-                println!("{}", feedwerk::doctor::to_json(&diagnosis));
-            } else {
-                print!("{}", feedwerk::doctor::to_text(&diagnosis));
-            }
-            Ok(if diagnosis.readable {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Check => {
-            let cfg = match Config::load(&cli.config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            println!(
-                "config {}: ok, {} sources",
-                cli.config.display(),
-                cfg.sources.len()
-            );
-            let mut errors = 0;
-            for s in &cfg.sources {
-                match &s.kind {
-                    feedwerk::model::SourceKind::Local { path } => {
-                        let (posts, errs) = feedwerk::source::local::read_dir(
-                            path,
-                            s.id.as_str(),
-                            &cfg.site.base_url,
-                            s.timezone,
-                        );
-                        let drafts = posts.iter().filter(|p| p.draft).count();
-                        println!(
-                            "{:<12} local  {}: {} posts ({} drafts), {} errors",
-                            s.id.as_str(),
-                            path.display(),
-                            posts.len(),
-                            drafts,
-                            errs.len()
-                        );
-                        for e in errs {
-                            println!("  error: {e}");
-                            errors += 1;
-                        }
-                        for d in local_duplicates(&cfg, s, posts)? {
-                            println!(
-                                "  duplicate: {} repeats {} ({}); only {} is published",
-                                d.duplicate, d.kept, d.reason, d.kept
-                            );
-                        }
-                    }
-                    feedwerk::model::SourceKind::Page {
-                        url,
-                        selectors,
-                        date_formats,
-                    } => println!(
-                        "{:<12} page   {url}: items `{}`, title `{}`, dates {} in {} (preview: feedwerk doctor {})",
-                        s.id.as_str(),
-                        selectors.item,
-                        selectors.title,
-                        if date_formats.is_empty() {
-                            "by the general rules".to_owned()
-                        } else {
-                            date_formats
-                                .iter()
-                                .map(|f| format!("`{f}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        },
-                        s.timezone,
-                        s.id
-                    ),
-                    k => println!(
-                        "{:<12} {:<6} {}",
-                        s.id.as_str(),
-                        k.name(),
-                        k.url().map(|u| u.as_str()).unwrap_or("")
-                    ),
-                }
-            }
-            errors += check_store(&cfg.store.path);
-            Ok(if errors == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Dupes { jsonl } => {
-            let cfg = load(&cli.config)?;
-            let pipeline = Pipeline::open(cfg)?;
-            let store = pipeline.store();
-            if jsonl {
-                dupes_jsonl(&store)?;
-            } else {
-                dupes_text(&store)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => import(
+            config,
+            from.as_deref(),
+            source.as_deref(),
+            &into,
+            &read,
+            keep_links,
+        ),
+        Command::Doctor { target, read, json } => doctor(config, &target, &read, json),
+        Command::Check => check(config),
+        Command::Dupes { jsonl } => dupes(config, jsonl),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -737,163 +373,394 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage { dir: None } => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Manpage { dir: Some(dir) } => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            clap_mangen::generate_to(Cli::command(), &dir)
-                .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Sources => {
-            let cfg = load(&cli.config)?;
-            let pipeline = Pipeline::open(cfg)?;
-            let states = pipeline.store().source_states()?;
-            let now = clock_now()?;
-            let fmt = |d: Option<chrono::DateTime<Utc>>, none: &str| {
-                d.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_else(|| none.to_owned())
-            };
-            println!(
-                "{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  URL",
-                "SOURCE", "KIND", "LAST SUCCESS", "LAST STATUS", "FAILS", "ITEMS", "NEXT FETCH"
-            );
-            for s in &pipeline.cfg.sources {
-                let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
-                let url = s
-                    .kind
-                    .url()
-                    .map(|u| u.to_string())
-                    .or_else(|| match &s.kind {
-                        feedwerk::model::SourceKind::Local { path } => {
-                            Some(path.display().to_string())
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                let same_url = st.url.as_deref() == s.kind.url().map(|u| u.as_str());
-                let gone = st.gone && same_url;
-                let next = if gone {
-                    "never (gone)".to_owned()
-                } else if st.next_fetch.is_none_or(|n| n <= now) {
-                    "now".to_owned()
-                } else {
-                    fmt(st.next_fetch, "now")
-                };
-                println!(
-                    "{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  {}",
-                    s.id.as_str(),
-                    s.kind.name(),
-                    fmt(st.last_success, "never"),
-                    st.last_status.as_deref().unwrap_or("-"),
-                    st.consecutive_failures,
-                    st.items_held,
-                    next,
-                    url
-                );
-                if st.consecutive_failures > 0 {
-                    if let Some(e) = &st.last_error {
-                        println!(
-                            "{:<12}   last error ({}): {e}",
-                            "",
-                            fmt(st.last_attempt, "?")
-                        );
-                    }
-                }
-                if gone {
-                    println!(
-                        "{:<12}   gone (HTTP 410): polling stopped; change the URL in the config to poll again",
-                        ""
-                    );
-                }
-                if let Some(m) = st.moved_to.as_ref().filter(|_| same_url) {
-                    println!("{:<12}   moved permanently to {m}; update the config", "");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Manpage { dir } => manpage(dir.as_deref()),
+        Command::Sources => sources(config),
     }
 }
 
-fn print_reports(reports: &[SourceReport]) {
-    for r in reports {
-        let status = match &r.status {
-            SourceStatus::Updated {
-                items,
-                new,
-                changed,
-            } => format!("ok: {items} items ({new} new, {changed} changed)"),
-            SourceStatus::NotModified => "not modified".to_owned(),
-            SourceStatus::Skipped(why) => format!("skipped: {why}"),
-            SourceStatus::Failed(e) => format!("FAILED: {e}"),
-        };
-        println!("{:<12} {status}", r.id.as_str());
-        for p in &r.problems {
-            println!("{:<12}   problem: {p}", "");
-        }
-        if let Some(m) = &r.moved_to {
-            println!("{:<12}   moved permanently to {m}; update the config", "");
-        }
-    }
+/// `build --dry-run`: fetch, then say what the next publish would change.
+fn build_dry_run(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = load(config)?;
+    let preview = runtime()?.block_on(Pipeline::preview(cfg, clock_now()?))?;
+    print_reports(&preview.reports);
+    print_preview(&preview);
+    Ok(ExitCode::SUCCESS)
 }
 
-fn print_preview(p: &Preview) {
-    println!("dry run: nothing was written. The next publish would");
-    let list = |verb: &str, sign: char, items: &[feedwerk::store::StoredItem]| {
-        println!("  {verb:<9} {} items", items.len());
-        for s in items {
-            println!(
-                "    {sign} [{}] {}  ({})",
-                s.item.source.as_str(),
-                s.item.title,
-                s.item.published.format("%Y-%m-%d")
-            );
+/// `build`: refresh the sources `mode` picks, publish what changed, announce it.
+fn build(config: &Path, mode: RefreshMode) -> anyhow::Result<ExitCode> {
+    let cfg = load(config)?;
+    let pipeline = Pipeline::open(cfg)?;
+    let now = clock_now()?;
+    let reports = runtime()?.block_on(pipeline.refresh_with(now, mode));
+    print_reports(&reports);
+    if !pipeline.needs_publish() {
+        println!(
+            "nothing changed since the last publish (0 written, outputs in {} kept as they are)",
+            pipeline.output_dir().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rep = match pipeline.publish_files(now) {
+        Ok(rep) => rep,
+        Err(e) => {
+            eprintln!("feedwerk: nothing published: {e}");
+            return Ok(ExitCode::FAILURE);
         }
     };
-    list("add", '+', &p.added);
-    list("change", '~', &p.changed);
-    list("withdraw", '-', &p.withdrawn);
+    for (path, e) in &rep.failed {
+        println!("NOT PUBLISHED {path}: {e} (the previous version stays)");
+    }
+    for e in runtime()?.block_on(pipeline.announce(&rep)) {
+        println!("websub: {e}");
+    }
+    if !rep.removed.is_empty() {
+        println!(
+            "removed {} documents of channels no longer published",
+            rep.removed.len()
+        );
+    }
     println!(
-        "  rewrite   {} of {} outputs{}",
-        p.rewrite.len(),
-        p.documents,
-        if p.rewrite.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", p.rewrite.join(", "))
-        }
+        "published {} documents to {} ({} written, {} unchanged, {} rendered)",
+        rep.written.len() + rep.unchanged + rep.failed.len(),
+        pipeline.output_dir().display(),
+        rep.written.len(),
+        rep.unchanged,
+        rep.rendered
     );
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `check`'s store line: `PRAGMA integrity_check` on a read-only copy (the file and its
-/// neighbours stay untouched, so it is safe while the daemon runs). Returns the error count.
-fn check_store(path: &std::path::Path) -> usize {
-    if !path.exists() {
-        println!(
-            "store {}: not created yet (the first build or run creates it)",
-            path.display()
+/// `import`: write posts into `into` from `--from` or a configured `--source`.
+fn import(
+    config: &Path,
+    from: Option<&str>,
+    source: Option<&str>,
+    into: &Path,
+    read: &ReadArgs,
+    keep_links: bool,
+) -> anyhow::Result<ExitCode> {
+    use feedwerk::import::ImportTarget;
+    let cfg = optional_config(config)?;
+    let from = import_from(config, cfg.as_ref(), from, source, into, read)?;
+    std::fs::create_dir_all(into).with_context(|| format!("cannot create {}", into.display()))?;
+    let local_id = local_reader(config, cfg.as_ref(), into);
+    let site_url = cfg
+        .as_ref()
+        .map(|c| c.site.base_url.clone())
+        .unwrap_or_else(|| url::Url::parse("https://example.invalid/").expect("static URL"));
+    let timezone = match (&read.timezone, &cfg) {
+        (Some(z), _) => z
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--timezone: unknown time zone `{z}`"))?,
+        (None, Some(c)) => c.site.timezone,
+        (None, None) => chrono_tz::Europe::Berlin,
+    };
+    let target = ImportTarget {
+        into,
+        timezone,
+        site_url: &site_url,
+        local_source: &local_id,
+        keep_links,
+    };
+    let fetcher = fetcher_for(cfg.as_ref());
+    let report = runtime()?.block_on(feedwerk::import::import(
+        &from,
+        &target,
+        &fetcher,
+        clock_now()?,
+    ))?;
+    for p in &report.written {
+        println!("wrote   {}", p.display());
+    }
+    for (p, why) in &report.existing {
+        println!("exists  {} ({why})", p.display());
+    }
+    for p in &report.problems {
+        println!("problem {p}");
+    }
+    println!(
+        "{} written, {} already there, {} problems",
+        report.written.len(),
+        report.existing.len(),
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What `import` reads: a configured source by id, or a URL or file with the
+/// command line's reading options.
+fn import_from(
+    config: &Path,
+    cfg: Option<&Config>,
+    from: Option<&str>,
+    source: Option<&str>,
+    into: &Path,
+    read: &ReadArgs,
+) -> anyhow::Result<feedwerk::import::ImportFrom> {
+    use feedwerk::import::ImportFrom;
+    match (source, from) {
+        (Some(id), _) => {
+            let cfg =
+                cfg.with_context(|| format!("--source {id}: no config at {}", config.display()))?;
+            let s = cfg
+                .source(id)
+                .with_context(|| format!("--source: no source `{id}` in {}", config.display()))?;
+            Ok(ImportFrom::Source(s.clone()))
+        }
+        (None, Some(from)) => {
+            let local_id = into
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("import")
+                .to_owned();
+            Ok(ImportFrom::Location {
+                location: feedwerk::probe::Location::parse(from),
+                opts: probe_options(read, cfg, &local_id)?,
+                base_url: read.base_url.clone(),
+            })
+        }
+        (None, None) => anyhow::bail!("give --from URL|FILE or --source ID"),
+    }
+}
+
+/// The id of the local source that reads `into`, if the config has one: posts are read
+/// back with its id and the site's URL, as `build` will read them. Without one, says
+/// how to add it and reads them back as `import`.
+fn local_reader(config: &Path, cfg: Option<&Config>, into: &Path) -> String {
+    let reader = cfg
+        .and_then(|c| {
+            let want = std::fs::canonicalize(into).ok()?;
+            c.sources.iter().find(|s| match &s.kind {
+                SourceKind::Local { path } => {
+                    std::fs::canonicalize(path).ok().as_ref() == Some(&want)
+                }
+                _ => false,
+            })
+        })
+        .map(|s| s.id.to_string());
+    if reader.is_none() {
+        eprintln!(
+            "note: no local source in {} reads {}; add one so `build` publishes these posts:\n  [[source]]\n  id = \"…\"\n  kind = \"local\"\n  path = \"{}\"",
+            config.display(),
+            into.display(),
+            into.display()
         );
-        return 0;
     }
-    let verdict = feedwerk::store::Store::snapshot(path, "check")
-        .and_then(|s| Ok((s.integrity_check()?, s.all_items()?.len())));
-    match verdict {
-        Ok((ok, items)) if ok == "ok" => {
-            println!("store {}: ok, {items} items held", path.display());
-            0
+    reader.unwrap_or_else(|| "import".into())
+}
+
+/// `doctor`: read one feed or page and explain it.
+fn doctor(config: &Path, target: &str, read: &ReadArgs, json: bool) -> anyhow::Result<ExitCode> {
+    use feedwerk::probe::Location;
+    let cfg = optional_config(config)?;
+    let by_id = cfg
+        .as_ref()
+        .and_then(|c| c.source(target))
+        .filter(|_| !Path::new(target).exists());
+    let location = match by_id.and_then(|s| s.kind.url()) {
+        Some(u) => Location::Url(u.clone()),
+        None if by_id.is_some() => {
+            anyhow::bail!("source `{target}` is local: check its posts with `feedwerk check`")
         }
-        Ok((problem, _)) => {
-            println!("store {}: DAMAGED: {problem}", path.display());
-            1
-        }
+        None => Location::parse(target),
+    };
+    let configured = by_id.or_else(|| {
+        let Location::Url(u) = &location else {
+            return None;
+        };
+        cfg.as_ref()?
+            .sources
+            .iter()
+            .find(|s| s.kind.url() == Some(u))
+    });
+    let opts = doctor_options(read, cfg.as_ref(), configured)?;
+    let fetcher = fetcher_for(cfg.as_ref());
+    let diagnosis = match runtime()?.block_on(feedwerk::doctor::run(
+        &location,
+        &opts,
+        &fetcher,
+        read.base_url.as_ref(),
+        clock_now()?,
+    )) {
+        Ok(d) => d,
+        Err(e) if json => feedwerk::doctor::unreachable(&location, &e),
         Err(e) => {
-            println!("store {}: cannot be read: {e}", path.display());
-            1
+            eprintln!("feedwerk doctor: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if json {
+        println!("{}", feedwerk::doctor::to_json(&diagnosis));
+    } else {
+        print!("{}", feedwerk::doctor::to_text(&diagnosis));
+    }
+    Ok(if diagnosis.readable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A configured source's own settings apply; command-line flags override them.
+fn doctor_options(
+    read: &ReadArgs,
+    cfg: Option<&Config>,
+    configured: Option<&feedwerk::model::Source>,
+) -> anyhow::Result<feedwerk::probe::ProbeOptions> {
+    let adhoc = probe_options(read, cfg, "doctor")?;
+    let Some(s) = configured else {
+        return Ok(adhoc);
+    };
+    let mut o = feedwerk::probe::ProbeOptions::from_source(s);
+    if adhoc.selectors.is_some() {
+        o.selectors = adhoc.selectors;
+    }
+    if !read.date_format.is_empty() {
+        o.date_formats = adhoc.date_formats;
+    }
+    if read.timezone.is_some() {
+        o.timezone = adhoc.timezone;
+    }
+    if read.encoding.is_some() {
+        o.encoding = adhoc.encoding;
+    }
+    Ok(o)
+}
+
+/// `check`: the config, each source's posts or settings, and the store.
+fn check(config: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!(
+        "config {}: ok, {} sources",
+        config.display(),
+        cfg.sources.len()
+    );
+    let mut errors = 0;
+    for s in &cfg.sources {
+        errors += check_source(&cfg, s)?;
+    }
+    errors += check_store(&cfg.store.path);
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `check`'s line for one source (a local source's posts are read and their errors and
+/// duplicates listed). Returns the error count.
+fn check_source(cfg: &Config, s: &feedwerk::model::Source) -> anyhow::Result<usize> {
+    let mut errors = 0;
+    match &s.kind {
+        SourceKind::Local { path } => {
+            let (posts, errs) = feedwerk::source::local::read_dir(
+                path,
+                s.id.as_str(),
+                &cfg.site.base_url,
+                s.timezone,
+            );
+            let drafts = posts.iter().filter(|p| p.draft).count();
+            println!(
+                "{:<12} local  {}: {} posts ({} drafts), {} errors",
+                s.id.as_str(),
+                path.display(),
+                posts.len(),
+                drafts,
+                errs.len()
+            );
+            for e in errs {
+                println!("  error: {e}");
+                errors += 1;
+            }
+            for d in local_duplicates(cfg, s, posts)? {
+                println!(
+                    "  duplicate: {} repeats {} ({}); only {} is published",
+                    d.duplicate, d.kept, d.reason, d.kept
+                );
+            }
+        }
+        SourceKind::Page {
+            url,
+            selectors,
+            date_formats,
+        } => println!(
+            "{:<12} page   {url}: items `{}`, title `{}`, dates {} in {} (preview: feedwerk doctor {})",
+            s.id.as_str(),
+            selectors.item,
+            selectors.title,
+            if date_formats.is_empty() {
+                "by the general rules".to_owned()
+            } else {
+                date_formats
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            s.timezone,
+            s.id
+        ),
+        k => println!(
+            "{:<12} {:<6} {}",
+            s.id.as_str(),
+            k.name(),
+            k.url().map(|u| u.as_str()).unwrap_or("")
+        ),
+    }
+    Ok(errors)
+}
+
+/// `dupes`: the duplicate clusters held, as text or JSON lines.
+fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
+    let pipeline = Pipeline::open(load(config)?)?;
+    let store = pipeline.store();
+    if jsonl {
+        dupes_jsonl(&store)?;
+    } else {
+        dupes_text(&store)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `manpage`: one page on stdout, or every page into `dir`.
+fn manpage(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match dir {
+        None => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .context("cannot write the man page")?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sources`: one line per source with its health, then its last error, 410 or move.
+fn sources(config: &Path) -> anyhow::Result<ExitCode> {
+    let pipeline = Pipeline::open(load(config)?)?;
+    let states = pipeline.store().source_states()?;
+    let now = clock_now()?;
+    println!(
+        "{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  URL",
+        "SOURCE", "KIND", "LAST SUCCESS", "LAST STATUS", "FAILS", "ITEMS", "NEXT FETCH"
+    );
+    for s in &pipeline.cfg.sources {
+        let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+        print_source_health(s, &st, now);
+    }
+    Ok(ExitCode::SUCCESS)
 }

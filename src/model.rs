@@ -13,6 +13,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::schedule::Cron;
+
 /// The configured, stable handle of a source (`[[source]] id`). Never the URL: partners
 /// move their feeds, and our IDs must not move with them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -108,8 +110,8 @@ pub struct Source {
     pub language: Option<String>,
     /// Zone for dates that carry none.
     pub timezone: Tz,
-    /// Own cron schedule (seconds first), overriding `[publish] schedule` for fetching.
-    pub schedule: Option<String>,
+    /// Own cron schedule, overriding `[publish] schedule` for fetching.
+    pub schedule: Option<Cron>,
     /// Forced character encoding for partners that mislabel theirs.
     pub encoding: Option<String>,
     /// Extra hosts whose `<iframe>` embeds survive sanitising (video players).

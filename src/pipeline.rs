@@ -17,6 +17,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use crate::archive_plan;
 use crate::config::Site;
 use crate::config::{Archives, Config};
 use crate::fetch::{self, FetchError, FetchOutcome, Fetcher, Validators};
@@ -25,10 +26,10 @@ use crate::model::{
 };
 use crate::normalise::{self, Context};
 use crate::publish::{self, Body, Catalog, Document, EmbedList, Mode, PublishReport, Reach};
+use crate::reading;
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
-use crate::schedule::{self, Cron, NextFetch, Outcome, Politeness};
+use crate::schedule::{self, NextFetch, Outcome, Politeness};
 use crate::source;
-use crate::store::archive::ArchivePage;
 use crate::store::{SourceState, Store, StoreError, StoredItem};
 use crate::websub::{Hub, WebSubError};
 
@@ -247,11 +248,22 @@ impl Pipeline {
                     .collect();
             }
         };
+        let readings = self.store().reading_fingerprints().unwrap_or_default();
         let mut reports = Vec::new();
         let mut due: Vec<(Source, SourceState)> = Vec::new();
         for s in &self.cfg.sources {
-            let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
-            match skip_reason(s, &st, now, mode) {
+            let mut st = states.get(s.id.as_str()).cloned().unwrap_or_default();
+            // Read with other settings than the config's now: fetch it now, without
+            // validators, so a 304 cannot keep the items as the old settings made them.
+            let stale = readings.get(s.id.as_str()) != Some(&reading::fingerprint(s, &self.cfg));
+            if stale {
+                st.etag = None;
+                st.last_modified = None;
+            }
+            // Its schedule waits, but a back-off, a Retry-After or a 410 still holds.
+            let paused = st.consecutive_failures > 0 || is_gone(s, &st);
+            let skip = skip_reason(s, &st, now, mode).filter(|_| !stale || paused);
+            match skip {
                 Some(why) => {
                     if st.consecutive_failures > 0 || is_gone(s, &st) {
                         // Still broken, only not asked this time: keep saying so.
@@ -460,16 +472,13 @@ impl Pipeline {
 
     /// When `s` is next due after an attempt at `now` that ended with `outcome`.
     fn next_fetch(&self, s: &Source, now: DateTime<Utc>, outcome: Outcome) -> NextFetch {
-        let expr = s.schedule.as_deref().unwrap_or(&self.cfg.publish.schedule);
-        let cron = Cron::parse(expr)
-            .or_else(|_| Cron::parse(&self.cfg.publish.schedule))
-            .expect("schedules are validated in config");
+        let cron = s.schedule.as_ref().unwrap_or(&self.cfg.publish.schedule);
         let p = Politeness {
             backoff_cap: self.cfg.fetch.backoff_cap,
             ..Politeness::default()
         };
         schedule::next_fetch(
-            &cron,
+            cron,
             self.cfg.site.timezone,
             s.id.as_str(),
             now,
@@ -711,6 +720,10 @@ impl Pipeline {
         let present: Vec<crate::model::ItemId> = items.iter().map(|i| i.id.clone()).collect();
         let result =
             store.upsert_source_items(&s.id, items, now, |conn, item| deduper.decide(conn, item));
+        let result = result.and_then(|u| {
+            store.set_reading_fingerprint(s.id.as_str(), &reading::fingerprint(s, &self.cfg))?;
+            Ok(u)
+        });
         match result {
             Ok(u) => {
                 if u.new + u.changed + u.restored > 0 {
@@ -1211,9 +1224,10 @@ impl Pipeline {
         Ok((catalog, report))
     }
 
-    /// Publishes the RFC 5005 archive pages of `ch`: cuts new full pages from the items
-    /// after the last page, renders pages that are not sealed yet, and keeps the sealed
-    /// ones as they are on disk. Returns the number of pages. Each page goes to the
+    /// Publishes the RFC 5005 archive pages of `ch` as [`archive_plan::plan_pages`] lays
+    /// them out: cuts new full pages from the items after the last page, renders pages
+    /// that are not sealed yet (the open page with every item after the last full one),
+    /// and keeps the sealed ones as they are on disk. Returns the number of pages. Each page goes to the
     /// publisher as soon as it is read, so one page's items are in memory at a time, not
     /// a channel's whole history (a first build of 200,000 items held them all).
     fn archive_docs<'a>(
@@ -1224,28 +1238,28 @@ impl Pipeline {
         publisher: &mut publish::Publisher,
         seals: &mut Vec<Seal>,
     ) -> Result<u32, PipelineError> {
-        let size = self.cfg.publish.archive_page_size;
         let key = ch.key();
-        let mut pages = store.archive_pages(key)?;
-        let last_end = pages.last().map(|p| p.end.clone());
+        let stored = store.archive_pages(key)?;
+        let last_end = stored.last().map(|p| p.end.clone());
         let fresh = store.archive_cursors(&ch.filter, last_end.as_ref())?;
-        for chunk in fresh.chunks_exact(size) {
-            let page = pages.len() as u32 + 1;
-            let end = chunk[size - 1].clone();
-            store.add_archive_page(key, page, &end)?;
-            pages.push(ArchivePage {
-                page,
-                end,
-                sealed: false,
-            });
+        let plan = archive_plan::plan_pages(
+            stored.len(),
+            stored.last().is_some_and(|p| p.sealed),
+            &fresh,
+            self.cfg.publish.archive_page_size,
+            ch.max_items,
+        );
+        for (i, end) in plan.new_full.iter().enumerate() {
+            store.add_archive_page(key, (stored.len() + i + 1) as u32, end)?;
         }
+        let pages = plan.pages(stored.into_iter().map(|p| (p.end, p.sealed)));
         let count = pages.len() as u32;
         let out = &self.cfg.publish.output_dir;
         for (i, p) in pages.iter().enumerate() {
-            let final_form = p.page < count;
+            let final_form = p.number < count;
             let paths: Vec<String> = ARCHIVE_FORMATS
                 .iter()
-                .map(|f| ch.archive_path(*f, p.page))
+                .map(|f| ch.archive_path(*f, p.number))
                 .collect();
             let cache_control = if final_form {
                 ARCHIVE_CACHE
@@ -1266,10 +1280,10 @@ impl Pipeline {
                 }
                 continue;
             }
-            let after = i.checked_sub(1).map(|j| &pages[j].end);
+            let after = i.checked_sub(1).and_then(|j| pages[j].end.as_ref());
             let mut items: Vec<StoredItem> = with_source_titles(
                 store
-                    .archive_items(&ch.filter, after, Some(&p.end))?
+                    .archive_items(&ch.filter, after, p.end.as_ref())?
                     .into_iter()
                     .map(|(s, _)| s)
                     .collect(),
@@ -1283,7 +1297,7 @@ impl Pipeline {
             });
             let items = Rc::new(items);
             let paging = Paging::Archive {
-                page: p.page,
+                page: p.number,
                 pages: count,
             };
             for (f, path) in ARCHIVE_FORMATS.iter().zip(paths.iter()) {
@@ -1300,7 +1314,7 @@ impl Pipeline {
             if final_form {
                 seals.push(Seal {
                     channel: key.to_owned(),
-                    page: p.page,
+                    page: p.number,
                     paths,
                 });
             }
@@ -1341,7 +1355,8 @@ fn keep_channel(
     if ch.stem.is_empty() {
         paths.push("index.html".into());
     }
-    for page in store.archive_pages(ch.key())? {
+    let stored = store.archive_pages(ch.key())?;
+    for page in &stored {
         paths.extend(
             ARCHIVE_FORMATS
                 .iter()
@@ -1355,6 +1370,14 @@ fn keep_channel(
     }
     if p.keeps_catalog() && previous.and_then(|c| c.embed(ch.key())).is_none() {
         return Ok(false);
+    }
+    // The open page after the full ones, when the last publish had one.
+    let open = stored.len() as u32 + 1;
+    for f in ARCHIVE_FORMATS {
+        let path = ch.archive_path(f, open);
+        if p.can_keep(&path, previous)? {
+            paths.push(path);
+        }
     }
     for path in &paths {
         p.keep_unchanged(path, previous)?;
@@ -1449,13 +1472,10 @@ impl<'a> RenderCtx<'a> {
     }
 }
 
-/// The tag-URI authority for published IDs: the site's host.
+/// The RFC 4151 tagging entity for published IDs: the site's host and `site.id_date`.
 fn authority(cfg: &Config) -> String {
-    cfg.site
-        .base_url
-        .host_str()
-        .unwrap_or("localhost")
-        .to_owned()
+    let host = cfg.site.base_url.host_str().unwrap_or("localhost");
+    crate::identity::tagging_entity(host, cfg.site.id_date)
 }
 
 /// What acquiring one source produced, before parsing.

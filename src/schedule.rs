@@ -18,16 +18,22 @@
 //!   must not go unpolled, so both occurrences run.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use cron::TimeUnitSpec;
 
-/// A parsed cron expression (5 fields, or 6/7 with seconds first).
+/// A parsed cron expression (5 fields, or 6/7 with seconds first): `config` parses each
+/// `schedule` key once into this, and everything after asks it for fire times.
 #[derive(Debug, Clone)]
 pub struct Cron {
-    schedule: cron::Schedule,
+    /// The expression as written in the config, for logs and equality.
+    expr: String,
+    /// Shared: every clone of the config (one per reload, `import`, tests) holds it, and
+    /// the parsed field sets are large.
+    schedule: Arc<cron::Schedule>,
     /// Every hour matches: an interval job rather than a fixed time of day.
     every_hour: bool,
 }
@@ -51,9 +57,15 @@ impl Cron {
         })?;
         let every_hour = schedule.hours().count() == 24;
         Ok(Cron {
-            schedule,
+            expr: expr.to_owned(),
+            schedule: Arc::new(schedule),
             every_hour,
         })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.expr
     }
 
     /// The first fire time strictly after `after`, reading the expression on the wall
@@ -123,6 +135,20 @@ impl Cron {
     }
 }
 
+/// Two schedules are the same when written the same: a reloaded config compares its
+/// sources with the running ones.
+impl PartialEq for Cron {
+    fn eq(&self, other: &Self) -> bool {
+        self.expr == other.expr
+    }
+}
+
+impl std::fmt::Display for Cron {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.expr)
+    }
+}
+
 fn offset_at(tz: Tz, t: DateTime<Utc>) -> i32 {
     t.with_timezone(&tz).offset().fix().local_minus_utc()
 }
@@ -175,13 +201,10 @@ pub enum Outcome {
     },
 }
 
-/// Why a source is due when it is, for `feedwerk sources` and the log.
+/// When a source is due next, for the store, `feedwerk sources` and the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NextFetch {
     pub at: DateTime<Utc>,
-    /// Set when the time was pushed past the schedule by back-off or `Retry-After`:
-    /// a manual `build` respects these (unless `--force`), not the schedule.
-    pub paused: bool,
 }
 
 /// When to fetch a source again after `outcome`, attempted at `now`.
@@ -200,7 +223,6 @@ pub fn next_fetch(
             let hint = ttl.max(max_age).map(|h| h.min(p.max_partner_interval));
             NextFetch {
                 at: hint.map_or(scheduled, |h| scheduled.max(later(h))),
-                paused: false,
             }
         }
         Outcome::Failure {
@@ -212,7 +234,7 @@ pub fn next_fetch(
             if let Some(ra) = retry_after {
                 at = at.max(later(ra.min(p.max_retry_after)));
             }
-            NextFetch { at, paused: true }
+            NextFetch { at }
         }
     }
 }
@@ -439,7 +461,6 @@ mod tests {
             &p,
         );
         assert_eq!(ttl.at, utc("2026-06-01T11:00:00Z"));
-        assert!(!ttl.paused);
         // A year-long hint is clamped so polling never stops.
         let year = next_fetch(
             &c,
@@ -484,7 +505,6 @@ mod tests {
             },
             &p,
         );
-        assert!(nf.paused);
         assert!(nf.at <= now + chrono::Duration::hours(6));
         assert!(nf.at >= now + chrono::Duration::minutes(4 * 60 + 48));
     }

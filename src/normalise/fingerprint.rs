@@ -170,6 +170,29 @@ pub fn title_key(title: &str) -> String {
     super::text::for_matching(title)
 }
 
+/// The parts of a title that has a subtitle or a prefix, each as a [`title_key`]:
+/// "Frankfurt: Sicherheit im Bahnhofsviertel" → `frankfurt`…, `sicherheit im
+/// bahnhofsviertel`. Split at `:`, `|` and a spaced dash (` – `, ` — `, ` - `); parts of
+/// one word ("Frankfurt", "Exklusiv") are dropped, since they name a place or a rubric,
+/// not a story. Empty for a title with no such separator.
+pub fn title_parts(title: &str) -> Vec<String> {
+    let mut text = title.to_owned();
+    for sep in [" – ", " — ", " - ", "|"] {
+        text = text.replace(sep, ":");
+    }
+    let mut parts: Vec<String> = text
+        .split(':')
+        .map(title_key)
+        .filter(|k| k.split(' ').count() >= 2)
+        .collect();
+    if text.split(':').filter(|p| !p.trim().is_empty()).count() < 2 {
+        return Vec::new();
+    }
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
 /// Estimated Jaccard similarity of two fingerprints.
 pub fn jaccard(a: &Fingerprint, b: &Fingerprint) -> f64 {
     estimate_jaccard(&a.minhash, &b.minhash)
@@ -187,6 +210,20 @@ pub fn estimate_jaccard(a: &[u32], b: &[u32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_splits_at_its_subtitle_or_prefix_into_parts_of_two_words_or_more() {
+        assert_eq!(
+            title_parts("Frankfurt: Sicherheit im Bahnhofsviertel"),
+            ["sicherheit im bahnhofsviertel"]
+        );
+        assert_eq!(
+            title_parts("Niedersachsen: Förderprogramm für Präventionsräte – jetzt bewerben"),
+            ["förderprogramm für präventionsräte", "jetzt bewerben"]
+        );
+        assert!(title_parts("Night-time economy and safety").is_empty());
+        assert!(title_parts("Sicherheit im Bahnhofsviertel").is_empty());
+    }
 
     #[test]
     fn signature_of_a_fixed_text_never_changes() {

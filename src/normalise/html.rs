@@ -1,4 +1,5 @@
-//! The sanitiser policy (ammonia) for everything we republish, and HTML → plain text.
+//! The sanitiser policy (ammonia) for everything we republish. HTML → plain text is
+//! `text::to_text`, beside the other plain-text rules.
 //!
 //! Sanitising happens here, once, after parsing: feed-rs's own `sanitize` feature stays
 //! off, and local Markdown goes through the same policy (pulldown-cmark passes raw HTML).
@@ -226,86 +227,6 @@ fn iframe_src(value: &str, hosts: &[String]) -> Option<String> {
     let url = Url::parse(&absolute).ok()?;
     let host = url.host_str()?;
     (url.scheme() == "https" && hosts.iter().any(|h| h == host)).then(|| url.to_string())
-}
-
-/// HTML → plain text: tags dropped, entities decoded, whitespace collapsed; the content
-/// of `script`, `style` and `template` is not text and goes too. Block boundaries become
-/// spaces so words do not run together.
-///
-/// The text is that of the tree the HTML parser builds. Markup whose tree is just its
-/// tags' nesting (the sanitiser's output nearly always) is read from the tokens without
-/// building the tree ([`super::flat_text`], a third of the cost); the rest from the tree.
-pub fn to_text(html: &str) -> String {
-    let raw = super::flat_text::text(html, is_block).unwrap_or_else(|| tree_text(html));
-    super::text::collapse_whitespace(&raw)
-}
-
-/// [`to_text`] before collapsing whitespace, read from the parsed tree.
-fn tree_text(html: &str) -> String {
-    use ego_tree::iter::Edge;
-    let frag = scraper::Html::parse_fragment(html);
-    let mut out = String::with_capacity(html.len());
-    let mut hidden = 0usize;
-    for edge in frag.root_element().traverse() {
-        match edge {
-            Edge::Open(node) => {
-                if let Some(e) = node.value().as_element() {
-                    if matches!(e.name(), "script" | "style" | "template") {
-                        hidden += 1;
-                    } else if is_block(e.name()) {
-                        out.push(' ');
-                    }
-                } else if let Some(t) = node.value().as_text() {
-                    if hidden == 0 {
-                        out.push_str(t);
-                    }
-                }
-            }
-            Edge::Close(node) => {
-                if let Some(e) = node.value().as_element() {
-                    if matches!(e.name(), "script" | "style" | "template") {
-                        hidden -= 1;
-                    } else if is_block(e.name()) {
-                        out.push(' ');
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn is_block(name: &str) -> bool {
-    matches!(
-        name,
-        "p" | "br"
-            | "li"
-            | "h1"
-            | "h2"
-            | "h3"
-            | "h4"
-            | "h5"
-            | "h6"
-            | "div"
-            | "tr"
-            | "td"
-            | "th"
-            | "dt"
-            | "dd"
-            | "blockquote"
-            | "figcaption"
-            | "figure"
-            | "pre"
-            | "hr"
-            | "table"
-            | "ul"
-            | "ol"
-            | "section"
-            | "article"
-            | "header"
-            | "footer"
-            | "img"
-    )
 }
 
 #[cfg(test)]
@@ -550,8 +471,9 @@ mod properties {
                 sanitise(&html, Some(&base), &[]),
                 sanitise(&html, None, &["ok.example".to_owned()]),
             ] {
-                let tree = crate::normalise::text::collapse_whitespace(&tree_text(&out));
-                prop_assert_eq!(to_text(&out), tree, "{:?}", out);
+                use crate::normalise::text;
+                let tree = text::collapse_whitespace(&text::tree_text(&out));
+                prop_assert_eq!(text::to_text(&out), tree, "{:?}", out);
             }
         }
 

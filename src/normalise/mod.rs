@@ -116,7 +116,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
             TextKind::Html => html::sanitise(&t.body, content_base, allow),
             TextKind::Plain => plain_to_html(&text::strip_controls(&t.body)),
         });
-    let body_text = body_html.as_deref().map(html::to_text).unwrap_or_default();
+    let body_text = body_html.as_deref().map(text::to_text).unwrap_or_default();
     // The body's text for plain-text fields: without markup even as visible text.
     let plain_body = text::plain(&body_text);
 
@@ -129,7 +129,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         Some(s) if entry.content.is_some() => {
             let t = match s.kind {
                 TextKind::Html => {
-                    text::plain(&html::to_text(&html::sanitise(&s.body, content_base, &[])))
+                    text::plain(&text::to_text(&html::sanitise(&s.body, content_base, &[])))
                 }
                 TextKind::Plain => text::plain(&s.body),
             };
@@ -152,13 +152,12 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         title
     };
 
-    let language = entry
-        .language
-        .as_deref()
-        .or(ctx.feed_language)
-        .and_then(lang::normalise_tag)
-        .or_else(|| lang::detect(&format!("{title}. {body_text}")))
-        .or_else(|| ctx.source.language.clone());
+    let language = lang::choose(
+        entry.language.as_deref(),
+        ctx.feed_language,
+        &format!("{title}. {body_text}"),
+        ctx.source.language.as_deref(),
+    );
 
     let (published, updated, date_source) = dates(entry, ctx.now);
     let tags = tags(&entry.tags, &ctx.source.tag_map, ctx.tag_map);

@@ -1,4 +1,5 @@
-//! Plain-text rules: titles, summaries, and the normalised text used for comparison.
+//! Plain-text rules: HTML → text, titles, summaries, and the normalised text used for
+//! comparison. Sanitising HTML (what stays markup) is `html`'s; this module only reads it.
 
 use unicode_normalization::char::canonical_combining_class;
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
@@ -56,6 +57,87 @@ fn is_printable_ascii(b: u8) -> bool {
     (0x21..0x7f).contains(&b)
 }
 
+/// HTML → plain text: tags dropped, entities decoded, whitespace collapsed; the content
+/// of `script`, `style` and `template` is not text and goes too. Block boundaries become
+/// spaces so words do not run together.
+///
+/// The text is that of the tree the HTML parser builds. Markup whose tree is just its
+/// tags' nesting (the sanitiser's output nearly always) is read from the tokens without
+/// building the tree ([`super::flat_text`]); the rest from the tree.
+pub fn to_text(html: &str) -> String {
+    let raw = super::flat_text::text(html, is_block).unwrap_or_else(|| tree_text(html));
+    collapse_whitespace(&raw)
+}
+
+/// [`to_text`] before collapsing whitespace, read from the parsed tree (also what the
+/// token reading is tested against, in `html`'s tests of the sanitiser's output).
+pub(crate) fn tree_text(html: &str) -> String {
+    use ego_tree::iter::Edge;
+    let frag = scraper::Html::parse_fragment(html);
+    let mut out = String::with_capacity(html.len());
+    let mut hidden = 0usize;
+    for edge in frag.root_element().traverse() {
+        match edge {
+            Edge::Open(node) => {
+                if let Some(e) = node.value().as_element() {
+                    if matches!(e.name(), "script" | "style" | "template") {
+                        hidden += 1;
+                    } else if is_block(e.name()) {
+                        out.push(' ');
+                    }
+                } else if let Some(t) = node.value().as_text() {
+                    if hidden == 0 {
+                        out.push_str(t);
+                    }
+                }
+            }
+            Edge::Close(node) => {
+                if let Some(e) = node.value().as_element() {
+                    if matches!(e.name(), "script" | "style" | "template") {
+                        hidden -= 1;
+                    } else if is_block(e.name()) {
+                        out.push(' ');
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "br"
+            | "li"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "div"
+            | "tr"
+            | "td"
+            | "th"
+            | "dt"
+            | "dd"
+            | "blockquote"
+            | "figcaption"
+            | "figure"
+            | "pre"
+            | "hr"
+            | "table"
+            | "ul"
+            | "ol"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "img"
+    )
+}
+
 /// A title as plain text, for people: never markup, never an entity reference.
 ///
 /// After the XML parser has undone the document's own escaping, the title is read as
@@ -92,7 +174,7 @@ pub fn plain(s: &str) -> String {
     // Each round that changes the text makes it shorter (a tag or an entity reference
     // becomes at most two characters), so this ends; the bound is a second guard.
     for _ in 0..=s.len() {
-        let next = super::html::to_text(&s);
+        let next = to_text(&s);
         if next == s {
             break;
         }

@@ -8,7 +8,8 @@ use atom_syndication as at;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::{FeedDoc, FH_NS};
-use crate::model::Format;
+use crate::model::{Format, Item};
+use crate::store::StoredItem;
 
 fn fixed(d: DateTime<Utc>) -> DateTime<FixedOffset> {
     d.fixed_offset()
@@ -32,126 +33,12 @@ fn person(name: &str) -> at::Person {
 }
 
 pub fn render(doc: &FeedDoc) -> Vec<u8> {
-    let self_url = doc.self_url(Format::Atom);
     let site_author = person(doc.site.author.as_deref().unwrap_or(&doc.site.title));
     let entries = doc
         .items
         .iter()
-        .map(|s| {
-            let it = &s.item;
-            let mut links = Vec::new();
-            if let Some(u) = &it.url {
-                links.push(link(u.as_str(), "alternate", Some("text/html"), None));
-            }
-            for a in &s.also_at {
-                if let Some(u) = &a.url {
-                    links.push(link(
-                        u.as_str(),
-                        "related",
-                        Some("text/html"),
-                        Some(&format!("{}: {}", a.source_title, a.title)),
-                    ));
-                }
-            }
-            let partner = doc.is_partner(&it.source);
-            let authors = if !it.authors.is_empty() {
-                it.authors
-                    .iter()
-                    .map(|a| {
-                        let (name, email) = super::split_author(a);
-                        at::Person {
-                            name,
-                            email,
-                            ..at::Person::default()
-                        }
-                    })
-                    .collect()
-            } else if partner {
-                vec![person(doc.source_title(&it.source))]
-            } else {
-                vec![site_author.clone()]
-            };
-            let source =
-                partner
-                    .then(|| doc.source(&it.source))
-                    .flatten()
-                    .map(|src| {
-                        let mut links = Vec::new();
-                        if let Some(h) = &src.homepage {
-                            links.push(link(h.as_str(), "alternate", Some("text/html"), None));
-                        }
-                        if let Some(u) = src.kind.url() {
-                            links.push(link(u.as_str(), "self", None, None));
-                        }
-                        at::Source {
-                            title: at::Text::plain(src.title.clone()),
-                            id: src.kind.url().map(|u| u.to_string()).unwrap_or_else(|| {
-                                format!("{}#source-{}", doc.site.base_url, src.id)
-                            }),
-                            updated: fixed(it.updated.unwrap_or(it.published)),
-                            links,
-                            ..at::Source::default()
-                        }
-                    });
-            // RFC 4287 4.1.2: an entry needs an alternate link or content; an item
-            // without a link and without HTML content carries its summary as text.
-            let content = match (&it.content_html, &it.url) {
-                (Some(h), _) => Some(at::Content {
-                    value: Some(h.clone()),
-                    content_type: Some("html".into()),
-                    lang: it.language.clone(),
-                    ..at::Content::default()
-                }),
-                (None, None) => Some(at::Content {
-                    value: Some(it.summary.clone()),
-                    content_type: Some("text".into()),
-                    lang: it.language.clone(),
-                    ..at::Content::default()
-                }),
-                (None, Some(_)) => None,
-            };
-            at::Entry {
-                title: at::Text::plain(it.title.clone()),
-                id: s.published_id.clone(),
-                updated: fixed(it.updated.unwrap_or(it.published).max(it.published)),
-                published: Some(fixed(it.published)),
-                authors,
-                links,
-                categories: it
-                    .tags
-                    .iter()
-                    .map(|t| at::Category {
-                        term: t.clone(),
-                        ..at::Category::default()
-                    })
-                    .collect(),
-                summary: Some(at::Text::plain(it.summary.clone())).filter(|t| !t.value.is_empty()),
-                content,
-                source,
-                ..at::Entry::default()
-            }
-        })
+        .map(|s| entry(doc, s, &site_author))
         .collect();
-    let mut links = vec![
-        link(
-            self_url.as_str(),
-            "self",
-            Some("application/atom+xml"),
-            None,
-        ),
-        link(
-            doc.site.base_url.as_str(),
-            "alternate",
-            Some("text/html"),
-            None,
-        ),
-    ];
-    if let Some(hub) = doc.websub_hub.filter(|_| !doc.is_archive()) {
-        links.push(link(hub.as_str(), "hub", None, None));
-    }
-    for (rel, url) in doc.paging_links(Format::Atom) {
-        links.push(link(url.as_str(), rel, Some("application/atom+xml"), None));
-    }
     let mut namespaces = BTreeMap::new();
     if doc.is_archive() {
         namespaces.insert("fh".to_owned(), FH_NS.to_owned());
@@ -162,7 +49,7 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         id: doc.subscription_url(Format::Atom).to_string(),
         updated: fixed(doc.updated),
         authors: vec![site_author],
-        links,
+        links: feed_links(doc),
         generator: Some(at::Generator {
             value: "feedwerk".into(),
             version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -188,6 +75,137 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         out.splice(at..at, b"<fh:archive/>".iter().copied());
     }
     super::with_prolog(out, &doc.stylesheet_href(Format::Atom))
+}
+
+/// The feed's own links: `self`, the site, the WebSub hub (subscription documents only)
+/// and RFC 5005 paging.
+fn feed_links(doc: &FeedDoc) -> Vec<at::Link> {
+    let self_url = doc.self_url(Format::Atom);
+    let mut links = vec![
+        link(
+            self_url.as_str(),
+            "self",
+            Some("application/atom+xml"),
+            None,
+        ),
+        link(
+            doc.site.base_url.as_str(),
+            "alternate",
+            Some("text/html"),
+            None,
+        ),
+    ];
+    if let Some(hub) = doc.websub_hub.filter(|_| !doc.is_archive()) {
+        links.push(link(hub.as_str(), "hub", None, None));
+    }
+    for (rel, url) in doc.paging_links(Format::Atom) {
+        links.push(link(url.as_str(), rel, Some("application/atom+xml"), None));
+    }
+    links
+}
+
+fn entry(doc: &FeedDoc, s: &StoredItem, site_author: &at::Person) -> at::Entry {
+    let it = &s.item;
+    let mut links = Vec::new();
+    if let Some(u) = &it.url {
+        links.push(link(u.as_str(), "alternate", Some("text/html"), None));
+    }
+    for a in &s.also_at {
+        if let Some(u) = &a.url {
+            links.push(link(
+                u.as_str(),
+                "related",
+                Some("text/html"),
+                Some(&format!("{}: {}", a.source_title, a.title)),
+            ));
+        }
+    }
+    at::Entry {
+        title: at::Text::plain(it.title.clone()),
+        id: s.published_id.clone(),
+        updated: fixed(it.updated.unwrap_or(it.published).max(it.published)),
+        published: Some(fixed(it.published)),
+        authors: entry_authors(doc, it, site_author),
+        links,
+        categories: it
+            .tags
+            .iter()
+            .map(|t| at::Category {
+                term: t.clone(),
+                ..at::Category::default()
+            })
+            .collect(),
+        summary: Some(at::Text::plain(it.summary.clone())).filter(|t| !t.value.is_empty()),
+        content: entry_content(it),
+        source: entry_source(doc, it),
+        ..at::Entry::default()
+    }
+}
+
+/// The item's own authors; else the partner for a partner item, the site for ours.
+fn entry_authors(doc: &FeedDoc, it: &Item, site_author: &at::Person) -> Vec<at::Person> {
+    if !it.authors.is_empty() {
+        it.authors
+            .iter()
+            .map(|a| {
+                let (name, email) = super::split_author(a);
+                at::Person {
+                    name,
+                    email,
+                    ..at::Person::default()
+                }
+            })
+            .collect()
+    } else if doc.is_partner(&it.source) {
+        vec![person(doc.source_title(&it.source))]
+    } else {
+        vec![site_author.clone()]
+    }
+}
+
+/// `atom:source` for a partner item: the partner feed's title, ID and links.
+fn entry_source(doc: &FeedDoc, it: &Item) -> Option<at::Source> {
+    let src = doc
+        .source(&it.source)
+        .filter(|_| doc.is_partner(&it.source))?;
+    let mut links = Vec::new();
+    if let Some(h) = &src.homepage {
+        links.push(link(h.as_str(), "alternate", Some("text/html"), None));
+    }
+    if let Some(u) = src.kind.url() {
+        links.push(link(u.as_str(), "self", None, None));
+    }
+    Some(at::Source {
+        title: at::Text::plain(src.title.clone()),
+        id: src
+            .kind
+            .url()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| format!("{}#source-{}", doc.site.base_url, src.id)),
+        updated: fixed(it.updated.unwrap_or(it.published)),
+        links,
+        ..at::Source::default()
+    })
+}
+
+/// RFC 4287 4.1.2: an entry needs an alternate link or content; an item without a link
+/// and without HTML content carries its summary as text.
+fn entry_content(it: &Item) -> Option<at::Content> {
+    match (&it.content_html, &it.url) {
+        (Some(h), _) => Some(at::Content {
+            value: Some(h.clone()),
+            content_type: Some("html".into()),
+            lang: it.language.clone(),
+            ..at::Content::default()
+        }),
+        (None, None) => Some(at::Content {
+            value: Some(it.summary.clone()),
+            content_type: Some("text".into()),
+            lang: it.language.clone(),
+            ..at::Content::default()
+        }),
+        (None, Some(_)) => None,
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
-use rss::extension::Extension;
+use rss::extension::{Extension, ExtensionMap};
 
 use super::{FeedDoc, FH_NS};
-use crate::model::{Format, SourceKind};
+use crate::model::{Format, Item, SourceKind};
+use crate::store::StoredItem;
 
 /// RFC 822 date as RSS 2.0 wants it, in English, with a two-digit day and `+0000`.
 pub fn rfc822(d: DateTime<Utc>) -> String {
@@ -44,6 +45,37 @@ pub fn author_with_email(author: &str) -> Option<String> {
 }
 
 pub fn render(doc: &FeedDoc) -> Vec<u8> {
+    let items = doc.items.iter().map(|s| item(doc, s)).collect();
+    let (namespaces, extensions) = namespaces_and_extensions(doc);
+    let channel = rss::Channel {
+        title: doc.channel.title.clone(),
+        link: doc.site.base_url.to_string(),
+        description: if doc.site.description.is_empty() {
+            doc.channel.title.clone()
+        } else {
+            doc.site.description.clone()
+        },
+        language: Some(doc.language()),
+        last_build_date: Some(rfc822(doc.updated)),
+        generator: Some(format!("feedwerk {}", env!("CARGO_PKG_VERSION"))),
+        docs: Some("https://www.rssboard.org/rss-specification".into()),
+        atom_ext: Some(AtomExtension {
+            links: atom_links(doc),
+        }),
+        items,
+        namespaces,
+        extensions,
+        ..rss::Channel::default()
+    };
+    let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
+    channel
+        .write_to(&mut out)
+        .expect("writing to a Vec cannot fail");
+    super::with_prolog(out, &doc.stylesheet_href(Format::Rss))
+}
+
+/// `atom:link`s: `self`, the WebSub hub (subscription documents only), RFC 5005 paging.
+fn atom_links(doc: &FeedDoc) -> Vec<Link> {
     let self_url = doc.self_url(Format::Rss);
     let mut links = vec![Link {
         href: self_url.to_string(),
@@ -66,68 +98,13 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             ..Link::default()
         });
     }
-    let items = doc
-        .items
-        .iter()
-        .map(|s| {
-            let it = &s.item;
-            let mut content = it.content_html.clone().unwrap_or_default();
-            if !s.also_at.is_empty() {
-                content.push_str(&format!(
-                    "\n<p>Auch erschienen bei: {}</p>",
-                    super::also_at_links(&s.also_at)
-                ));
-            }
-            // Names go to dc:creator; a partner item without names is credited to the
-            // partner, a local one to the site's author.
-            let creators: Vec<String> = if !it.authors.is_empty() {
-                it.authors
-                    .iter()
-                    .map(|a| super::split_author(a).0)
-                    .collect()
-            } else if doc.is_partner(&it.source) {
-                vec![doc.source_title(&it.source).to_owned()]
-            } else {
-                doc.site.author.iter().cloned().collect()
-            };
-            let dc = (!creators.is_empty()).then(|| DublinCoreExtension {
-                creators,
-                ..DublinCoreExtension::default()
-            });
-            let source = doc.source(&it.source).and_then(|src| match &src.kind {
-                SourceKind::Feed { url } => Some(rss::Source {
-                    url: url.to_string(),
-                    title: Some(src.title.clone()),
-                }),
-                _ => None,
-            });
-            let link = it.url.as_ref().map(|u| u.to_string());
-            let permalink = link.as_deref() == Some(s.published_id.as_str());
-            rss::Item {
-                title: Some(it.title.clone()),
-                link,
-                description: Some(it.summary.clone()).filter(|s| !s.is_empty()),
-                author: it.authors.iter().find_map(|a| author_with_email(a)),
-                guid: Some(rss::Guid {
-                    value: s.published_id.clone(),
-                    permalink,
-                }),
-                pub_date: Some(rfc822(it.published)),
-                categories: it
-                    .tags
-                    .iter()
-                    .map(|t| rss::Category {
-                        name: t.clone(),
-                        domain: None,
-                    })
-                    .collect(),
-                content: Some(content).filter(|c| !c.is_empty()),
-                dublin_core_ext: dc,
-                source,
-                ..rss::Item::default()
-            }
-        })
-        .collect();
+    links
+}
+
+type Namespaces = BTreeMap<String, String>;
+
+/// The namespaces used, and `fh:archive` on an archive page.
+fn namespaces_and_extensions(doc: &FeedDoc) -> (Namespaces, ExtensionMap) {
     let mut ns = BTreeMap::new();
     ns.insert("atom".to_owned(), "http://www.w3.org/2005/Atom".to_owned());
     ns.insert(
@@ -151,29 +128,69 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         );
         extensions.insert("fh".to_owned(), fh);
     }
-    let channel = rss::Channel {
-        title: doc.channel.title.clone(),
-        link: doc.site.base_url.to_string(),
-        description: if doc.site.description.is_empty() {
-            doc.channel.title.clone()
-        } else {
-            doc.site.description.clone()
-        },
-        language: Some(doc.language()),
-        last_build_date: Some(rfc822(doc.updated)),
-        generator: Some(format!("feedwerk {}", env!("CARGO_PKG_VERSION"))),
-        docs: Some("https://www.rssboard.org/rss-specification".into()),
-        atom_ext: Some(AtomExtension { links }),
-        items,
-        namespaces: ns,
-        extensions,
-        ..rss::Channel::default()
+    (ns, extensions)
+}
+
+fn item(doc: &FeedDoc, s: &StoredItem) -> rss::Item {
+    let it = &s.item;
+    let mut content = it.content_html.clone().unwrap_or_default();
+    if !s.also_at.is_empty() {
+        content.push_str(&format!(
+            "\n<p>Auch erschienen bei: {}</p>",
+            super::also_at_links(&s.also_at)
+        ));
+    }
+    let source = doc.source(&it.source).and_then(|src| match &src.kind {
+        SourceKind::Feed { url } => Some(rss::Source {
+            url: url.to_string(),
+            title: Some(src.title.clone()),
+        }),
+        _ => None,
+    });
+    let link = it.url.as_ref().map(|u| u.to_string());
+    let permalink = link.as_deref() == Some(s.published_id.as_str());
+    rss::Item {
+        title: Some(it.title.clone()),
+        link,
+        description: Some(it.summary.clone()).filter(|s| !s.is_empty()),
+        author: it.authors.iter().find_map(|a| author_with_email(a)),
+        guid: Some(rss::Guid {
+            value: s.published_id.clone(),
+            permalink,
+        }),
+        pub_date: Some(rfc822(it.published)),
+        categories: it
+            .tags
+            .iter()
+            .map(|t| rss::Category {
+                name: t.clone(),
+                domain: None,
+            })
+            .collect(),
+        content: Some(content).filter(|c| !c.is_empty()),
+        dublin_core_ext: dublin_core(doc, it),
+        source,
+        ..rss::Item::default()
+    }
+}
+
+/// Names go to `dc:creator`; a partner item without names is credited to the partner,
+/// a local one to the site's author.
+fn dublin_core(doc: &FeedDoc, it: &Item) -> Option<DublinCoreExtension> {
+    let creators: Vec<String> = if !it.authors.is_empty() {
+        it.authors
+            .iter()
+            .map(|a| super::split_author(a).0)
+            .collect()
+    } else if doc.is_partner(&it.source) {
+        vec![doc.source_title(&it.source).to_owned()]
+    } else {
+        doc.site.author.iter().cloned().collect()
     };
-    let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
-    channel
-        .write_to(&mut out)
-        .expect("writing to a Vec cannot fail");
-    super::with_prolog(out, &doc.stylesheet_href(Format::Rss))
+    (!creators.is_empty()).then(|| DublinCoreExtension {
+        creators,
+        ..DublinCoreExtension::default()
+    })
 }
 
 #[cfg(test)]

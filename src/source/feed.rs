@@ -141,6 +141,9 @@ fn alternate(links: &[fr::Link]) -> Option<&fr::Link> {
 struct Scope {
     base: Option<Url>,
     lang: Option<String>,
+    /// `xml:lang` on this very element: on an item, the item's own declaration, which
+    /// wins over detection; one inherited from the feed or channel is the feed's.
+    own_lang: Option<String>,
 }
 
 /// The scope of the root element and of every item (`<entry>` in Atom, `<item>` in RSS),
@@ -157,6 +160,7 @@ fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)>
     let mut items = Vec::new();
     let open = |e: &BytesStart, parent: Option<&Scope>| -> Scope {
         let mut scope = parent.cloned().unwrap_or_default();
+        scope.own_lang = None;
         for attr in e.attributes().flatten() {
             let value = crate::normalise::text::decode_entities(&attr.value);
             match attr.key.as_ref() {
@@ -166,7 +170,10 @@ fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)>
                     let against = scope.base.as_ref().or(doc_url);
                     scope.base = crate::normalise::url::resolve(&value, against)
                 }
-                "xml:lang" => scope.lang = Some(value).filter(|l| !l.trim().is_empty()),
+                "xml:lang" => {
+                    scope.lang = Some(value).filter(|l| !l.trim().is_empty());
+                    scope.own_lang = scope.lang.clone();
+                }
                 _ => {}
             }
         }
@@ -213,6 +220,9 @@ fn convert(
     let feed_link = alternate(&feed.links)
         .and_then(|l| crate::normalise::url::resolve(&l.href, root_base.as_ref().or(base)))
         .or_else(|| base.cloned());
+    let inherited_lang = scopes
+        .iter()
+        .find_map(|s| s.lang.clone().filter(|_| s.own_lang.is_none()));
     let entries = feed
         .entries
         .into_iter()
@@ -261,7 +271,7 @@ fn convert(
                     .iter()
                     .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
                     .collect(),
-                language: e.language.clone().or_else(|| scope.lang.clone()),
+                language: e.language.clone().or_else(|| scope.own_lang.clone()),
                 base: entry_base,
                 stable_key: None,
                 origin: format!("{origin}#item{}", i + 1),
@@ -274,7 +284,11 @@ fn convert(
         link: feed_link,
         id: Some(feed.id).filter(|s| !s.is_empty()),
         updated: feed.updated,
-        language: feed.language.or_else(|| root.lang.clone()),
+        // An `xml:lang` between the root and the items (RSS's `<channel>`) is the feed's.
+        language: feed
+            .language
+            .or_else(|| root.lang.clone())
+            .or(inherited_lang),
         ttl_minutes: feed.ttl,
         entries,
         problems: Vec::new(),

@@ -222,6 +222,7 @@ pub(super) fn index_item(
         conn.prepare_cached("DELETE FROM dedupe_sig WHERE item_id = ?1")?
             .execute([&item.id.0])?;
     }
+    super::title_parts::index(conn, item, fresh)?;
     let fp = &item.fingerprint;
     let n: i64 = conn
         .prepare_cached(

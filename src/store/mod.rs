@@ -17,9 +17,12 @@ use crate::model::{AlsoAt, ChannelFilter, DateSource, Item, ItemId, SourceId};
 pub mod archive;
 mod bandfilter;
 mod dedup;
+mod reading;
+mod title_parts;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, Decision, DedupeEvent, Held, Lookup};
+pub use title_parts::by_title_parts;
 
 /// The key `feedwerk dupes --jsonl` and `score-dedup` speak:
 /// `<source id>|<the item's original GUID, or its link when it has none>`.
@@ -168,7 +171,8 @@ fn from_ts(t: i64) -> DateTime<Utc> {
 
 pub struct Store {
     conn: Connection,
-    /// The tag-URI authority (`tag:<host>,<date>:…`), from the site's base URL.
+    /// The RFC 4151 tagging entity of published IDs (`<host>,<date>`, see
+    /// [`crate::identity::tagging_entity`]).
     authority: String,
     /// Inside [`Store::in_transaction`]: write methods add to that transaction and take
     /// no savepoints of their own.
@@ -301,6 +305,7 @@ impl Store {
                  SELECT items.id, j.value FROM items, json_each(items.data, '$.tags') AS j;",
             )?;
         }
+        title_parts::init(&conn)?;
         dedup::init(&conn)?;
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -478,7 +483,8 @@ fn save_state(conn: &Connection, s: &SourceState) -> Result<(), StoreError> {
 impl Store {
     // ---- items --------------------------------------------------------------------------
 
-    /// The tag URI readers will see for an item, fixed at first sight (RFC 4151).
+    /// The tag URI readers will see for an item, minted once at first sight and stored
+    /// (RFC 4151; the rule is [`crate::identity::published_id`]).
     fn mint_published_id(&self, item: &Item) -> String {
         self_mint(&self.authority, item)
     }
@@ -901,20 +907,9 @@ fn index_tags(tx: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite:
     Ok(())
 }
 
-fn self_mint(authority: &str, item: &Item) -> String {
-    let key = item
-        .id
-        .0
-        .split_once(':')
-        .map(|(_, k)| k)
-        .unwrap_or(&item.id.0);
-    format!(
-        "tag:{},{}:{}/{}",
-        authority,
-        item.first_seen.format("%Y-%m-%d"),
-        item.source,
-        key
-    )
+/// The published ID minted for `item` at first sight (see [`crate::identity`]).
+fn self_mint(entity: &str, item: &Item) -> String {
+    crate::identity::published_id(entity, &item.source, &item.id)
 }
 
 /// Whether stored `data` is the item `json` says, once written the way this version

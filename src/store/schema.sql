@@ -122,3 +122,9 @@ END;
 CREATE TRIGGER IF NOT EXISTS item_tags_dirty_delete AFTER DELETE ON item_tags BEGIN
     INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('tag', OLD.tag);
 END;
+
+-- The reading settings (a digest, see src/reading.rs) each source was last read with.
+CREATE TABLE IF NOT EXISTS source_reading (
+    source_id   TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+);

@@ -127,3 +127,33 @@ fn config_flag_chooses_another_file() {
     assert!(atom.contains("<title>Anderswo</title>"), "{atom}");
     assert!(p.path().join("elsewhere/db.sqlite").exists());
 }
+
+/// Pins every check of every section in one file: the problems, their keys and lines,
+/// and their order (file order, section by section), recorded from the single
+/// `Config::from_raw` before it was split into one constructor per section.
+#[test]
+fn every_section_wrong_at_once_reports_each_problem_with_key_and_line_in_file_order() {
+    let fixtures = crate::support::repo_root().join("tests/fixtures/config");
+    let p = Project::new();
+    p.write(
+        "config.toml",
+        &std::fs::read_to_string(fixtures.join("every-section-wrong.toml")).unwrap(),
+    );
+    let run = p.run(&["check"]);
+    assert_eq!(run.code(), Some(1), "{}", run.all());
+    let out = run.all();
+    let got: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("  line "))
+        .collect();
+    let want = std::fs::read_to_string(fixtures.join("every-section-wrong.problems")).unwrap();
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(got.len(), want.len(), "{out}");
+    for (g, w) in got.iter().zip(&want) {
+        let w = w.strip_prefix("line ").unwrap();
+        assert!(
+            g.starts_with(w),
+            "expected `line {w}`, got `line {g}`\n{out}"
+        );
+    }
+}

@@ -1,17 +1,22 @@
 //! One integration-test binary (as ripgrep does): each module pins down one area's
 //! behaviour through the real interfaces — the `feedwerk` CLI, HTTP, files on disk.
 
+mod abridged;
+mod archives;
 mod config;
 mod daemon;
 mod dedupe;
 mod doctor;
 mod fetch;
 mod golden;
+mod ids;
 mod import;
 mod incremental_publish;
 mod interop;
+mod language;
 mod normalise;
 mod page;
 mod pipeline;
 mod publish;
+mod reread;
 mod support;

@@ -422,10 +422,22 @@ impl TestServer {
 
     /// A server at a fixed loopback address (e.g. `127.77.0.1:8080`), for tests whose
     /// outputs name the partner URLs and must be the same bytes on every run.
+    /// Another test process on the machine (a second checkout's suite) may hold the
+    /// address for a while: wait for it rather than fail.
     pub fn start_at(addr: &str) -> TestServer {
-        let listener =
-            TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e} (in use?)"));
-        TestServer::start_on(listener)
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match TcpListener::bind(addr) {
+                Ok(listener) => return TestServer::start_on(listener),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("bind {addr}: {e}"),
+            }
+        }
     }
 
     fn start_on(listener: TcpListener) -> TestServer {

@@ -1,0 +1,94 @@
+//! Held items by the parts of their titles (`fingerprint::title_parts`), so that a copy
+//! retitled with a subtitle or a prefix ("Frankfurt: Sicherheit im Bahnhofsviertel")
+//! finds the original ("Sicherheit im Bahnhofsviertel") and the other way round, in
+//! whichever order they arrive. Only titles with a separator have rows. What makes two
+//! such items one story is decided by `dedupe`; this module only finds candidates.
+
+use rusqlite::{params, Connection};
+
+use crate::model::{Item, ItemId};
+use crate::normalise::fingerprint;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS dedupe_title_part (
+    part    TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    PRIMARY KEY (part, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_title_part_item ON dedupe_title_part(item_id);
+CREATE TRIGGER IF NOT EXISTS items_delete_title_parts AFTER DELETE ON items BEGIN
+    DELETE FROM dedupe_title_part WHERE item_id = old.id;
+END;
+";
+
+/// Creates the table; a store made before it gets its held items' parts once.
+pub(super) fn init(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let fresh = !super::table_exists(conn, "dedupe_title_part")?;
+    conn.execute_batch(SCHEMA)?;
+    if fresh {
+        let tx = conn.unchecked_transaction()?;
+        let rows: Vec<(String, String)> = tx
+            .prepare("SELECT id, coalesce(json_extract(data, '$.title'), '') FROM items")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, title) in rows {
+            insert(&tx, &id, &title)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// (Re-)indexes `item`'s title parts. `fresh`: just inserted, no rows to replace.
+pub(super) fn index(conn: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite::Error> {
+    if !fresh {
+        conn.prepare_cached("DELETE FROM dedupe_title_part WHERE item_id = ?1")?
+            .execute([&item.id.0])?;
+    }
+    insert(conn, &item.id.0, &item.title)
+}
+
+fn insert(conn: &Connection, id: &str, title: &str) -> Result<(), rusqlite::Error> {
+    let parts = fingerprint::title_parts(title);
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO dedupe_title_part (part, item_id) VALUES (?1, ?2)",
+    )?;
+    for part in parts {
+        ins.execute(params![part, id])?;
+    }
+    Ok(())
+}
+
+/// Held items whose title relates to `title` through a part: one of `title`'s parts is
+/// their whole title or one of their parts, or `title` is one of their parts. At most
+/// 50 per key (the most recent), so a rubric shared by many items stays cheap.
+pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
+    let whole = fingerprint::title_key(title);
+    let parts = fingerprint::title_parts(title);
+    let mut out = Vec::new();
+    let mut by_part = conn.prepare_cached(
+        "SELECT p.item_id FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
+         WHERE p.part = ?1 ORDER BY i.published DESC LIMIT 50",
+    )?;
+    let mut by_whole = conn.prepare_cached(
+        "SELECT s.item_id FROM dedupe_sig s JOIN items i ON i.id = s.item_id
+         WHERE s.title_key = ?1 ORDER BY i.published DESC LIMIT 50",
+    )?;
+    if whole.split(' ').count() >= 2 {
+        for id in by_part.query_map([&whole], |r| r.get::<_, String>(0))? {
+            out.push(ItemId(id?));
+        }
+    }
+    for part in &parts {
+        for id in by_part.query_map([part], |r| r.get::<_, String>(0))? {
+            out.push(ItemId(id?));
+        }
+        for id in by_whole.query_map([part], |r| r.get::<_, String>(0))? {
+            out.push(ItemId(id?));
+        }
+    }
+    Ok(out)
+}
