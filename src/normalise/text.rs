@@ -311,16 +311,26 @@ impl Matching {
     }
 
     fn push(&mut self, c: char) {
-        for c in c.to_lowercase() {
-            if c.is_alphanumeric() {
-                if self.space && !self.text.is_empty() {
-                    self.text.push(' ');
-                }
-                self.space = false;
-                self.text.push(c);
-            } else {
-                self.space = true;
+        // ASCII (most of every text) without the Unicode tables: its lower case is one
+        // ASCII character, and its letters and digits are the ASCII ones.
+        if c.is_ascii() {
+            self.push_lower(c.to_ascii_lowercase(), c.is_ascii_alphanumeric());
+        } else {
+            for c in c.to_lowercase() {
+                self.push_lower(c, c.is_alphanumeric());
             }
+        }
+    }
+
+    fn push_lower(&mut self, c: char, alphanumeric: bool) {
+        if alphanumeric {
+            if self.space && !self.text.is_empty() {
+                self.text.push(' ');
+            }
+            self.space = false;
+            self.text.push(c);
+        } else {
+            self.space = true;
         }
     }
 }
@@ -375,9 +385,20 @@ mod tests {
 
     /// [`for_matching`] as it was: NFKC on every text.
     pub(super) fn matching_with_nfkc(s: &str) -> String {
-        let mut out = Matching::with_capacity(s.len());
-        out.piece(s, true);
-        out.text
+        let mut out = String::new();
+        let mut space = false;
+        for c in s.nfkc().flat_map(char::to_lowercase) {
+            if c.is_alphanumeric() {
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.push(c);
+            } else {
+                space = true;
+            }
+        }
+        out
     }
 
     #[test]
