@@ -87,7 +87,10 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
          ) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS temp.dedupe_band_pending_sig ON dedupe_band_pending(sig);",
     )?;
-    let tx = conn.unchecked_transaction()?;
+    // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
+    // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
+    // this one waits out the busy timeout.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     if old_layout {
         tx.execute_batch(
             "DROP TRIGGER IF EXISTS items_delete_dedupe;

@@ -26,7 +26,11 @@ pub(super) fn init(conn: &Connection) -> Result<(), rusqlite::Error> {
     let fresh = !super::table_exists(conn, "dedupe_title_part")?;
     conn.execute_batch(SCHEMA)?;
     if fresh {
-        let tx = conn.unchecked_transaction()?;
+        // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
+        // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
+        // this one waits out the busy timeout.
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
         let rows: Vec<(String, String)> = tx
             .prepare("SELECT id, coalesce(json_extract(data, '$.title'), '') FROM items")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -91,4 +95,64 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use crate::model::{DateSource, Fingerprint, Item, ItemId, SourceId};
+    use crate::store::{Decision, Store};
+
+    fn item(id: &str, title: &str) -> Item {
+        let t = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+        Item {
+            id: ItemId(format!("a:{id}")),
+            source: SourceId("a".into()),
+            guid: Some(id.into()),
+            url: None,
+            source_link: None,
+            canonical_url: None,
+            title: title.into(),
+            summary: String::new(),
+            content_html: None,
+            published: t,
+            updated: None,
+            date_source: DateSource::Declared,
+            authors: Vec::new(),
+            tags: Vec::new(),
+            language: None,
+            first_seen: t,
+            text: format!("text of {id}"),
+            fingerprint: Fingerprint::default(),
+        }
+    }
+
+    /// A store made before the title-part index gets its held items' parts when opened,
+    /// so an original held there is found by a retitled copy arriving later.
+    #[test]
+    fn a_store_without_the_index_gets_its_held_titles_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        {
+            let mut s = Store::open(&path, "example.org").unwrap();
+            let items = vec![item("1", "Frankfurt: Sicherheit im Bahnhofsviertel")];
+            s.upsert_source_items(&SourceId("a".into()), items, Utc::now(), |_, _| {
+                Ok(Decision::New)
+            })
+            .unwrap();
+            s.conn
+                .execute_batch(
+                    "DROP TRIGGER items_delete_title_parts; DROP TABLE dedupe_title_part;",
+                )
+                .unwrap();
+        }
+        let s = Store::open(&path, "example.org").unwrap();
+        let found = super::by_title_parts(&s.conn, "Sicherheit im Bahnhofsviertel").unwrap();
+        assert_eq!(found, vec![ItemId("a:1".into())]);
+        // Deleting the item takes its parts along.
+        s.conn.execute("DELETE FROM items", []).unwrap();
+        let found = super::by_title_parts(&s.conn, "Sicherheit im Bahnhofsviertel").unwrap();
+        assert!(found.is_empty());
+    }
 }
