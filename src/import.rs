@@ -463,7 +463,9 @@ pub fn write_posts(
         .iter()
         .filter_map(|p| p.entry.link.clone().filter(|l| *l != own_page(&p.slug)))
         .collect();
+    let progress = crate::progress::Posts::begin(drafts.len());
     for d in drafts {
+        progress.handled();
         if let Some(l) = d.link.as_ref().filter(|l| held_links.contains(l.as_str())) {
             report.existing.push((
                 dir.join(format!("{}.md", file_stem(&d.title, d.published, tz))),

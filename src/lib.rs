@@ -50,6 +50,7 @@ pub mod model;
 pub mod normalise;
 pub mod pipeline;
 pub mod probe;
+pub mod progress;
 pub mod publish;
 pub mod reading;
 pub mod render;

@@ -180,7 +180,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(feedwerk::progress::LogWriter);
     match format {
         LogFormat::Json => builder.json().init(),
         // journald stamps each line itself; a second timestamp is noise.
@@ -194,6 +194,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    feedwerk::progress::init(matches!(cli.log_format, LogFormat::Text));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

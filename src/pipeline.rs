@@ -285,6 +285,7 @@ impl Pipeline {
         }
         let run_deadline = started + self.cfg.fetch.deadline;
         let n = due.len().max(1);
+        let progress = crate::progress::Refresh::begin(due.len());
         // Undated back catalogue of a source seen for the first time goes below the
         // oldest item the combined feed showed when this refresh began: read once, so
         // parsing can run on worker threads without the store (see `normalise_all`).
@@ -368,7 +369,7 @@ impl Pipeline {
             let group = tokio::select! {
                 next = fetches.next(), if fetching => {
                     match next {
-                        Some(f) => waiting.push_back(f),
+                        Some(f) => { progress.fetched(); waiting.push_back(f) }
                         None => fetching = false,
                     }
                     None
@@ -381,6 +382,7 @@ impl Pipeline {
                             _ => break,
                         }
                     }
+                    progress.parsed(group.len());
                     Some(group)
                 }
                 else => break,
@@ -395,6 +397,7 @@ impl Pipeline {
                 group.map(|g| self.commit_group(g, now)).unwrap_or_default()
             {
                 rep.elapsed = begun_at.elapsed();
+                progress.stored();
                 if let Some(state) = state {
                     new_states.push(state);
                 }

@@ -89,7 +89,7 @@ fn unit_file_passes_systemd_analyze_verify_and_security_rates_it_at_most_2() {
     // verify checks that ExecStart's binary exists: point it at the one under test and
     // change nothing else.
     let exec = support::bin();
-    let unit = shipped.replace("/usr/local/bin/feedwerk", exec.to_str().unwrap());
+    let unit = shipped.replace("/usr/bin/feedwerk", exec.to_str().unwrap());
     assert_eq!(
         unit.lines().count(),
         shipped.lines().count(),
@@ -106,7 +106,10 @@ fn unit_file_passes_systemd_analyze_verify_and_security_rates_it_at_most_2() {
         "StateDirectory=feedwerk",
         "CacheDirectory=feedwerk",
         "ConfigurationDirectory=feedwerk",
-        "DynamicUser=yes",
+        "User=feedwerk",
+        "Group=feedwerk",
+        "StateDirectoryMode=0755",
+        "UMask=0022",
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "PrivateTmp=yes",
@@ -1201,8 +1204,8 @@ fn install_guide_config_snippet_applied_to_the_shipped_config_checks_ok() {
     assert!(check.stdout().contains("6 posts"), "{}", check.all());
     let dry = run(&["build", "--dry-run"]);
     dry.success();
-    assert!(!state.join("feedwerk.sqlite").exists());
+    assert!(!state.join("state/feedwerk.sqlite").exists());
     run(&["build"]).success();
     assert!(state.join("public/feed.json").exists());
-    assert!(state.join("feedwerk.sqlite").exists());
+    assert!(state.join("state/feedwerk.sqlite").exists());
 }

@@ -1025,3 +1025,52 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+impl Project {
+    /// Runs `feedwerk --config <dir>/config.toml ARGS` with stdout and stderr on a
+    /// pseudo-terminal (through `script(1)`, as a person at a terminal would see it) and
+    /// returns everything the terminal received, escape sequences included. `None` with
+    /// a visible SKIP when `script` is missing (a failure under FEEDWERK_REQUIRE_INTEROP=1).
+    pub fn run_in_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+        self.run_in_terminal_within(None, args, env)
+    }
+
+    /// [`Project::run_in_terminal`], sent SIGTERM after `limit` (for `run`, the daemon).
+    pub fn run_in_terminal_within(
+        &self,
+        limit: Option<Duration>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Run> {
+        if !require_tool("script", &["--version"]) {
+            return None;
+        }
+        let inner = self.command(args);
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+        let line = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = match limit {
+            Some(d) => format!("timeout -s TERM {} {line}", d.as_secs()),
+            None => line,
+        };
+        let mut c = Command::new("script");
+        // -q: no "Script started" lines; -e: the command's exit status; -f: flush as it comes.
+        c.args(["-q", "-e", "-f", "-c", &line, "/dev/null"])
+            .current_dir(self.path())
+            .stdin(std::process::Stdio::null());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Some(Run(c.output().expect("run script(1)")))
+    }
+}
