@@ -1,11 +1,13 @@
-//! Normalisation cost per item: URLs, sanitising, text, language, fingerprint.
+//! Normalisation cost per item: URLs, sanitising, text, language, fingerprint; and the
+//! sub-steps on their own (the same fixture items), so a regression in one shows.
 
 mod common;
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use feedwerk::normalise::{self, Context};
+use feedwerk::model::{ParsedFeed, TextKind};
+use feedwerk::normalise::{self, fingerprint, html, text, Context};
 
 fn normalise(c: &mut Criterion) {
     let cfg = common::config();
@@ -33,5 +35,82 @@ fn normalise(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, normalise);
+/// The HTML bodies normalising reads: each entry's content, else its summary.
+fn bodies(parsed: &ParsedFeed) -> Vec<String> {
+    parsed
+        .entries
+        .iter()
+        .filter_map(|e| e.content.as_ref().or(e.summary.as_ref()))
+        .filter(|t| t.kind == TextKind::Html)
+        .map(|t| t.body.clone())
+        .collect()
+}
+
+/// Each sub-step over every body of one fixture (all four together: the sub-steps do
+/// not depend on the feed format, and one group per step keeps the report short).
+fn steps(c: &mut Criterion) {
+    let cfg = common::config();
+    let src = common::source(&cfg);
+    let base = url::Url::parse("https://partner.example/news/item").unwrap();
+    let raw: Vec<String> = common::fixtures()
+        .iter()
+        .flat_map(|(_, bytes)| bodies(&common::parse(bytes, src)))
+        .collect();
+    let sanitised: Vec<String> = raw
+        .iter()
+        .map(|h| html::sanitise(h, Some(&base), &[]))
+        .collect();
+    let texts: Vec<String> = sanitised.iter().map(|h| text::to_text(h)).collect();
+    let matching: Vec<String> = texts.iter().map(|t| text::for_matching(t)).collect();
+    let mut g = c.benchmark_group("normalise-step");
+    g.throughput(Throughput::Elements(raw.len() as u64));
+    g.bench_function("sanitise", |b| {
+        b.iter(|| {
+            for h in &raw {
+                black_box(html::sanitise(black_box(h), Some(&base), &[]));
+            }
+        })
+    });
+    let hosts = vec!["www.youtube-nocookie.com".to_owned()];
+    g.bench_function("sanitise-iframe-hosts", |b| {
+        b.iter(|| {
+            for h in &raw {
+                black_box(html::sanitise(black_box(h), Some(&base), &hosts));
+            }
+        })
+    });
+    g.bench_function("to_text", |b| {
+        b.iter(|| {
+            for h in &sanitised {
+                black_box(text::to_text(black_box(h)));
+            }
+        })
+    });
+    g.bench_function("for_matching", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(text::for_matching(black_box(t)));
+            }
+        })
+    });
+    // The text that needs NFKC: typographic ellipses and ligatures, as partners send.
+    let not_nfkc: Vec<String> = texts.iter().map(|t| format!("{t} … ﬁnal")).collect();
+    g.bench_function("for_matching-nfkc", |b| {
+        b.iter(|| {
+            for t in &not_nfkc {
+                black_box(text::for_matching(black_box(t)));
+            }
+        })
+    });
+    g.bench_function("fingerprint", |b| {
+        b.iter(|| {
+            for t in &matching {
+                black_box(fingerprint::fingerprint(black_box(t)));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, normalise, steps);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //! sanitised once, text and the fingerprint are derived from the sanitised HTML.
 
 pub mod fingerprint;
+mod flat_text;
 pub mod html;
 pub mod lang;
 pub mod text;
