@@ -473,3 +473,45 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of internal subsets: harmless, nested, external, parameter, huge.
+    fn declaration() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-c]{1,2}".prop_map(|n| format!("<!ENTITY {n} \"{n}-Wert\">")),
+            ("[a-c]{1,2}", "[a-c]{1,2}").prop_map(|(n, m)| format!("<!ENTITY {n} \"&{m};&{m};\">")),
+            "[a-c]{1,2}".prop_map(|n| format!("<!ENTITY {n} SYSTEM \"file:///etc/{n}\">")),
+            "[a-c]{1,2}".prop_map(|n| format!("<!ENTITY % {n} \"x\"> %{n};")),
+            ("[a-c]{1,2}", 0usize..1100)
+                .prop_map(|(n, k)| format!("<!ENTITY {n} '{}'>", "y".repeat(k))),
+            Just("<!-- ] -->".to_owned()),
+            Just("<!ELEMENT rss ANY>".to_owned()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the subset, expansion adds at most the cap, leaves no declaration
+        /// behind, and never expands a value that names another entity.
+        #[test]
+        fn expansion_is_bounded_and_never_nested(
+            decls in prop::collection::vec(declaration(), 0..6),
+            refs in prop::collection::vec("[a-c]{1,2}", 0..400),
+        ) {
+            let body: String = refs.iter().map(|r| format!("<t>&{r};</t>")).collect();
+            let doc = format!("<!DOCTYPE rss [{}]><rss>{body}</rss>", decls.concat());
+            if let Ok(e) = expand_internal(&doc) {
+                prop_assert!(e.text.len() <= doc.len() + MAX_EXPANSION);
+                prop_assert!(!e.text.to_ascii_uppercase().contains("<!ENTITY"));
+                // Accepted only when every declaration was literal, internal and short.
+                prop_assert!(decls.iter().all(|d| !d.contains("SYSTEM")
+                    && !d.contains('%')
+                    && !d.contains(";&")
+                    && d.len() < MAX_VALUE + 20));
+            }
+        }
+    }
+}

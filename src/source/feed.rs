@@ -768,10 +768,27 @@ mod tests {
 
     #[test]
     fn every_fixture_passes_the_fuzz_checks() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normalise");
-        for e in std::fs::read_dir(dir).unwrap() {
-            fuzz_check(&std::fs::read(e.unwrap().path()).unwrap());
+        for dir in ["normalise", "formats"] {
+            let dir = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+            for e in std::fs::read_dir(dir).unwrap() {
+                fuzz_check(&std::fs::read(e.unwrap().path()).unwrap());
+            }
         }
+    }
+
+    /// The fixtures of the shapes only our own adapters and repairs read.
+    const SHAPES: [&str; 6] = [
+        "atom03-escaped-content.xml",
+        "atom03-base64-and-inline-xml-content.xml",
+        "rdf-item-without-link.xml",
+        "rss-internal-dtd-entities.xml",
+        "rss-mismatched-end-tag-at-end.xml",
+        "rss2-dublin-core-and-dcterms.xml",
+    ];
+
+    fn shape(name: &str) -> String {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/formats/");
+        std::fs::read_to_string(format!("{p}{name}")).unwrap()
     }
 
     #[test]
@@ -827,6 +844,35 @@ mod tests {
                 data[at] = byte;
             }
             fuzz_check(&data);
+        }
+
+        /// The new paths (Atom 0.3, RDF, DTD entities, end-tag repair, Dublin Core)
+        /// under random mutation.
+        #[test]
+        fn new_formats_survive_mutation(
+            which in 0usize..SHAPES.len(),
+            cuts in prop::collection::vec((0usize..4000, any::<u8>()), 0..24)
+        ) {
+            let mut data = shape(SHAPES[which]).into_bytes();
+            for (at, byte) in cuts {
+                let at = at % data.len();
+                data[at] = byte;
+            }
+            fuzz_check(&data);
+        }
+
+        /// A truncated body is never read, whatever the repairs: every prefix that ends
+        /// before the document's last `>` is an error (the last good copy stays).
+        #[test]
+        fn every_truncation_of_a_feed_is_refused(which in 0usize..SHAPES.len(), at in any::<prop::sample::Index>()) {
+            let text = shape(SHAPES[which]);
+            let end = text.rfind('>').unwrap();
+            let mut cut = at.index(end);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let r = parse(&text[..cut], None, chrono_tz::Europe::Berlin, "t");
+            prop_assert!(r.is_err(), "cut at {} of {}: {:?}", cut, SHAPES[which], r.map(|p| p.entries.len()));
         }
     }
 }
