@@ -108,15 +108,83 @@ impl DcFields {
     }
 }
 
-/// Whether the text declares a Dublin Core namespace at all: the cheap test before a
-/// document already read by feed-rs is read a second time for them.
-pub fn mentioned_in(text: &str) -> bool {
-    text.contains("purl.org/dc/")
+/// Whether a document feed-rs already read may hold Dublin Core it did not read: the
+/// cheap test before the text is parsed a second time. feed-rs reads `dc:creator` and
+/// `dc:date` on RSS 2.0 items, which is all WordPress (most RSS 2.0 in the wild, and
+/// always declaring `dc:`) uses; so for RSS a document needs DCMI terms, another DC
+/// element, or DC before its first item (the channel's). Atom 1.0 gets no DC from
+/// feed-rs, so any DC element counts. Prefixes are read from the declarations.
+pub fn worth_reading(text: &str, rss: bool) -> bool {
+    if !text.contains("purl.org/dc/") {
+        return false;
+    }
+    let prefixes = |uri: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("xmlns:") {
+            rest = &rest[i + 6..];
+            let Some((name, after)) = rest.split_once('=') else {
+                break;
+            };
+            let value = after.trim_start().trim_start_matches(['"', '\'']);
+            if value.starts_with(uri) {
+                out.push(name.trim().to_owned());
+            }
+        }
+        out
+    };
+    if !prefixes(DCTERMS).is_empty() {
+        return true;
+    }
+    let first_item = text
+        .find(if rss { "<item" } else { "<entry" })
+        .unwrap_or(text.len());
+    let mut dc = prefixes(DC);
+    dc.extend(prefixes(DC_10));
+    dc.iter().any(|p| {
+        let open = format!("<{p}:");
+        if !rss {
+            return text.contains(&open);
+        }
+        text[..first_item].contains(&open)
+            || text.match_indices(&open).any(|(i, _)| {
+                let name = &text[i + open.len()..];
+                !(name.starts_with("creator") || name.starts_with("date"))
+            })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_documents_with_dublin_core_feed_rs_skips_are_read_twice() {
+        let wp = format!(
+            r#"<rss version="2.0" xmlns:dc="{DC}"><channel><title>t</title><item><dc:creator>A</dc:creator><dc:date>2017-01-01</dc:date></item></channel></rss>"#
+        );
+        assert!(!worth_reading(&wp, true));
+        assert!(worth_reading(
+            &wp.replace(
+                "<dc:date>2017-01-01</dc:date>",
+                "<dc:subject>S</dc:subject>"
+            ),
+            true
+        ));
+        assert!(worth_reading(
+            &wp.replace("<title>t</title>", "<dc:date>2017-01-01</dc:date>"),
+            true
+        ));
+        assert!(worth_reading(
+            &wp.replace(r#"xmlns:dc="#, &format!(r#"xmlns:t="{DCTERMS}" xmlns:dc="#)),
+            true
+        ));
+        assert!(worth_reading(
+            &wp.replace("xmlns:dc=", "xmlns:d=").replace("dc:", "d:"),
+            false
+        ));
+        assert!(!worth_reading("<rss><channel/></rss>", true));
+    }
 
     #[test]
     fn dc_and_dcterms_elements_are_collected_with_first_single_values() {
