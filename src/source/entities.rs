@@ -146,31 +146,39 @@ fn counted<'a>(it: impl Iterator<Item = (&'a str, usize)>) -> String {
 /// instructions. Character references are never offered.
 fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let Some(i) = rest.find(['&', '<']) else {
-            out.push_str(rest);
-            return out;
-        };
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        // Skip sections where references are not references.
-        let skip = [("<![CDATA[", "]]>"), ("<!--", "-->"), ("<?", "?>")]
-            .into_iter()
-            .find(|(open, _)| rest.starts_with(open));
-        if let Some((open, close)) = skip {
-            let end = rest[open.len()..]
-                .find(close)
-                .map_or(rest.len(), |e| open.len() + e + close.len());
-            out.push_str(&rest[..end]);
-            rest = &rest[end..];
+    // Absolute positions: the next `&`, and the next section where references are not
+    // references (`<![CDATA[`, `<!--`, `<?`). Only `<!` and `<?` are looked for, not
+    // every `<`: this pass runs over every document and must not stop at each tag.
+    let next_special = |from: usize| {
+        let a = text[from..].find("<!").map(|i| from + i);
+        let b = text[from..].find("<?").map(|i| from + i);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+    let mut at = 0;
+    let mut special = next_special(0);
+    while let Some(amp) = text[at..].find('&').map(|i| at + i) {
+        if let Some(sp) = special.filter(|sp| *sp < amp) {
+            let rest = &text[sp..];
+            let close = [("<![CDATA[", "]]>"), ("<!--", "-->"), ("<?", "?>")]
+                .into_iter()
+                .find(|(open, _)| rest.starts_with(open))
+                .map(|(open, close)| {
+                    rest[open.len()..]
+                        .find(close)
+                        .map_or(rest.len(), |e| open.len() + e + close.len())
+                });
+            // A DOCTYPE or other `<!` declaration is copied as it is; skip its `<!`.
+            let end = sp + close.unwrap_or(2);
+            out.push_str(&text[at..end]);
+            at = end;
+            special = next_special(at);
             continue;
         }
-        if rest.starts_with('<') {
-            out.push('<');
-            rest = &rest[1..];
-            continue;
-        }
+        out.push_str(&text[at..amp]);
+        let rest = &text[amp..];
         let name_len = rest[1..]
             .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
             .unwrap_or(rest.len() - 1);
@@ -179,13 +187,15 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
         if terminated && !name.is_empty() {
             if let Some(value) = replace(name) {
                 out.push_str(&value);
-                rest = &rest[name_len + 2..];
+                at = amp + name_len + 2;
                 continue;
             }
         }
         out.push('&');
-        rest = &rest[1..];
+        at = amp + 1;
     }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// The DOCTYPE's span if it has an internal subset: (start of `<!DOCTYPE`, start and

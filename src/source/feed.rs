@@ -414,7 +414,23 @@ fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)>
     Some((root?, items))
 }
 
-/// `base` is the document's URL, `root_base` the root element's resolved `xml:base`.
+/// feed-rs's model → ours. `base` is the document's URL, `root` the root element's
+/// scope, `scopes` one per entry (or none).
+///
+/// | ours | RSS 2.0 / 0.9x | Atom 1.0 | JSON Feed |
+/// |---|---|---|---|
+/// | `guid` | `guid` | `id` | `id` |
+/// | `link` | `link` | `link rel="alternate"` (or no rel, else the first) | `url` |
+/// | `title` | `title` | `title` (text construct) | `title` |
+/// | `summary` | `description` | `summary` | `summary` |
+/// | `content` | `content:encoded` | `content` | `content_html`/`content_text` |
+/// | `published` | `pubDate`, `dc:date` | `published` | `date_published` |
+/// | `updated` | (feed-rs copies `pubDate`) | `updated` | `date_modified` |
+/// | `authors` | `author` ("email (Name)"), `dc:creator` | `author` | `authors` |
+/// | `tags` | `category` | `category` (`label`, else `term`) | `tags` |
+/// | feed `updated` | `lastBuildDate`, else `pubDate` | `updated` | — |
+///
+/// Dublin Core beyond that is added by [`supplement_dublin_core`].
 fn convert(
     feed: fr::Feed,
     base: Option<&Url>,
