@@ -1,7 +1,9 @@
 //! `feedwerk doctor`: reads one feed or page (by URL or file) the way a configured
 //! source would be read, and explains what it found: the format, the encoding and which
-//! signal decided it, the feed's own facts, every item as we would publish it, and the
-//! problems an operator should know about before adding the source.
+//! signal decided it, the feed's own facts, every item as we would publish it, every
+//! entry read but dropped (with the reason), what had to be repaired to read the
+//! document at all, and the problems an operator should know about before adding the
+//! source.
 //!
 //! It owns only the diagnosis and its two renderings (text for people, one JSON object
 //! for scripts); reading goes through [`crate::probe`], so the preview cannot drift from
@@ -21,8 +23,8 @@ use crate::source::decode::{self, DecidedBy};
 pub struct Diagnosis {
     /// The URL or file as given.
     pub location: String,
-    /// `rss2`, `atom`, `rss1`, `rss0`, `json`, `page`, or `html` / `unknown` when it
-    /// could not be read as either.
+    /// `rss2`, `rss0` (0.91/0.92), `rss1`, `rss090`, `atom`, `atom03`, `json`, `page`,
+    /// or `html` / `unknown` when it could not be read as either.
     pub format: String,
     /// The encoding the text was read in (WHATWG name, e.g. `windows-1252`).
     pub encoding: String,
@@ -32,6 +34,12 @@ pub struct Diagnosis {
     pub http: Option<Http>,
     pub feed: FeedFacts,
     pub items: Vec<ItemFacts>,
+    /// Entries the document holds that would not be published, with the reason.
+    pub dropped: Vec<DroppedFacts>,
+    /// How the document had to be read differently from what it says (a repaired end
+    /// tag, expanded DTD entities, an RSS root without version, …): it is read, but the
+    /// partner should hear about it.
+    pub repairs: Vec<String>,
     pub problems: Vec<String>,
     /// False when the document could not be read as a feed or page at all.
     pub readable: bool,
@@ -53,11 +61,28 @@ pub struct FeedFacts {
     pub id: Option<String>,
     pub updated: Option<String>,
     pub language: Option<String>,
+    pub authors: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+/// One entry read from the document but not published.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedFacts {
+    /// Its position among the document's entries (1 = first).
+    pub entry: usize,
+    pub guid: Option<String>,
+    /// The title as plain text, empty when it has none.
+    pub title: String,
+    /// The link as written.
+    pub link: Option<String>,
+    pub reason: String,
 }
 
 /// One item as it would be published.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemFacts {
+    /// Its position among the document's entries (1 = first).
+    pub entry: usize,
     /// Our published item ID.
     pub id: String,
     /// The source's own identifier, untouched.
@@ -69,6 +94,8 @@ pub struct ItemFacts {
     pub published: Option<String>,
     pub updated: Option<String>,
     pub language: Option<String>,
+    pub authors: Vec<String>,
+    pub tags: Vec<String>,
     pub summary: String,
 }
 
@@ -103,6 +130,8 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
         http,
         feed: FeedFacts::default(),
         items: Vec::new(),
+        dropped: Vec::new(),
+        repairs: Vec::new(),
         problems: Vec::new(),
         readable: false,
     };
@@ -123,10 +152,15 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
             problems.extend(p.parsed.problems.iter().cloned());
             problems.extend(p.errors.iter().map(ToString::to_string));
             item_problems(&p.parsed, &p.items, now, &mut problems);
+            d.repairs = p.parsed.repairs.clone();
+            let (published, dropped) = entry_positions(&p);
+            d.dropped = dropped;
             d.items = p
                 .items
                 .iter()
-                .map(|i| ItemFacts {
+                .zip(published)
+                .map(|(i, entry)| ItemFacts {
+                    entry,
                     id: i.id.to_string(),
                     guid: i.guid.clone(),
                     title: i.title.clone(),
@@ -135,6 +169,8 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
                         .then(|| rfc3339(i.published)),
                     updated: i.updated.map(rfc3339),
                     language: i.language.clone(),
+                    authors: i.authors.clone(),
+                    tags: i.tags.clone(),
                     summary: i.summary.clone(),
                 })
                 .collect();
@@ -163,13 +199,50 @@ pub fn diagnose(doc: &Document, opts: &ProbeOptions, now: DateTime<Utc>) -> Diag
 }
 
 fn feed_facts(p: &ParsedFeed) -> FeedFacts {
+    let plain = |v: &[String]| {
+        v.iter()
+            .map(|s| crate::normalise::text::plain(s))
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
     FeedFacts {
         title: p.title.clone(),
         link: p.link.as_ref().map(|u| u.to_string()),
         id: p.id.clone(),
         updated: p.updated.map(rfc3339),
         language: p.language.clone(),
+        authors: plain(&p.authors),
+        categories: plain(&p.categories),
     }
+}
+
+/// Which entry of the document each published item is (1-based), and the entries
+/// normalisation dropped. Normalisation keeps the document's order and reports each
+/// dropped entry under its origin, so walking both in step pairs them exactly.
+fn entry_positions(p: &probe::Probe) -> (Vec<usize>, Vec<DroppedFacts>) {
+    let mut published = Vec::new();
+    let mut dropped = Vec::new();
+    let mut errors = p.errors.iter().peekable();
+    for (n, e) in p.parsed.entries.iter().enumerate() {
+        match errors.peek() {
+            Some(err) if err.origin() == e.origin => {
+                dropped.push(DroppedFacts {
+                    entry: n + 1,
+                    guid: e.guid.clone(),
+                    title: e
+                        .title
+                        .as_ref()
+                        .map(crate::normalise::text::plain_title)
+                        .unwrap_or_default(),
+                    link: e.link.clone(),
+                    reason: err.reason(),
+                });
+                errors.next();
+            }
+            _ => published.push(n + 1),
+        }
+    }
+    (published, dropped)
 }
 
 fn encoding_problems(
@@ -282,6 +355,8 @@ pub fn unreachable(location: &Location, error: &ProbeError) -> Diagnosis {
         http: None,
         feed: FeedFacts::default(),
         items: Vec::new(),
+        dropped: Vec::new(),
+        repairs: Vec::new(),
         problems: vec![error.to_string()],
         readable: false,
     }
@@ -321,6 +396,9 @@ pub fn to_text(d: &Diagnosis) -> String {
         field(&mut o, "id", &f.id);
         field(&mut o, "updated", &f.updated);
         field(&mut o, "language", &f.language);
+        let list = |v: &[String]| (!v.is_empty()).then(|| v.join(", "));
+        field(&mut o, "authors", &list(&f.authors));
+        field(&mut o, "category", &list(&f.categories));
         let dated: Vec<&String> = d
             .items
             .iter()
@@ -336,9 +414,17 @@ pub fn to_text(d: &Diagnosis) -> String {
         if let (Some(min), Some(max)) = (dated.iter().min(), dated.iter().max()) {
             let _ = write!(o, "; newest {max}, oldest {min}");
         }
-        let _ = writeln!(o, ")");
-        for (n, i) in d.items.iter().enumerate() {
-            let _ = writeln!(o, "\n  {:>2}. {}", n + 1, i.title);
+        let _ = write!(o, ")");
+        if !d.dropped.is_empty() {
+            let _ = write!(o, "; {} more read but dropped", d.dropped.len());
+        }
+        let _ = writeln!(o);
+        let mut dropped = d.dropped.iter().peekable();
+        for i in &d.items {
+            while let Some(x) = dropped.next_if(|x| x.entry < i.entry) {
+                write_dropped(&mut o, x);
+            }
+            let _ = writeln!(o, "\n  {:>2}. {}", i.entry, i.title);
             let row = |o: &mut String, name: &str, v: Option<&str>| {
                 if let Some(v) = v {
                     let _ = writeln!(o, "      {name:<10} {v}");
@@ -354,12 +440,23 @@ pub fn to_text(d: &Diagnosis) -> String {
             );
             row(&mut o, "updated", i.updated.as_deref());
             row(&mut o, "language", i.language.as_deref());
+            row(&mut o, "authors", list(&i.authors).as_deref());
+            row(&mut o, "tags", list(&i.tags).as_deref());
             let summary = crate::normalise::text::summarise(&i.summary, 120);
             row(
                 &mut o,
                 "summary",
                 (!summary.is_empty()).then_some(&*summary),
             );
+        }
+        for x in dropped {
+            write_dropped(&mut o, x);
+        }
+    }
+    if !d.repairs.is_empty() {
+        let _ = writeln!(o, "\nrepaired (read anyway; tell the partner):");
+        for r in &d.repairs {
+            let _ = writeln!(o, "  - {r}");
         }
     }
     if d.problems.is_empty() {
@@ -371,4 +468,21 @@ pub fn to_text(d: &Diagnosis) -> String {
         }
     }
     o
+}
+
+fn write_dropped(o: &mut String, x: &DroppedFacts) {
+    use std::fmt::Write as _;
+    let title = if x.title.is_empty() {
+        "(no title)"
+    } else {
+        &x.title
+    };
+    let _ = writeln!(o, "\n  {:>2}. {title}", x.entry);
+    let _ = writeln!(o, "      {:<10} {}", "dropped", x.reason);
+    if let Some(g) = &x.guid {
+        let _ = writeln!(o, "      {:<10} {g}", "guid");
+    }
+    if let Some(l) = &x.link {
+        let _ = writeln!(o, "      {:<10} {l}", "link");
+    }
 }

@@ -306,8 +306,10 @@ pub struct Entry {
 /// What a source adapter read from one document: feed-level facts plus entries.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedFeed {
-    /// `rss2`, `atom`, `rss1`, `rss0`, `json`, `page`, `local`.
+    /// `rss2`, `rss0` (0.91/0.92), `rss1`, `rss090`, `atom`, `atom03`, `json`, `page`,
+    /// `local`.
     pub format: String,
+    /// Plain text, normalised like an item title.
     pub title: Option<String>,
     pub link: Option<Url>,
     pub id: Option<String>,
@@ -318,6 +320,16 @@ pub struct ParsedFeed {
     pub ttl_minutes: Option<u32>,
     /// Problems with single entries that did not stop the rest (file and line, item index).
     pub problems: Vec<String>,
+    /// The feed's own authors (Atom `author`, `dc:creator` on the channel); entries
+    /// without authors of their own already carry them.
+    pub authors: Vec<String>,
+    /// The feed's own categories (`dc:subject` on the channel, Atom `category`): they
+    /// describe the feed and are not given to its entries.
+    pub categories: Vec<String>,
+    /// How the document had to be read differently from what it says: repairs of
+    /// ill-formed XML, expanded DTD entities, an RSS root read as another version. Shown
+    /// by `feedwerk doctor`; the entries are read either way.
+    pub repairs: Vec<String>,
 }
 
 /// How an item's `published` time was decided.

@@ -51,6 +51,24 @@ pub enum NormaliseError {
     Empty { origin: String },
 }
 
+impl NormaliseError {
+    /// The dropped entry's [`Entry::origin`].
+    pub fn origin(&self) -> &str {
+        match self {
+            NormaliseError::Empty { origin } => origin,
+        }
+    }
+
+    /// Why it was dropped, without the origin (`doctor` lists it under the entry).
+    pub fn reason(&self) -> String {
+        match self {
+            NormaliseError::Empty { .. } => {
+                "item has neither a title nor any text nor a link".into()
+            }
+        }
+    }
+}
+
 /// Normalises every entry of one document, applying the rules that need the whole
 /// document: the placement of undated items.
 ///

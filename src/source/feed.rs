@@ -1,13 +1,36 @@
-//! The feed-rs adapter: RSS 0.9x/1.0/2.0, Atom and JSON Feed text → [`ParsedFeed`].
-//! The only file that names feed-rs types.
+//! Feed text → [`ParsedFeed`]: the checks and repairs every XML feed gets, the choice
+//! of adapter for the document's dialect, and the feed-rs adapter itself (RSS 0.91/0.92
+//! and 2.0, Atom 1.0, JSON Feed). The only file that names feed-rs types.
+//!
+//! In order, for XML: internal DTD entities are expanded within a cap (or the document
+//! refused, [`super::entities`]); the hostile-XML check runs ([`super::guard`]);
+//! undeclared named HTML entities become character references; the root element picks
+//! the adapter:
+//!
+//! | root | adapter |
+//! |---|---|
+//! | `<feed>` of Atom 0.3 (namespace `purl.org/atom/ns#` or `version="0.3"`) | ours, [`super::atom03`] |
+//! | `<rdf:RDF>` with RSS 1.0 or RSS 0.90 elements | ours, [`super::rdf`] |
+//! | `<rss>` without a `version`, with one feed-rs does not know (`2.0.1`), or in the default namespace of an RSS 2.0 draft (`backend.userland.com/rss2`) | feed-rs, after the root tag is rewritten to plain `<rss version="2.0">` |
+//! | anything else (`<rss>`, Atom 1.0 `<feed>`, JSON) | feed-rs |
+//!
+//! Dublin Core and DCMI terms, which feed-rs reads only partly, are read beside it
+//! ([`super::dc`]). When the adapter refuses the document, the conservative repairs of
+//! [`super::lenient`] are tried, one at a time. Every reading that departs from what the
+//! document says lands in [`ParsedFeed::repairs`] for `doctor`.
 //!
 //! We configure feed-rs to leave IDs and sanitising to us (its generated IDs are random
 //! or title-dependent), and hand it our date rules so German and zone-less dates survive.
+
+use std::borrow::Cow;
 
 use chrono_tz::Tz;
 use feed_rs::model as fr;
 use url::Url;
 
+use super::dc::{self, DcFields};
+use super::xmltree::{self, Element};
+use super::{atom03, rdf};
 use crate::model::{Entry, ParsedFeed, Text};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,34 +59,219 @@ pub fn parse(
             "got an HTML page, not a feed (an error or login page served with status 200?)".into(),
         ));
     }
-    super::guard::check(text).map_err(|h| fail(h.to_string()))?;
     // Control characters are not allowed in XML 1.0 and would make our own output
     // invalid; quick-xml passes them through, so they go before parsing.
     let cleaned = crate::normalise::text::strip_controls(text);
-    let text = cleaned.as_ref();
-    let feed = match parse_with_feed_rs(text, tz) {
-        Ok(f) => f,
+    if cleaned
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('{')
+    {
+        // JSON Feed: none of the XML steps apply (`&nbsp;` in a JSON string is text).
+        let feed = parse_with_feed_rs(&cleaned, tz).map_err(fail)?;
+        return Ok(finish(convert(feed, base, &Scope::default(), &[], origin)));
+    }
+    let mut repairs = Vec::new();
+    let expanded = super::entities::expand_internal(&cleaned)
+        .map_err(|r| fail(format!("the document declares entities we refuse: {r}")))?;
+    repairs.extend(expanded.note.clone());
+    super::guard::check(&expanded.text).map_err(|h| fail(h.to_string()))?;
+    let (prepared, note) = super::entities::repair_html_entities(&expanded.text);
+    repairs.extend(note);
+    let text: &str = &prepared;
+    let mut parsed = match read_xml(text, base, tz, origin, &mut repairs) {
+        Ok(p) => p,
         Err(first) => {
-            // A bare `&` ("AT&T") makes the whole document ill-formed; repair and retry once.
-            let repaired = super::decode::repair_ampersands(text);
-            match parse_with_feed_rs(&repaired, tz) {
-                Ok(f) => f,
-                Err(_) => {
-                    return Err(FeedParseError {
-                        origin: origin.to_owned(),
-                        message: first,
-                    })
+            let mut retried = None;
+            // A bare `&` ("AT&T") makes the whole document ill-formed.
+            let amp = super::decode::repair_ampersands(text);
+            let mut current: Cow<str> = Cow::Borrowed(text);
+            let mut notes = Vec::new();
+            if amp != text {
+                let n = amp.matches("&amp;").count() - text.matches("&amp;").count();
+                notes.push(format!("{n} bare `&` escaped (\"AT&T\" is not XML)"));
+                current = Cow::Owned(amp);
+                let mut r = repairs.clone();
+                if let Ok(p) = read_xml(&current, base, tz, origin, &mut r) {
+                    repairs = r;
+                    retried = Some(p);
                 }
+            }
+            if retried.is_none() {
+                if let Some((fixed, note)) = super::lenient::repair_trailing_end_tags(&current) {
+                    notes.push(note);
+                    let mut r = repairs.clone();
+                    if let Ok(p) = read_xml(&fixed, base, tz, origin, &mut r) {
+                        repairs = r;
+                        retried = Some(p);
+                    }
+                }
+            }
+            match retried {
+                Some(p) => {
+                    repairs.extend(notes);
+                    p
+                }
+                None => return Err(fail(first)),
             }
         }
     };
+    parsed.repairs = repairs;
+    Ok(parsed)
+}
+
+/// Reads well-formed (or repaired) XML with the adapter its root element calls for.
+fn read_xml(
+    text: &str,
+    base: Option<&Url>,
+    tz: Tz,
+    origin: &str,
+    repairs: &mut Vec<String>,
+) -> Result<ParsedFeed, String> {
+    let root = RootTag::read(text);
+    let own: Option<fn(&Element, Tz) -> Option<rdf::Read>> = match &root {
+        Some(r) if r.local == "feed" && atom03::is_atom03(&r.ns, r.version.as_deref()) => {
+            Some(|el, tz| Some(atom03::read(el, tz)))
+        }
+        Some(r) if r.local == "RDF" => Some(rdf::read),
+        _ => None,
+    };
+    if let Some(adapter) = own {
+        let tree = xmltree::parse(text)?;
+        if let Some(read) = adapter(&tree, tz) {
+            let (root_scope, scopes) = aligned_scopes(text, base, read.entries.len());
+            return Ok(finish(from_own(read, base, &root_scope, &scopes, origin)));
+        }
+    }
+    let rewritten = match &root {
+        Some(r) if r.local == "rss" => r.plain_rss2(text, repairs),
+        _ => None,
+    };
+    let text = rewritten.as_deref().unwrap_or(text);
+    let feed = parse_with_feed_rs(text, tz)?;
+    let (root_scope, scopes) = aligned_scopes(text, base, feed.entries.len());
+    let mut parsed = convert(feed, base, &root_scope, &scopes, origin);
+    if dc::worth_reading(text, parsed.format != "atom") {
+        if let Ok(tree) = xmltree::parse(text) {
+            supplement_dublin_core(&mut parsed, &tree, tz);
+        }
+    }
+    Ok(finish(parsed))
+}
+
+/// The root scope and one scope per entry, or no entry scopes when the scan counted
+/// another number of items than the adapter read: better no entry-level scope than one
+/// applied to the wrong entry.
+fn aligned_scopes(text: &str, base: Option<&Url>, entries: usize) -> (Scope, Vec<Scope>) {
     let (root, mut scopes) = scan_scopes(text, base).unwrap_or_default();
-    if scopes.len() != feed.entries.len() {
-        // An item element feed-rs did not count (or the other way round): better no
-        // entry-level scope than one applied to the wrong entry.
+    if scopes.len() != entries {
         scopes.clear();
     }
-    Ok(convert(feed, base, &root, &scopes, origin))
+    (root, scopes)
+}
+
+/// The root element's start tag, as written.
+struct RootTag {
+    ns: String,
+    local: String,
+    version: Option<String>,
+    /// Byte span of the whole start tag.
+    span: (usize, usize),
+    empty: bool,
+    /// Raw attributes (name, escaped value), in order.
+    attrs: Vec<(String, String)>,
+}
+
+/// Default namespaces RSS 2.0 drafts put on `<rss>`; feed-rs then knows none of the
+/// elements. The first is the 2002 UserLand draft's, the second the Harvard-era one.
+const RSS2_DRAFT_NAMESPACES: [&str; 2] = [
+    "http://backend.userland.com/rss2",
+    "http://blogs.law.harvard.edu/tech/rss",
+];
+
+impl RootTag {
+    fn read(text: &str) -> Option<RootTag> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::NsReader::from_str(text);
+        loop {
+            let before = reader.buffer_position() as usize;
+            let (ns, event) = reader.read_resolved_event().ok()?;
+            let ns = match ns {
+                quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_owned(),
+                _ => String::new(),
+            };
+            let (e, empty) = match event {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
+                Event::Eof => return None,
+                _ => continue,
+            };
+            let after = reader.buffer_position() as usize;
+            let attrs: Vec<(String, String)> = e
+                .attributes()
+                .with_checks(false)
+                .flatten()
+                .map(|a| (a.key.as_ref().to_owned(), a.value.to_string()))
+                .collect();
+            let version = attrs
+                .iter()
+                .find(|(k, _)| k == "version")
+                .map(|(_, v)| v.trim().to_owned());
+            return Some(RootTag {
+                ns,
+                local: e.local_name().as_ref().to_owned(),
+                version,
+                span: (before, after),
+                empty,
+                attrs,
+            });
+        }
+    }
+
+    /// The document with its `<rss>` tag rewritten to what feed-rs reads, when it has
+    /// to be: no or an unknown `version` (read as 2.0), or an RSS 2.0 draft's default
+    /// namespace (dropped). `None` when the tag is fine as it is.
+    fn plain_rss2(&self, text: &str, repairs: &mut Vec<String>) -> Option<String> {
+        let known = matches!(self.version.as_deref(), Some("2.0" | "0.91" | "0.92"));
+        let draft_ns = self
+            .attrs
+            .iter()
+            .find(|(k, v)| k == "xmlns" && RSS2_DRAFT_NAMESPACES.contains(&v.trim()));
+        if known && draft_ns.is_none() {
+            return None;
+        }
+        match self.version.as_deref() {
+            _ if known => {}
+            None => {
+                repairs.push("the <rss> element has no version attribute; read as RSS 2.0".into())
+            }
+            Some(v) => repairs.push(format!(
+                "RSS version \"{v}\" is not one we know; read as RSS 2.0"
+            )),
+        }
+        if let Some((_, ns)) = draft_ns {
+            repairs.push(format!(
+                "RSS 2.0 in the default namespace {ns} (an RSS 2.0 draft's); read as plain RSS 2.0"
+            ));
+        }
+        let mut tag = String::from("<rss");
+        for (k, v) in &self.attrs {
+            if (k == "xmlns" && draft_ns.is_some()) || k == "version" {
+                continue;
+            }
+            let q = if v.contains('"') { '\'' } else { '"' };
+            tag.push_str(&format!(" {k}={q}{v}{q}"));
+        }
+        let version = if known {
+            self.version.as_deref().unwrap_or("2.0")
+        } else {
+            "2.0"
+        };
+        tag.push_str(&format!(" version=\"{version}\""));
+        tag.push_str(if self.empty { "/>" } else { ">" });
+        let (start, end) = self.span;
+        Some(format!("{}{tag}{}", &text[..start], &text[end..]))
+    }
 }
 
 /// The first markup is an HTML doctype or `<html>` element.
@@ -206,7 +414,23 @@ fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)>
     Some((root?, items))
 }
 
-/// `base` is the document's URL, `root_base` the root element's resolved `xml:base`.
+/// feed-rs's model → ours. `base` is the document's URL, `root` the root element's
+/// scope, `scopes` one per entry (or none).
+///
+/// | ours | RSS 2.0 / 0.9x | Atom 1.0 | JSON Feed |
+/// |---|---|---|---|
+/// | `guid` | `guid` | `id` | `id` |
+/// | `link` | `link` | `link rel="alternate"` (or no rel, else the first) | `url` |
+/// | `title` | `title` | `title` (text construct) | `title` |
+/// | `summary` | `description` | `summary` | `summary` |
+/// | `content` | `content:encoded` | `content` | `content_html`/`content_text` |
+/// | `published` | `pubDate`, `dc:date` | `published` | `date_published` |
+/// | `updated` | (feed-rs copies `pubDate`) | `updated` | `date_modified` |
+/// | `authors` | `author` ("email (Name)"), `dc:creator` | `author` | `authors` |
+/// | `tags` | `category` | `category` (`label`, else `term`) | `tags` |
+/// | feed `updated` | `lastBuildDate`, else `pubDate` | `updated` | — |
+///
+/// Dublin Core beyond that is added by [`supplement_dublin_core`].
 fn convert(
     feed: fr::Feed,
     base: Option<&Url>,
@@ -256,16 +480,7 @@ fn convert(
                 content,
                 published: e.published,
                 updated: e.updated,
-                authors: e
-                    .authors
-                    .iter()
-                    // "email (Name)", RSS 2.0's own form, keeps the address for RSS
-                    // `<author>`; render splits it again.
-                    .filter_map(|p| match (&p.name, &p.email) {
-                        (Some(n), Some(e)) if !e.is_empty() && n != e => Some(format!("{e} ({n})")),
-                        _ => p.name.clone().or_else(|| p.email.clone()),
-                    })
-                    .collect(),
+                authors: e.authors.iter().filter_map(person).collect(),
                 tags: e
                     .categories
                     .iter()
@@ -280,10 +495,12 @@ fn convert(
         .collect();
     ParsedFeed {
         format: format_name(&feed.feed_type).to_owned(),
-        title: feed.title.as_ref().map(|t| t.content.clone()),
+        title: feed.title.as_ref().and_then(|t| feed_title(&text(t))),
         link: feed_link,
-        id: Some(feed.id).filter(|s| !s.is_empty()),
-        updated: feed.updated,
+        id: Some(feed.id.trim().to_owned()).filter(|s| !s.is_empty()),
+        // RSS `lastBuildDate`, Atom `updated`; an RSS channel with only `pubDate` has
+        // not said when it last changed, but that date is the best there is.
+        updated: feed.updated.or(feed.published),
         // An `xml:lang` between the root and the items (RSS's `<channel>`) is the feed's.
         language: feed
             .language
@@ -291,7 +508,171 @@ fn convert(
             .or(inherited_lang),
         ttl_minutes: feed.ttl,
         entries,
-        problems: Vec::new(),
+        authors: feed.authors.iter().filter_map(person).collect(),
+        categories: feed
+            .categories
+            .iter()
+            .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
+            .collect(),
+        ..ParsedFeed::default()
+    }
+}
+
+/// An author as one string: "email (Name)", RSS 2.0's own form, keeps the address for
+/// RSS `<author>` (render splits it again); else the name or the address.
+fn person(p: &fr::Person) -> Option<String> {
+    // feed-rs leaves the parentheses of RSS 2.0's "email (Name)" on the name.
+    let name = p
+        .name
+        .as_deref()
+        .map(|n| {
+            let n = n.trim();
+            n.strip_prefix('(')
+                .and_then(|n| n.strip_suffix(')'))
+                .unwrap_or(n)
+                .trim()
+        })
+        .filter(|n| !n.is_empty());
+    let email = p.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    match (name, email) {
+        (Some(n), Some(e)) if n != e => Some(format!("{e} ({n})")),
+        (n, e) => n.or(e).map(str::to_owned),
+    }
+}
+
+/// A feed's title as plain text, by the rule item titles follow
+/// ([`crate::normalise::text::plain_title`]): `&nbsp;`, markup of `type="html"` and
+/// `type="xhtml"` constructs, and double escaping all come out as readers expect.
+fn feed_title(t: &Text) -> Option<String> {
+    Some(crate::normalise::text::plain_title(t)).filter(|t| !t.is_empty())
+}
+
+/// What our own adapters read → [`ParsedFeed`], with scopes and origins applied as in
+/// [`convert`].
+fn from_own(
+    read: rdf::Read,
+    base: Option<&Url>,
+    root: &Scope,
+    scopes: &[Scope],
+    origin: &str,
+) -> ParsedFeed {
+    let feed_link = read
+        .link
+        .as_deref()
+        .and_then(|l| crate::normalise::url::resolve(l, root.base.as_ref().or(base)))
+        .or_else(|| base.cloned());
+    // As in `convert`: an entry's own `xml:lang` is its language, an inherited one the
+    // feed's.
+    let inherited_lang = scopes
+        .iter()
+        .find_map(|s| s.lang.clone().filter(|_| s.own_lang.is_none()));
+    let entries = read
+        .entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            let scope = scopes.get(i).unwrap_or(root);
+            e.base = scope.base.clone();
+            e.language = e.language.or_else(|| scope.own_lang.clone());
+            e.origin = format!("{origin}#item{}", i + 1);
+            e
+        })
+        .collect();
+    ParsedFeed {
+        format: read.format.to_owned(),
+        title: read.title.as_ref().and_then(feed_title),
+        link: feed_link,
+        id: read.id,
+        updated: read.updated,
+        language: read
+            .language
+            .or_else(|| root.lang.clone())
+            .or(inherited_lang),
+        entries,
+        authors: read.authors,
+        categories: read.categories,
+        ..ParsedFeed::default()
+    }
+}
+
+/// What every adapter's result gets last: feed-level authors and categories as plain
+/// text without repeats, and entries without authors of their own given the feed's
+/// (RFC 4287 §4.2.1 says so for Atom; a channel's `dc:creator` means the same).
+fn finish(mut p: ParsedFeed) -> ParsedFeed {
+    let clean = |v: &mut Vec<String>| {
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|s| !s.trim().is_empty() && seen.insert(s.trim().to_owned()));
+    };
+    clean(&mut p.authors);
+    clean(&mut p.categories);
+    for e in &mut p.entries {
+        if e.authors.is_empty() {
+            e.authors = p.authors.clone();
+        }
+    }
+    p
+}
+
+/// Dublin Core and DCMI terms that feed-rs does not read on RSS 2.0 / 0.9x and Atom
+/// 1.0, filled in where feed-rs found nothing (see [`super::dc`] for the mapping).
+/// Items are matched by position; when the counts differ nothing is filled in.
+fn supplement_dublin_core(p: &mut ParsedFeed, root: &Element, tz: Tz) {
+    let (container, item) = match root.name.as_str() {
+        "rss" => match root.elements().find(|e| e.name == "channel") {
+            Some(c) => (c, "item"),
+            None => return,
+        },
+        "feed" => (root, "entry"),
+        _ => return,
+    };
+    let date = |s: Option<&str>| s.and_then(|s| crate::dates::parse(s, tz));
+    let feed_dc = DcFields::of(container);
+    if p.title.is_none() {
+        p.title = feed_dc
+            .title
+            .as_ref()
+            .and_then(|t| feed_title(&Text::plain(t)));
+    }
+    p.updated = p.updated.or_else(|| date(feed_dc.feed_updated()));
+    p.language = p.language.take().or(feed_dc.language.clone());
+    p.authors.extend(feed_dc.creators.iter().cloned());
+    p.categories.extend(feed_dc.subjects.iter().cloned());
+    let items: Vec<&Element> = container.elements().filter(|e| e.name == item).collect();
+    if items.len() != p.entries.len() {
+        return;
+    }
+    for (e, el) in p.entries.iter_mut().zip(items) {
+        let dc = DcFields::of(el);
+        if dc.is_empty() {
+            continue;
+        }
+        if e.title.as_ref().is_none_or(|t| t.body.trim().is_empty()) {
+            if let Some(t) = &dc.title {
+                e.title = Some(Text::plain(t.clone()));
+            }
+        }
+        if e.summary.is_none() {
+            e.summary = dc.description.clone().map(Text::html);
+        }
+        for c in &dc.creators {
+            // RSS 2.0 `dc:creator` feed-rs read already.
+            if !e.authors.iter().any(|a| a == c) {
+                e.authors.push(c.clone());
+            }
+        }
+        for s in &dc.subjects {
+            if !e.tags.iter().any(|t| t == s) {
+                e.tags.push(s.clone());
+            }
+        }
+        e.published = e.published.or_else(|| date(dc.item_published()));
+        if let Some(m) = date(dc.modified.as_deref()) {
+            // feed-rs copies an RSS item's `pubDate` into `updated` when there is none.
+            if e.updated.is_none() || e.updated == e.published {
+                e.updated = Some(m);
+            }
+        }
+        e.language = e.language.take().or(dc.language.clone());
     }
 }
 
@@ -403,10 +784,27 @@ mod tests {
 
     #[test]
     fn every_fixture_passes_the_fuzz_checks() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normalise");
-        for e in std::fs::read_dir(dir).unwrap() {
-            fuzz_check(&std::fs::read(e.unwrap().path()).unwrap());
+        for dir in ["normalise", "formats"] {
+            let dir = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+            for e in std::fs::read_dir(dir).unwrap() {
+                fuzz_check(&std::fs::read(e.unwrap().path()).unwrap());
+            }
         }
+    }
+
+    /// The fixtures of the shapes only our own adapters and repairs read.
+    const SHAPES: [&str; 6] = [
+        "atom03-escaped-content.xml",
+        "atom03-base64-and-inline-xml-content.xml",
+        "rdf-item-without-link.xml",
+        "rss-internal-dtd-entities.xml",
+        "rss-mismatched-end-tag-at-end.xml",
+        "rss2-dublin-core-and-dcterms.xml",
+    ];
+
+    fn shape(name: &str) -> String {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/formats/");
+        std::fs::read_to_string(format!("{p}{name}")).unwrap()
     }
 
     #[test]
@@ -462,6 +860,41 @@ mod tests {
                 data[at] = byte;
             }
             fuzz_check(&data);
+        }
+
+        /// The new paths (Atom 0.3, RDF, DTD entities, end-tag repair, Dublin Core)
+        /// under random mutation.
+        #[test]
+        fn new_formats_survive_mutation(
+            which in 0usize..SHAPES.len(),
+            cuts in prop::collection::vec((0usize..4000, any::<u8>()), 0..24)
+        ) {
+            let mut data = shape(SHAPES[which]).into_bytes();
+            for (at, byte) in cuts {
+                let at = at % data.len();
+                data[at] = byte;
+            }
+            fuzz_check(&data);
+        }
+
+        /// A truncated body is never read, whatever the repairs: every prefix that ends
+        /// before the document's last `>` is an error (the last good copy stays). The
+        /// one exception is RSS cut after a complete `</channel>`: feed-rs reads it, and
+        /// no item can be missing.
+        #[test]
+        fn every_truncation_of_a_feed_is_refused(which in 0usize..SHAPES.len(), at in any::<prop::sample::Index>()) {
+            let text = shape(SHAPES[which]);
+            let end = text
+                .contains("<rss")
+                .then(|| text.rfind("</channel>"))
+                .flatten()
+                .unwrap_or_else(|| text.rfind('>').unwrap());
+            let mut cut = at.index(end);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let r = parse(&text[..cut], None, chrono_tz::Europe::Berlin, "t");
+            prop_assert!(r.is_err(), "cut at {} of {}: {:?}", cut, SHAPES[which], r.map(|p| p.entries.len()));
         }
     }
 }

@@ -5,11 +5,17 @@
 //! source's bytes; the pipeline, `import` and `doctor` all go through it, so what an
 //! operator previews is what the daemon will read.
 
+pub mod atom03;
+pub mod dc;
 pub mod decode;
+pub mod entities;
 pub mod feed;
 pub mod guard;
+pub mod lenient;
 pub mod local;
 pub mod page;
+pub mod rdf;
+pub mod xmltree;
 
 use url::Url;
 

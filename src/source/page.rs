@@ -293,7 +293,7 @@ pub fn parse(
         title: doc
             .select(&Selector::parse("title").expect("static selector"))
             .next()
-            .map(text_of)
+            .map(|t| crate::normalise::text::plain_title(&Text::plain(text_of(t))))
             .filter(|t| !t.is_empty()),
         link: Some(base.clone()),
         id: None,
@@ -306,6 +306,7 @@ pub fn parse(
             .filter(|l| !l.trim().is_empty()),
         entries,
         problems,
+        ..ParsedFeed::default()
     })
 }
 

@@ -8,6 +8,7 @@ mod daemon;
 mod dedupe;
 mod doctor;
 mod fetch;
+mod formats;
 mod golden;
 mod ids;
 mod import;
