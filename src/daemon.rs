@@ -192,6 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let watchdog = sd_notify::watchdog_enabled();
     let tick = tick_for(watchdog);
     let listen = cfg.server.listen;
+    let limits = cfg.server.limits.clone();
     let telemetry = Arc::new(Telemetry::new());
     let pipeline = Pipeline::open(cfg)?;
     let catalog = SharedCatalog::default();
@@ -219,12 +220,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     daemon.publish_from_store()?;
     update_source_gauges(&daemon.pipeline, &telemetry);
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = serve::bind(listen, limits.backlog).map_err(|source| DaemonError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     tracing::info!(%addr, "serving on http://{addr}/");
     let token = CancellationToken::new();
@@ -235,6 +234,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             catalog,
             telemetry: telemetry.clone(),
         },
+        &limits,
         token.clone(),
     )
     .map_err(DaemonError::Serve)?;
