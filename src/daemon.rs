@@ -172,6 +172,8 @@ struct Daemon {
     status: StatusLine,
     /// The address the server was started with; changing it needs a restart.
     listen: SocketAddr,
+    /// The server's timeouts and limits as started; changing them needs a restart.
+    server_limits: crate::config::ServerLimits,
     tick: Duration,
     term: Signal,
     int: Signal,
@@ -205,6 +207,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         notifier,
         status: StatusLine::default(),
         listen,
+        server_limits: limits.clone(),
         tick,
         term,
         int,
@@ -434,6 +437,15 @@ impl Daemon {
                 "server.listen changed to {}: takes effect after a restart",
                 new.server.listen
             ));
+        }
+        self.status
+            .notes
+            .retain(|n| !n.starts_with("[server] limits"));
+        if new.server.limits != self.server_limits {
+            tracing::warn!("[server] timeouts or limits changed; the running server keeps its own until restarted");
+            self.status
+                .notes
+                .push("[server] limits changed: take effect after a restart".into());
         }
         let old = &self.pipeline.cfg.sources;
         let added: Vec<String> = new

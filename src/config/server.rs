@@ -121,3 +121,59 @@ impl ServerLimits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn server(table: &str) -> Result<ServerLimits, String> {
+        let text = format!(
+            "[site]\ntitle = \"T\"\nbase_url = \"https://example.org/\"\n\n[server]\n{table}\n[[source]]\nid = \"a\"\nkind = \"local\"\npath = \"posts\"\n"
+        );
+        Config::parse(&text, Path::new("config.toml"))
+            .map(|c| c.server.limits)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn limits_default_when_not_given_and_are_read_when_given() {
+        assert_eq!(server("").unwrap(), ServerLimits::default());
+        let l = server(
+            "header_timeout = \"2s\"\nidle_timeout = \"500ms\"\nwrite_timeout = \"1m\"\nmax_connections = 100\nmax_header_bytes = 4096\nmax_headers = 20\nmax_uri_bytes = 512\nbacklog = 64\n",
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            ServerLimits {
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_millis(500),
+                write_timeout: Duration::from_secs(60),
+                max_connections: Some(100),
+                max_header_bytes: 4096,
+                max_headers: 20,
+                max_uri_bytes: 512,
+                backlog: 64,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_are_all_named_with_their_lines() {
+        let err = server(
+            "header_timeout = \"0s\"\nidle_timeout = \"soon\"\nmax_connections = 0\nmax_header_bytes = 100\nbacklog = 100000\n",
+        )
+        .unwrap_err();
+        for want in [
+            "line 6: `server.header_timeout`: must be longer than 0",
+            "line 7: `server.idle_timeout`: invalid duration `soon`",
+            "line 8: `server.max_connections`: must be from 1 to",
+            "line 9: `server.max_header_bytes`: must be from 1024 to",
+            "line 10: `server.backlog`: must be from 1 to 65535",
+        ] {
+            assert!(err.contains(want), "{want} not in\n{err}");
+        }
+    }
+}

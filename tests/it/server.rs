@@ -678,3 +678,20 @@ fn a_minute_of_plain_and_conditional_gets_while_publishing_every_2_s_has_no_erro
         rss.len()
     );
 }
+
+#[test]
+fn a_reload_with_changed_server_limits_says_they_need_a_restart_and_keeps_serving() {
+    let p = Project::with_seed_posts();
+    p.config(LOCAL);
+    let d = Daemon::start(&p);
+    wait_served(&d);
+    p.server_key("idle_timeout", "\"5s\"");
+    d.signal("HUP");
+    wait_for(Duration::from_secs(20), || {
+        d.log()
+            .contains("[server] timeouts or limits changed")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no note of the changed limits\n{}", d.log()));
+    assert_eq!(d.get("/rss.xml", &[]).status, 200);
+}
