@@ -531,11 +531,10 @@ pub(super) async fn accept(
                         tracing::error!(error = %e, "cannot accept a connection; closing the oldest waiting one to make room");
                         last_complaint = Some(Instant::now());
                     }
-                    if !registry.shed_one() {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    } else {
-                        tokio::task::yield_now().await;
-                    }
+                    // A shed connection closes in its own task, maybe on another
+                    // thread: give it a moment before shedding the next.
+                    let pause = if registry.shed_one() { 1 } else { 10 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     continue;
                 }
             },
