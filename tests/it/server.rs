@@ -335,7 +335,10 @@ fn clients_that_never_read_a_large_page_are_cut_at_the_write_timeout_and_share_i
     // Closed on the server's side: only the connection asking for the metrics is
     // open. (Reading on from the client would take minutes: a window of a few KiB
     // reopened is not announced until it is a segment's worth.)
-    assert_eq!(metric(&d, "feedwerk_http_connections_open"), 1.0);
+    wait_for(Duration::from_secs(5), || {
+        (metric(&d, "feedwerk_http_connections_open") == 1.0).then_some(())
+    })
+    .expect("only the connection asking for the metrics is open");
     drop(stuck);
     // Everyone else is still served.
     assert_eq!(d.get("/rss.xml", &[]).status, 200);
