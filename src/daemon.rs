@@ -172,6 +172,8 @@ struct Daemon {
     status: StatusLine,
     /// The address the server was started with; changing it needs a restart.
     listen: SocketAddr,
+    /// The server's timeouts and limits as started; changing them needs a restart.
+    server_limits: crate::config::ServerLimits,
     tick: Duration,
     term: Signal,
     int: Signal,
@@ -192,6 +194,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let watchdog = sd_notify::watchdog_enabled();
     let tick = tick_for(watchdog);
     let listen = cfg.server.listen;
+    let limits = cfg.server.limits.clone();
     let telemetry = Arc::new(Telemetry::new());
     let pipeline = Pipeline::open(cfg)?;
     let catalog = SharedCatalog::default();
@@ -204,6 +207,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         notifier,
         status: StatusLine::default(),
         listen,
+        server_limits: limits.clone(),
         tick,
         term,
         int,
@@ -219,12 +223,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     daemon.publish_from_store()?;
     update_source_gauges(&daemon.pipeline, &telemetry);
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = serve::bind(listen, limits.backlog).map_err(|source| DaemonError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     tracing::info!(%addr, "serving on http://{addr}/");
     let token = CancellationToken::new();
@@ -235,6 +237,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             catalog,
             telemetry: telemetry.clone(),
         },
+        &limits,
         token.clone(),
     )
     .map_err(DaemonError::Serve)?;
@@ -434,6 +437,15 @@ impl Daemon {
                 "server.listen changed to {}: takes effect after a restart",
                 new.server.listen
             ));
+        }
+        self.status
+            .notes
+            .retain(|n| !n.starts_with("[server] limits"));
+        if new.server.limits != self.server_limits {
+            tracing::warn!("[server] timeouts or limits changed; the running server keeps its own until restarted");
+            self.status
+                .notes
+                .push("[server] limits changed: take effect after a restart".into());
         }
         let old = &self.pipeline.cfg.sources;
         let added: Vec<String> = new

@@ -50,6 +50,11 @@ struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -75,6 +80,11 @@ struct Metrics {
     documents_written: Counter,
     last_publish: Gauge,
     http_requests: Family<HttpLabels, Counter>,
+    connections_open: Gauge,
+    connections_max: Gauge,
+    connections_accepted: Counter,
+    connections_closed: Family<ReasonLabel, Counter>,
+    accept_errors: Counter,
 }
 
 impl Metrics {
@@ -92,6 +102,11 @@ impl Metrics {
             documents_written: Counter::default(),
             last_publish: Gauge::default(),
             http_requests: Family::default(),
+            connections_open: Gauge::default(),
+            connections_max: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_closed: Family::default(),
+            accept_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,6 +163,31 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by path (unknown paths counted as \"other\") and status",
             m.http_requests.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "HTTP connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "http_connections_max",
+            "The cap on open HTTP connections (server.max_connections)",
+            m.connections_max.clone(),
+        );
+        registry.register(
+            "http_connections_accepted",
+            "HTTP connections accepted",
+            m.connections_accepted.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections closed, by reason (done, header_timeout, idle_timeout, write_timeout, shed, refused, bad_request, head_too_large, error, shutdown)",
+            m.connections_closed.clone(),
+        );
+        registry.register(
+            "http_accept_errors",
+            "Failed accepts of an HTTP connection (out of file descriptors, most likely)",
+            m.accept_errors.clone(),
         );
         registry.register(
             "build",
@@ -357,6 +397,31 @@ impl Telemetry {
             ok: counter(200),
             not_modified: counter(304),
         }
+    }
+
+    /// The cap on open HTTP connections, as the server resolved it at start.
+    pub fn connection_cap(&self, cap: usize) {
+        self.metrics.connections_max.set(cap as i64);
+    }
+
+    /// An HTTP connection was accepted.
+    pub fn connection_opened(&self) {
+        self.metrics.connections_accepted.inc();
+        self.metrics.connections_open.inc();
+    }
+
+    /// An HTTP connection ended; `reason` is one of the few the server names.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.metrics.connections_open.dec();
+        self.metrics
+            .connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Accepting a connection failed (it stays in the kernel's queue).
+    pub fn accept_failed(&self) {
+        self.metrics.accept_errors.inc();
     }
 
     /// The health verdict: `Ok(summary)` or `Err(reason)`.

@@ -13,6 +13,15 @@
 //! Two operational routes sit beside the catalog: `/healthz` (200, or 503 with the
 //! reason) and `/metrics` (Prometheus text, OpenMetrics on request). Every answer is
 //! counted by path and status; the numbers themselves live in [`crate::metrics`].
+//!
+//! Only what these routes need is accepted: `GET` and `HEAD` (else `405` with
+//! `Allow`), no request body (`413`, not read), a target of at most
+//! `server.max_uri_bytes` (`414`). How long a connection may take, how many may be
+//! open and which one gives way is [`conn`]'s.
+
+mod conn;
+
+pub use conn::bind;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,6 +42,7 @@ use futures_util::future::{self, Either};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Rendered, SharedCatalog, Stamp};
+use crate::config::ServerLimits;
 use crate::metrics::Telemetry;
 use crate::render::embed;
 
@@ -302,10 +312,14 @@ fn method_not_allowed() -> Response {
 }
 
 fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "404 Not Found\n")
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
     (
-        StatusCode::NOT_FOUND,
+        status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "404 Not Found\n",
+        text,
     )
         .into_response()
 }
@@ -649,17 +663,63 @@ impl http_body::Body for ServeBody {
 struct Connection {
     state: AppState,
     router: Router,
+    max_uri_bytes: usize,
+    /// The connection's place in the registry, told when an answer starts and ends.
+    slot: Option<Arc<conn::Slot>>,
 }
 
-impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
-    type Response = http::Response<ServeBody>;
-    type Error = Infallible;
-    type Future = Either<future::Ready<Answer>, BoxAnswer>;
+impl Connection {
+    /// The service for one accepted connection.
+    fn on(&self, slot: Arc<conn::Slot>) -> Connection {
+        Connection {
+            slot: Some(slot),
+            ..self.clone()
+        }
+    }
 
-    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+    /// The answer for a request these routes never take: `405` for a method other
+    /// than GET and HEAD, `413` for a body (unread: the connection closes after the
+    /// answer), `414` for a target over `max_uri_bytes`.
+    fn refuse(&self, req: &Request<hyper::body::Incoming>) -> Option<http::Response<ServeBody>> {
+        let method_ok = req.method() == Method::GET || req.method() == Method::HEAD;
+        let has_body = !http_body::Body::is_end_stream(req.body());
+        let too_long = req
+            .uri()
+            .path_and_query()
+            .is_some_and(|pq| pq.as_str().len() > self.max_uri_bytes);
+        if method_ok && !has_body && !too_long {
+            return None;
+        }
+        let mut resp = if !method_ok {
+            method_not_allowed()
+        } else if has_body {
+            plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Content Too Large: requests here have no body\n",
+            )
+        } else {
+            plain(StatusCode::URI_TOO_LONG, "414 URI Too Long\n")
+        };
+        if has_body {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.state
+            .telemetry
+            .http_request(req.uri().path(), false, resp.status().as_u16());
+        Some(resp.map(ServeBody::Router))
+    }
+
+    fn answer(
+        &self,
+        req: Request<hyper::body::Incoming>,
+    ) -> Either<future::Ready<Answer>, BoxAnswer> {
+        if let Some(refusal) = self.refuse(&req) {
+            return Either::Left(future::ready(Ok(refusal)));
+        }
         let head = req.method() == Method::HEAD;
         let path = req.uri().path();
-        if (head || req.method() == Method::GET) && !ROUTES.contains(&path) {
+        if !ROUTES.contains(&path) {
             return match from_catalog(&self.state, path, req.headers(), head, true) {
                 Either::Left(r) => Either::Left(future::ready(Ok(r))),
                 Either::Right(f) => Either::Right(f),
@@ -671,6 +731,77 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
             let resp = answer.await.unwrap_or_else(|e| match e {});
             Ok(resp.map(ServeBody::Router))
         }))
+    }
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
+    type Response = http::Response<Answered>;
+    type Error = Infallible;
+    type Future = Tracked;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(slot) = &self.slot {
+            slot.answering();
+        }
+        Tracked {
+            answer: self.answer(req),
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+/// An answer on its way to hyper, its body tied to the connection's slot.
+struct Tracked {
+    answer: Either<future::Ready<Answer>, BoxAnswer>,
+    slot: Option<Arc<conn::Slot>>,
+}
+
+impl Future for Tracked {
+    type Output = Result<http::Response<Answered>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Poll::Ready(Ok(resp)) = Pin::new(&mut this.answer).poll(cx) else {
+            return Poll::Pending;
+        };
+        let slot = this.slot.take();
+        Poll::Ready(Ok(resp.map(|body| Answered { body, slot })))
+    }
+}
+
+/// A response body that tells the connection when it is done: hyper drops it after
+/// taking its last frame, and from then on the connection counts as idle once the
+/// bytes are out.
+pub struct Answered {
+    body: ServeBody,
+    slot: Option<Arc<conn::Slot>>,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.answered();
+        }
+    }
+}
+
+impl http_body::Body for Answered {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -689,26 +820,33 @@ impl Server {
     }
 }
 
-/// Starts serving `state` on `listener`: one thread per core, each running its own
-/// single-threaded runtime that accepts from the shared listening socket and serves
-/// its connections (HTTP/1.1, keep-alive). Like nginx's worker processes, a connection
-/// stays on one core; no request pays for waking another thread. Until `shutdown` is
+/// Starts serving `state` on `listener` under `limits`: one thread per core, each
+/// running its own single-threaded runtime that accepts from the shared listening
+/// socket and serves its connections (HTTP/1.1, keep-alive). Like nginx's worker
+/// processes, a connection stays on one core; no request pays for waking another
+/// thread. The cap on open connections is shared by all threads. Until `shutdown` is
 /// cancelled; then open connections finish their request in flight and close.
 pub fn start(
     listener: std::net::TcpListener,
     state: AppState,
+    limits: &ServerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<Server> {
     listener.set_nonblocking(true)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limits = Arc::new(conn::Limits::resolve(limits));
+    let registry = conn::Registry::new(limits.max_connections, state.telemetry.clone());
     let router = app(state.clone());
     let mut stopped = Vec::with_capacity(threads);
     for i in 0..threads {
         let listener = listener.try_clone()?;
-        let conn = Connection {
+        let service = Connection {
             state: state.clone(),
             router: router.clone(),
+            max_uri_bytes: limits.max_uri_bytes,
+            slot: None,
         };
+        let (registry, limits) = (registry.clone(), limits.clone());
         let shutdown = shutdown.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -719,7 +857,7 @@ pub fn start(
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => accept(l, conn, shutdown).await,
+                        Ok(l) => conn::accept(l, service, registry, limits, shutdown).await,
                         Err(e) => tracing::error!(error = %e, "server thread cannot use the listening socket"),
                     }
                 });
@@ -728,52 +866,6 @@ pub fn start(
         stopped.push(rx);
     }
     Ok(Server { stopped })
-}
-
-async fn accept(listener: tokio::net::TcpListener, conn: Connection, shutdown: CancellationToken) {
-    // Each connection task holds a receiver; all dropped = all connections closed.
-    let (open_tx, open_rx) = tokio::sync::watch::channel(());
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionAborted
-                        | std::io::ErrorKind::ConnectionReset
-                ) => continue,
-                Err(e) => {
-                    // Out of file descriptors, most likely: wait for some to be closed.
-                    tracing::error!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        // Responses are written whole; Nagle would only delay the last segment.
-        let _ = stream.set_nodelay(true);
-        let conn = conn.clone();
-        let shutdown = shutdown.clone();
-        let open = open_rx.clone();
-        tokio::spawn(async move {
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), conn);
-            tokio::pin!(served);
-            tokio::select! {
-                _ = served.as_mut() => {}
-                _ = shutdown.cancelled() => {
-                    served.as_mut().graceful_shutdown();
-                    let _ = served.await;
-                }
-            }
-            drop(open);
-        });
-    }
-    drop(listener);
-    drop(open_rx);
-    open_tx.closed().await;
 }
 
 fn httpdate_secs(t: std::time::SystemTime) -> i64 {

@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 mod problems;
 mod raw;
 mod sections;
+mod server;
 mod sources;
 
 pub use sections::{Archives, DedupeConfig, FetchConfig, Publish, Server, Site, StoreConfig};
+pub use server::ServerLimits;
 
 use crate::model::{Channel, Source};
 use problems::{key_at, Problems};

@@ -126,6 +126,23 @@ impl Default for RawPublish {
 pub(super) struct RawServer {
     #[serde(default = "default_listen")]
     pub(super) listen: Spanned<String>,
+    // The limits; see `ServerLimits`.
+    #[serde(default)]
+    pub(super) header_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) write_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) max_header_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) max_headers: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) max_uri_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) backlog: Option<Spanned<i64>>,
 }
 
 fn default_listen() -> Spanned<String> {
@@ -136,6 +153,14 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: default_listen(),
+            header_timeout: None,
+            idle_timeout: None,
+            write_timeout: None,
+            max_connections: None,
+            max_header_bytes: None,
+            max_headers: None,
+            max_uri_bytes: None,
+            backlog: None,
         }
     }
 }

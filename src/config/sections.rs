@@ -13,6 +13,7 @@ use url::Url;
 
 use super::problems::{self, duration, parse_tz, positive, Problems};
 use super::raw::{RawDedupe, RawFetch, RawPublish, RawServer, RawSite, RawStore};
+use super::ServerLimits;
 use crate::schedule::Cron;
 
 #[derive(Debug, Clone)]
@@ -66,6 +67,7 @@ pub enum Archives {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
+    pub limits: ServerLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -269,7 +271,10 @@ impl Server {
                 SocketAddr::from(([127, 0, 0, 1], 8080))
             }
         };
-        Server { listen }
+        Server {
+            listen,
+            limits: ServerLimits::from_raw(&raw, p),
+        }
     }
 }
 

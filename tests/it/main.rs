@@ -22,4 +22,5 @@ mod pipeline;
 mod progress;
 mod publish;
 mod reread;
+mod server;
 mod support;

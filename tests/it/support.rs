@@ -145,19 +145,29 @@ path = "state/feedwerk.sqlite"
     /// Sets `key` in the `[publish]` table of `config.toml` to `value` (TOML), replacing
     /// the line it has; `None` removes it.
     pub fn publish_key(&self, key: &str, value: Option<&str>) -> &Project {
+        self.table_key("publish", key, value)
+    }
+
+    /// [`Project::publish_key`] for the `[server]` table.
+    pub fn server_key(&self, key: &str, value: &str) -> &Project {
+        self.table_key("server", key, Some(value))
+    }
+
+    fn table_key(&self, table: &str, key: &str, value: Option<&str>) -> &Project {
+        let header = format!("[{table}]");
         let text = self.read("config.toml");
         let mut out: Vec<String> = Vec::new();
-        let mut in_publish = false;
+        let mut in_table = false;
         for line in text.lines() {
             if line.starts_with('[') {
-                in_publish = line == "[publish]";
+                in_table = line == header;
             }
             let is_key = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
-            if in_publish && is_key {
+            if in_table && is_key {
                 continue;
             }
             out.push(line.to_owned());
-            if line == "[publish]" {
+            if line == header {
                 if let Some(v) = value {
                     out.push(format!("{key} = {v}"));
                 }
@@ -949,6 +959,12 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Daemon::start_command(cmd)
+    }
+
+    /// Starts `cmd` (a [`Project::command`] for `run`, set up as the test needs) and
+    /// waits until it serves, at most 60 s.
+    pub fn start_command(mut cmd: Command) -> Daemon {
         let mut child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
