@@ -114,6 +114,9 @@ pub fn choose(
         return Some(l);
     }
     match feed.and_then(normalise_tag) {
+        // Detection is most of an item's normalising cost, and most items are in the
+        // language their feed declares: ask it only when some language could overrule.
+        Some(declared) if !may_be_overruled(text, &declared) => Some(declared),
         Some(declared) => match detect_confidently(text) {
             Some(found)
                 if primary(&found) != primary(&declared) && overrules(text, &found, &declared) =>
@@ -156,6 +159,58 @@ fn overrules(text: &str, found: &str, declared: &str) -> bool {
         }
     }
     for_found >= MIN_FUNCTION_WORDS && for_found > 2 * for_declared
+}
+
+/// The primary tags that have a [`function_words`] list, in one fixed order (bit `i` of
+/// [`word_languages`] is `FUNCTION_WORD_LANGUAGES[i]`).
+const FUNCTION_WORD_LANGUAGES: [&str; 6] = ["de", "en", "fr", "es", "it", "nl"];
+
+/// Every function word, with a bit for each language whose list holds it.
+fn word_languages() -> &'static std::collections::HashMap<&'static str, u8> {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for (i, tag) in FUNCTION_WORD_LANGUAGES.iter().enumerate() {
+            for word in function_words(tag).unwrap_or_default() {
+                *map.entry(*word).or_insert(0u8) |= 1 << i;
+            }
+        }
+        map
+    })
+}
+
+/// Whether [`overrules`] could hold for `declared` and *any* language with a word
+/// list: the same counts for every candidate in one pass over the words, so that
+/// detection runs only when its answer could change the result. False means the
+/// declaration stands whatever detection would find.
+fn may_be_overruled(text: &str, declared: &str) -> bool {
+    let Some(d) = FUNCTION_WORD_LANGUAGES
+        .iter()
+        .position(|l| *l == primary(declared))
+    else {
+        return false;
+    };
+    let map = word_languages();
+    let (mut for_other, mut for_declared) = ([0usize; 6], [0usize; 6]);
+    for word in text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+    {
+        let Some(&bits) = map.get(word.to_lowercase().as_str()) else {
+            continue;
+        };
+        let in_d = bits & (1 << d) != 0;
+        for l in (0..FUNCTION_WORD_LANGUAGES.len()).filter(|&l| l != d) {
+            match (bits & (1 << l) != 0, in_d) {
+                (true, false) => for_other[l] += 1,
+                (false, true) => for_declared[l] += 1,
+                _ => {}
+            }
+        }
+    }
+    (0..FUNCTION_WORD_LANGUAGES.len())
+        .any(|l| l != d && for_other[l] >= MIN_FUNCTION_WORDS && for_other[l] > 2 * for_declared[l])
 }
 
 /// Function words the detected language's side needs at least, to overrule.
@@ -250,6 +305,58 @@ fn detector() -> &'static whatlang::Detector {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The same over texts made of function words of several languages (the case
+        /// where the counts are close) and other words.
+        #[test]
+        fn the_detection_gate_agrees_with_overrules_on_mixed_texts(
+            picks in proptest::collection::vec((0usize..6, 0usize..40, proptest::bool::ANY), 0..40),
+        ) {
+            let words: Vec<&str> = picks
+                .iter()
+                .map(|&(l, i, upper)| {
+                    let list = function_words(FUNCTION_WORD_LANGUAGES[l]).unwrap();
+                    if i < list.len() { list[i] } else if upper { "Stuttgart" } else { "forum" }
+                })
+                .collect();
+            let text = words.join(" ");
+            for declared in FUNCTION_WORD_LANGUAGES {
+                let any = FUNCTION_WORD_LANGUAGES
+                    .iter()
+                    .filter(|f| **f != declared)
+                    .any(|f| overrules(&text, f, declared));
+                proptest::prop_assert_eq!(may_be_overruled(&text, declared), any, "{}: {}", declared, text);
+            }
+        }
+    }
+
+    /// The gate in front of detection says "no" only where [`overrules`] is false for
+    /// every language: then skipping detection cannot change a result.
+    #[test]
+    fn the_detection_gate_never_hides_a_language_that_could_overrule() {
+        let texts = [
+            "The forum met in Stuttgart and the members of the board talked with the mayor about their new plans for safer streets.",
+            "Die Mitglieder des Forums trafen sich in Stuttgart und sprachen mit der Bürgermeisterin über die neuen Pläne für sichere Straßen.",
+            "Les membres du forum se sont réunis à Stuttgart et ont parlé avec la maire des nouveaux plans pour des rues plus sûres.",
+            "Los miembros del foro se reunieron en Stuttgart y hablaron con la alcaldesa sobre los nuevos planes para calles más seguras.",
+            "I membri del forum si sono riuniti a Stoccarda e hanno parlato con la sindaca dei nuovi piani per strade più sicure.",
+            "De leden van het forum kwamen bijeen in Stuttgart en spraken met de burgemeester over de nieuwe plannen voor veiligere straten.",
+            "Deutsch-Europäisches Forum für Urbane Sicherheit: the report of the year, with the list of the new members and their projects.",
+            "la la la le le et et et the the",
+            "Termine",
+            "",
+        ];
+        for text in texts {
+            for declared in ["de", "en", "fr", "es", "it", "nl", "pl", "en-GB"] {
+                let any = FUNCTION_WORD_LANGUAGES
+                    .iter()
+                    .filter(|f| **f != primary(declared))
+                    .any(|f| overrules(text, f, declared));
+                assert_eq!(may_be_overruled(text, declared), any, "{declared}: {text}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
