@@ -165,7 +165,8 @@ fn overrules(text: &str, found: &str, declared: &str) -> bool {
 /// [`word_languages`] is `FUNCTION_WORD_LANGUAGES[i]`).
 const FUNCTION_WORD_LANGUAGES: [&str; 6] = ["de", "en", "fr", "es", "it", "nl"];
 
-/// Every function word, with a bit for each language whose list holds it.
+/// Every function word, with a bit for each language whose list holds it. None is
+/// longer than six letters (a test holds the lists to that).
 fn word_languages() -> &'static std::collections::HashMap<&'static str, u8> {
     static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> =
         std::sync::OnceLock::new();
@@ -197,7 +198,16 @@ fn may_be_overruled(text: &str, declared: &str) -> bool {
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
     {
-        let Some(&bits) = map.get(word.to_lowercase().as_str()) else {
+        // No function word has more than six letters, and lowering never drops one.
+        if word.chars().nth(6).is_some() {
+            continue;
+        }
+        let lower = if word.bytes().all(|b| b.is_ascii_lowercase()) {
+            std::borrow::Cow::Borrowed(word)
+        } else {
+            std::borrow::Cow::Owned(word.to_lowercase())
+        };
+        let Some(&bits) = map.get(&*lower) else {
             continue;
         };
         let in_d = bits & (1 << d) != 0;
@@ -305,6 +315,16 @@ fn detector() -> &'static whatlang::Detector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn no_function_word_is_longer_than_six_letters() {
+        for tag in FUNCTION_WORD_LANGUAGES {
+            for w in function_words(tag).unwrap() {
+                assert!(w.chars().count() <= 6, "{tag}: {w}");
+                assert_eq!(w.to_lowercase(), *w, "{tag}: {w}");
+            }
+        }
+    }
+
     proptest::proptest! {
         /// The same over texts made of function words of several languages (the case
         /// where the counts are close) and other words.
