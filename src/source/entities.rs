@@ -148,17 +148,14 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
     let mut out = String::with_capacity(text.len());
     // Absolute positions: the next `&`, and the next section where references are not
     // references (`<![CDATA[`, `<!--`, `<?`). Only `<!` and `<?` are looked for, not
-    // every `<`: this pass runs over every document and must not stop at each tag.
-    let next_special = |from: usize| {
-        let a = text[from..].find("<!").map(|i| from + i);
-        let b = text[from..].find("<?").map(|i| from + i);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    };
+    // every `<`: this pass runs over every document and must not stop at each tag. Each
+    // of the two is searched for again only once `at` has passed it (one that is not
+    // there is never searched for again), so the pass stays linear in the text however
+    // many CDATA sections a feed has.
+    let find_from = |pat: &str, from: usize| text[from..].find(pat).map(|i| from + i);
+    let (mut bang, mut query) = (find_from("<!", 0), find_from("<?", 0));
     let mut at = 0;
-    let mut special = next_special(0);
+    let mut special = bang.into_iter().chain(query).min();
     while let Some(amp) = text[at..].find('&').map(|i| at + i) {
         if let Some(sp) = special.filter(|sp| *sp < amp) {
             let rest = &text[sp..];
@@ -174,7 +171,13 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
             let end = sp + close.unwrap_or(2);
             out.push_str(&text[at..end]);
             at = end;
-            special = next_special(at);
+            if bang.is_some_and(|b| b < at) {
+                bang = find_from("<!", at);
+            }
+            if query.is_some_and(|q| q < at) {
+                query = find_from("<?", at);
+            }
+            special = bang.into_iter().chain(query).min();
             continue;
         }
         out.push_str(&text[at..amp]);
