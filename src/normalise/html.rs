@@ -99,58 +99,7 @@ impl Policies {
 /// The policy of [`sanitise`] for one list of allowed iframe hosts, except the base URL
 /// (set per call).
 fn policy(allow_iframe_hosts: &[String]) -> Builder<'static> {
-    let tags: HashSet<&str> = [
-        "a",
-        "abbr",
-        "b",
-        "blockquote",
-        "br",
-        "caption",
-        "cite",
-        "code",
-        "dd",
-        "del",
-        "dl",
-        "dt",
-        "em",
-        "figcaption",
-        "figure",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "i",
-        "img",
-        "ins",
-        "kbd",
-        "li",
-        "mark",
-        "ol",
-        "p",
-        "pre",
-        "q",
-        "s",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "time",
-        "tr",
-        "u",
-        "ul",
-    ]
-    .into_iter()
-    .collect();
+    let tags: HashSet<&str> = super::elements::ALLOWED.iter().copied().collect();
     // The attribute map *replaces* ammonia's defaults: those allow `cite` on
     // `blockquote`, `q`, `del` and `ins`, which ammonia does not treat as a URL, so
     // `cite="javascript:…"` would pass (found by the XSS test).

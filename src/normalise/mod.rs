@@ -3,6 +3,7 @@
 //! Order matters: URLs are resolved first (sanitising needs the base), HTML is
 //! sanitised once, text and the fingerprint are derived from the sanitised HTML.
 
+mod elements;
 pub mod fingerprint;
 mod flat_text;
 pub mod html;
