@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{self, http_get, wait_for, Daemon, Project, Route, TestServer};
 
-const LOCAL: &str = r#"
-[[source]]
-id = "defus"
-kind = "local"
-title = "DEFUS"
-path = "feeds/defus"
-priority = 100
-language = "de"
-"#;
+use crate::support::LOCAL_DEFUS as LOCAL;
 
 fn partner(id: &str, url: &str) -> String {
     format!(

@@ -25,15 +25,7 @@ const SEED_DUPLICATE_TITLES: [&str; 2] = [
 ];
 
 fn local_source() -> &'static str {
-    r#"
-[[source]]
-id = "defus"
-kind = "local"
-title = "DEFUS"
-path = "feeds/defus"
-priority = 100
-language = "de"
-"#
+    crate::support::LOCAL_DEFUS
 }
 
 fn partner(id: &str, url: &str) -> String {

@@ -17,15 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{http_get, wait_for, Daemon, Project};
 
-const LOCAL: &str = r#"
-[[source]]
-id = "defus"
-kind = "local"
-title = "DEFUS"
-path = "feeds/defus"
-priority = 100
-language = "de"
-"#;
+use crate::support::LOCAL_DEFUS as LOCAL;
 
 /// Raises this test process's soft open-file limit towards `want`: the clients here
 /// hold thousands of sockets. Returns the limit now in force.

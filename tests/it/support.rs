@@ -76,6 +76,18 @@ pub fn python_feedparser() -> bool {
     false
 }
 
+/// The local `defus` source as the shipped config has it (posts under `feeds/defus`),
+/// for tests that add partners of their own.
+pub const LOCAL_DEFUS: &str = r#"
+[[source]]
+id = "defus"
+kind = "local"
+title = "DEFUS"
+path = "feeds/defus"
+priority = 100
+language = "de"
+"#;
+
 /// A scratch deployment: a temp dir with `config.toml`, `feeds/`, `public/`, `state/`.
 pub struct Project {
     pub dir: tempfile::TempDir,
