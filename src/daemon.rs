@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -331,7 +331,9 @@ impl Daemon {
 
     /// Runs one cycle while still beating; abandons it past its budget or on SIGTERM.
     /// Abandoning is clean: each source is stored in its own transaction and publishing
-    /// is synchronous, so the cycle can only be dropped between sources while fetching.
+    /// is synchronous, so the cycle can only be dropped between sources while fetching,
+    /// or during an upload, where every object is recorded once it is complete (the next
+    /// cycle uploads the rest).
     async fn guarded_cycle(&mut self) -> Outcome {
         let budget = cycle_budget(&self.pipeline.cfg);
         let mut ticker = tokio::time::interval(self.tick);
@@ -518,17 +520,22 @@ async fn cycle(
     }
     let started = Instant::now();
     if !pipeline.needs_publish() {
-        // Only 304s and unchanged documents: nothing to render, nothing to rewrite.
-        let summary = summarise(&reports, &Ok((0, catalog.load().len())));
+        // Only 304s and unchanged documents: nothing to render, nothing to rewrite; a
+        // failed upload is still retried (once its back-off has passed).
+        let mut summary = summarise(&reports, &Ok((0, catalog.load().len())));
+        summary.push_str(&upload(pipeline, telemetry, now).await);
         tracing::info!("{summary}; nothing changed");
         return summary;
     }
+    let mut uploaded = String::new();
     let publish = match pipeline.publish(now) {
         Ok((cat, rep)) => {
             let total = cat.len();
             let items = combined_items(pipeline);
             catalog.store(cat);
             telemetry.publish_ok(now, started.elapsed(), rep.written.len(), items);
+            // Subscribers the hub tells fetch from the bucket: upload first.
+            uploaded = upload(pipeline, telemetry, now).await;
             // WebSub: tell the hub which feeds changed (never fails the cycle).
             pipeline.announce(&rep).await;
             Ok((rep.written.len(), total))
@@ -539,9 +546,45 @@ async fn cycle(
             Err(e.to_string())
         }
     };
-    let summary = summarise(&reports, &publish);
+    let summary = summarise(&reports, &publish) + &uploaded;
     tracing::info!("{summary}");
     summary
+}
+
+/// The cycle's upload to `publish.target` (none without one), recorded in the metrics
+/// and the health verdict; returns its part of the `STATUS=` line.
+async fn upload(pipeline: &Pipeline, telemetry: &Telemetry, now: DateTime<Utc>) -> String {
+    use crate::upload::{Outcome, Retry};
+    let Some(r) = pipeline.upload(now, Retry::AfterBackoff).await else {
+        return String::new();
+    };
+    match &r.outcome {
+        Outcome::Done => {
+            telemetry.upload_ok(now, r.uploaded.len(), r.deleted.len(), r.held_deletes);
+            let held = if r.held_deletes > 0 {
+                format!(", {} deletes HELD (publish.max_deletes)", r.held_deletes)
+            } else {
+                String::new()
+            };
+            format!(", {} objects uploaded{held}", r.uploaded.len())
+        }
+        Outcome::Failed { error, retry_at } => {
+            let failures = pipeline
+                .store()
+                .remote_state(&r.target)
+                .map(|s| s.consecutive_failures)
+                .unwrap_or(1);
+            telemetry.upload_failed(r.uploaded.len(), failures, error);
+            format!(
+                ", UPLOAD FAILED ({error}); retry after {}",
+                retry_at.format("%H:%M:%SZ")
+            )
+        }
+        Outcome::Paused(at) => {
+            telemetry.upload_paused();
+            format!(", upload paused until {}", at.format("%H:%M:%SZ"))
+        }
+    }
 }
 
 #[cfg(test)]

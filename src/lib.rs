@@ -34,6 +34,8 @@
 //! - [`serve`]: the HTTP server over the published catalog, `/healthz` and `/metrics`.
 //! - [`metrics`]: Prometheus metrics and the health verdict.
 //! - [`websub`]: tells a WebSub hub which feeds changed.
+//! - [`upload`]: after publishing, uploads what changed in the output directory to
+//!   object storage (`publish.target`, S3-compatible), deletes what is gone, records it.
 //! - [`refresh`]: brings the store up to date: which sources run and why not, their
 //!   fetches, the CPU-only prepare step, and the commit step (the only refresh code
 //!   that writes the store); fetch-state transitions are methods of [`model::SourceState`].
@@ -75,4 +77,5 @@ pub mod schedule;
 pub mod serve;
 pub mod source;
 pub mod store;
+pub mod upload;
 pub mod websub;

@@ -15,6 +15,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use feedwerk::config::Config;
 use feedwerk::model::SourceKind;
 use feedwerk::pipeline::{Pipeline, RefreshMode};
+use feedwerk::upload::Retry;
 
 mod output;
 use output::{
@@ -382,25 +383,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `build --dry-run`: fetch, then say what the next publish would change.
 fn build_dry_run(config: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
-    let preview = runtime()?.block_on(Pipeline::preview(cfg, clock_now()?))?;
+    let (preview, upload) = runtime()?.block_on(Pipeline::preview(cfg, clock_now()?))?;
     print_reports(&preview.reports);
     print_preview(&preview);
+    if let Some(u) = &upload {
+        output::print_upload_plan(u);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `build`: refresh the sources `mode` picks, publish what changed, announce it.
+/// `build`: refresh the sources `mode` picks, publish what changed, upload it to
+/// `publish.target` (if set), announce it.
 fn build(config: &Path, mode: RefreshMode) -> anyhow::Result<ExitCode> {
     let cfg = load(config)?;
     let pipeline = Pipeline::open(cfg)?;
     let now = clock_now()?;
-    let reports = runtime()?.block_on(pipeline.refresh_with(now, mode));
+    let rt = runtime()?;
+    let reports = rt.block_on(pipeline.refresh_with(now, mode));
     print_reports(&reports);
+    // `--force` also skips the upload's back-off, as it does the sources'.
+    let retry = if mode == RefreshMode::Force {
+        Retry::Now
+    } else {
+        Retry::AfterBackoff
+    };
     if !pipeline.needs_publish() {
         println!(
             "nothing changed since the last publish (0 written, outputs in {} kept as they are)",
             pipeline.output_dir().display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(upload(&rt, &pipeline, now, retry));
     }
     let rep = match pipeline.publish_files(now) {
         Ok(rep) => rep,
@@ -411,9 +423,6 @@ fn build(config: &Path, mode: RefreshMode) -> anyhow::Result<ExitCode> {
     };
     for (path, e) in &rep.failed {
         println!("NOT PUBLISHED {path}: {e} (the previous version stays)");
-    }
-    for e in runtime()?.block_on(pipeline.announce(&rep)) {
-        println!("websub: {e}");
     }
     if !rep.removed.is_empty() {
         println!(
@@ -429,7 +438,33 @@ fn build(config: &Path, mode: RefreshMode) -> anyhow::Result<ExitCode> {
         rep.unchanged,
         rep.rendered
     );
-    Ok(ExitCode::SUCCESS)
+    // Readers told by the hub fetch from the bucket: upload before announcing.
+    let code = upload(&rt, &pipeline, now, retry);
+    for e in rt.block_on(pipeline.announce(&rep)) {
+        println!("websub: {e}");
+    }
+    Ok(code)
+}
+
+/// `build`'s upload to `publish.target`: prints what it did; a failed upload fails the
+/// build (the local outputs are complete; the next build retries).
+fn upload(
+    rt: &tokio::runtime::Runtime,
+    pipeline: &Pipeline,
+    now: DateTime<Utc>,
+    retry: Retry,
+) -> ExitCode {
+    match rt.block_on(pipeline.upload(now, retry)) {
+        Some(r) => {
+            output::print_upload(&r);
+            if matches!(r.outcome, feedwerk::upload::Outcome::Failed { .. }) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// `import`: write posts into `into` from `--from` or a configured `--source`.
@@ -762,6 +797,10 @@ fn sources(config: &Path) -> anyhow::Result<ExitCode> {
     for s in &pipeline.cfg.sources {
         let st = states.get(s.id.as_str()).cloned().unwrap_or_default();
         print_source_health(s, &st, now);
+    }
+    if let Some(t) = &pipeline.cfg.publish.target {
+        let st = pipeline.store().remote_state(&t.url)?;
+        output::print_upload_state(&t.url, &st, now);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -79,6 +79,12 @@ struct Metrics {
     items_published: Gauge,
     documents_written: Counter,
     last_publish: Gauge,
+    uploads: Family<ResultLabel, Counter>,
+    objects_uploaded: Counter,
+    objects_deleted: Counter,
+    upload_deletes_held: Gauge,
+    upload_failures: Gauge,
+    last_upload: Gauge,
     http_requests: Family<HttpLabels, Counter>,
     connections_open: Gauge,
     connections_max: Gauge,
@@ -101,6 +107,12 @@ impl Metrics {
             items_published: Gauge::default(),
             documents_written: Counter::default(),
             last_publish: Gauge::default(),
+            uploads: Family::default(),
+            objects_uploaded: Counter::default(),
+            objects_deleted: Counter::default(),
+            upload_deletes_held: Gauge::default(),
+            upload_failures: Gauge::default(),
+            last_upload: Gauge::default(),
             http_requests: Family::default(),
             connections_open: Gauge::default(),
             connections_max: Gauge::default(),
@@ -158,6 +170,36 @@ impl Metrics {
             "last_publish_timestamp_seconds",
             "Unix time of the last successful publish",
             m.last_publish.clone(),
+        );
+        registry.register(
+            "uploads",
+            "Uploads to publish.target, by result (ok, failed, paused: backing off after failures)",
+            m.uploads.clone(),
+        );
+        registry.register(
+            "objects_uploaded",
+            "Objects uploaded to publish.target because their bytes or headers changed",
+            m.objects_uploaded.clone(),
+        );
+        registry.register(
+            "objects_deleted",
+            "Objects deleted from publish.target because they are no longer published",
+            m.objects_deleted.clone(),
+        );
+        registry.register(
+            "upload_deletes_held",
+            "Deletes the last upload held back because there were more than publish.max_deletes",
+            m.upload_deletes_held.clone(),
+        );
+        registry.register(
+            "upload_consecutive_failures",
+            "Failed uploads to publish.target since the last one that succeeded",
+            m.upload_failures.clone(),
+        );
+        registry.register(
+            "last_upload_timestamp_seconds",
+            "Unix time of the last successful upload to publish.target",
+            m.last_upload.clone(),
         );
         registry.register(
             "http_requests",
@@ -229,6 +271,8 @@ struct HealthState {
     stall_after: Duration,
     /// Outcome of the last publish: when it succeeded, or why it failed.
     last_publish: Option<Result<DateTime<Utc>, String>>,
+    /// Outcome of the last upload to `publish.target` (`None` without one).
+    last_upload: Option<Result<DateTime<Utc>, String>>,
     stopping: bool,
 }
 
@@ -261,6 +305,7 @@ impl Telemetry {
                 heartbeat: Instant::now(),
                 stall_after: Duration::from_secs(300),
                 last_publish: None,
+                last_upload: None,
                 stopping: false,
             }),
         }
@@ -367,6 +412,38 @@ impl Telemetry {
         self.health().last_publish = Some(Err(error.to_owned()));
     }
 
+    /// Records a successful upload to `publish.target`.
+    pub fn upload_ok(&self, at: DateTime<Utc>, uploaded: usize, deleted: usize, held: usize) {
+        let m = &self.metrics;
+        m.uploads.get_or_create(&ResultLabel { result: "ok" }).inc();
+        m.objects_uploaded.inc_by(uploaded as u64);
+        m.objects_deleted.inc_by(deleted as u64);
+        m.upload_deletes_held.set(held as i64);
+        m.upload_failures.set(0);
+        m.last_upload.set(at.timestamp());
+        self.health().last_upload = Some(Ok(at));
+    }
+
+    /// Records a failed upload (`uploaded` objects went up before it failed); the bucket
+    /// keeps serving what it had. `consecutive` counts this one.
+    pub fn upload_failed(&self, uploaded: usize, consecutive: u32, error: &str) {
+        let m = &self.metrics;
+        m.uploads
+            .get_or_create(&ResultLabel { result: "failed" })
+            .inc();
+        m.objects_uploaded.inc_by(uploaded as u64);
+        m.upload_failures.set(i64::from(consecutive));
+        self.health().last_upload = Some(Err(error.to_owned()));
+    }
+
+    /// Records an upload not tried because of the back-off; the verdict stays failed.
+    pub fn upload_paused(&self) {
+        self.metrics
+            .uploads
+            .get_or_create(&ResultLabel { result: "paused" })
+            .inc();
+    }
+
     /// Counts one answered HTTP request. `known` says whether the path is one we serve;
     /// unknown paths share one label so scanners cannot blow up the series count.
     pub fn http_request(&self, path: &str, known: bool, status: u16) {
@@ -438,6 +515,10 @@ impl Telemetry {
                 h.stall_after.as_secs()
             ));
         }
+        if let Some(Err(e)) = &h.last_upload {
+            // Readers are served from the bucket: stale there is stale for them.
+            return Err(format!("last upload to publish.target failed: {e}"));
+        }
         match &h.last_publish {
             None => Err("nothing published yet".into()),
             Some(Err(e)) => Err(format!("last publish failed: {e}")),
@@ -474,6 +555,10 @@ mod tests {
         t.publish_failed(Duration::from_millis(5), "disk full");
         assert!(t.check().unwrap_err().contains("disk full"));
         t.publish_ok(Utc::now(), Duration::from_millis(5), 0, 7);
+        t.upload_failed(2, 1, "connection refused");
+        assert!(t.check().unwrap_err().contains("upload"));
+        t.upload_ok(Utc::now(), 3, 0, 0);
+        assert!(t.check().is_ok());
         t.heartbeat(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(5));
         assert!(t.check().unwrap_err().contains("stalled"));

@@ -218,3 +218,88 @@ pub fn check_store(path: &std::path::Path) -> usize {
         }
     }
 }
+
+/// `build`'s upload lines: what went to `publish.target`, and why not when it did not.
+pub fn print_upload(r: &feedwerk::upload::UploadReport) {
+    use feedwerk::upload::Outcome;
+    let t = &r.target;
+    match &r.outcome {
+        Outcome::Paused(at) => {
+            println!(
+                "upload to {t}: paused after failures until {} (`build --force` retries now)",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return;
+        }
+        Outcome::Failed { error, retry_at } => println!(
+            "UPLOAD FAILED to {t}: {error}; {} uploaded before it, nothing deleted; the bucket keeps serving the objects not replaced; retried after {}",
+            r.uploaded.len(),
+            retry_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        Outcome::Done => println!(
+            "uploaded {} objects to {t} ({} already there, {} unchanged, {} deleted)",
+            r.uploaded.len(),
+            r.verified.len(),
+            r.unchanged,
+            r.deleted.len()
+        ),
+    }
+    if r.held_deletes > 0 {
+        println!(
+            "NOT DELETED from {t}: {} objects no longer published, more than publish.max_deletes; raise it if this is meant",
+            r.held_deletes
+        );
+    }
+}
+
+/// `build --dry-run`'s lines for `publish.target`.
+pub fn print_upload_plan(d: &feedwerk::upload::DryRun) {
+    println!("  upload    {} objects to {}", d.uploads.len(), d.target);
+    for p in &d.uploads {
+        println!("    ^ {p}");
+    }
+    let held = if d.deletes_held {
+        format!(
+            " (held back: more than publish.max_deletes = {})",
+            d.max_deletes
+        )
+    } else {
+        String::new()
+    };
+    println!("  delete    {} objects{held}", d.deletes.len());
+    for p in &d.deletes {
+        println!("    x {p}");
+    }
+}
+
+/// `sources`' line for `publish.target`: how the last upload went.
+pub fn print_upload_state(target: &str, st: &feedwerk::store::RemoteState, now: DateTime<Utc>) {
+    let fmt = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+    let last = st.last_success.map(fmt).unwrap_or_else(|| "never".into());
+    let status = if st.consecutive_failures > 0 {
+        "FAILING"
+    } else if st.last_success.is_some() {
+        "ok"
+    } else {
+        "-"
+    };
+    let next = match st.next_attempt {
+        Some(at) if at > now => fmt(at),
+        _ => "next cycle".into(),
+    };
+    println!(
+        "\n{:<12} {:<5} {:<20} {:<18} {:>5} {:>6} {:<20}  {target}",
+        "(upload)", "s3", last, status, st.consecutive_failures, st.objects, next
+    );
+    if st.consecutive_failures > 0 {
+        if let (Some(e), Some(at)) = (&st.last_error, st.last_attempt) {
+            println!("{:<12}   last error ({}): {e}", "", fmt(at));
+        }
+    }
+    if st.held_deletes > 0 {
+        println!(
+            "{:<12}   {} deletes held back by publish.max_deletes",
+            "", st.held_deletes
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The conductor: the one module that knows the order of the stages. A cycle reads
 //! top to bottom — open the store, [`Pipeline::refresh_with`] (the `refresh` stage:
 //! sources → fetch → parse → normalise → dedupe → store), [`Pipeline::publish`] (the
-//! `publish` stage: store → render → files and catalog), [`Pipeline::announce`] (WebSub),
+//! `publish` stage: store → render → files and catalog), [`Pipeline::upload`] (the
+//! output directory → object storage, when configured), [`Pipeline::announce`] (WebSub),
 //! and [`Pipeline::next_wakeup`] — each a call into its stage with what that stage
 //! needs (the config, the store, the fetcher), never this type.
 //!
@@ -22,6 +23,7 @@ use crate::publish::{self, Mode, Preview, PublishReport};
 use crate::refresh;
 pub use crate::refresh::RefreshMode;
 use crate::store::{Store, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
+use crate::upload::{self, UploadReport};
 use crate::websub::{Hub, WebSubError};
 
 /// Everything a cycle needs: config, store, HTTP client.
@@ -56,16 +58,30 @@ impl Pipeline {
     }
 
     /// Runs a refresh against a private in-memory copy of the store and reports what the
-    /// next publish would add, change and withdraw. Partners are fetched for real (with
-    /// the stored validators), but neither the store file nor any output is written.
-    pub async fn preview(cfg: Config, now: DateTime<Utc>) -> Result<Preview, PipelineError> {
+    /// next publish would add, change and withdraw, and (with `publish.target`) what it
+    /// would upload and delete there. Partners are fetched for real (with the stored
+    /// validators), but neither the store file nor any output is written, and the
+    /// target is not contacted.
+    pub async fn preview(
+        cfg: Config,
+        now: DateTime<Utc>,
+    ) -> Result<(Preview, Option<upload::DryRun>), PipelineError> {
         let p = Pipeline::open_dry_run(cfg)?;
         let max = p.cfg.publish.max_items;
         let before = p.store().visible_items(max)?;
         let reports = p.refresh(now).await;
         let after = p.store().visible_items(max)?;
         let (_, plan) = p.publish_pass(now, Mode::Plan)?;
-        Ok(Preview::new(reports, &before, &after, plan))
+        let remote = match &p.cfg.publish.target {
+            Some(t) => Some(upload::dry_run(
+                &p.store(),
+                t,
+                &p.cfg.publish.output_dir,
+                &plan.written,
+            )?),
+            None => None,
+        };
+        Ok((Preview::new(reports, &before, &after, plan), remote))
     }
 
     fn with_store(cfg: Config, store: Store) -> Pipeline {
@@ -174,6 +190,14 @@ impl Pipeline {
                 Some(Arc::new(catalog.clone()));
         }
         Ok((catalog, report))
+    }
+
+    /// Uploads what changed in the output directory to `publish.target`, if one is
+    /// configured (see [`upload::sync`]); runs after a publish, or after a cycle with
+    /// nothing to publish, so a failed upload is retried even when nothing changed.
+    pub async fn upload(&self, now: DateTime<Utc>, retry: upload::Retry) -> Option<UploadReport> {
+        let t = self.cfg.publish.target.as_ref()?;
+        Some(upload::sync(t, &self.store, &self.cfg.publish.output_dir, now, retry).await)
     }
 
     /// Tells the WebSub hub (if one is configured) which subscription feeds changed.

@@ -18,9 +18,11 @@ mod raw;
 mod sections;
 mod server;
 mod sources;
+mod target;
 
 pub use sections::{Archives, DedupeConfig, FetchConfig, Publish, Server, Site, StoreConfig};
 pub use server::ServerLimits;
+pub use target::RemoteTarget;
 
 use crate::model::{Channel, Source};
 use problems::{key_at, Problems};

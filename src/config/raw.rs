@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::target::RawS3;
 use super::Archives;
 use crate::model::PageSelectors;
 
@@ -80,6 +81,17 @@ pub(super) struct RawPublish {
     pub(super) tag_min_items: Spanned<i64>,
     #[serde(default)]
     pub(super) archives: Archives,
+    /// `s3://bucket/prefix/`: see `target`.
+    #[serde(default)]
+    pub(super) target: Option<Spanned<String>>,
+    #[serde(default = "default_max_deletes")]
+    pub(super) max_deletes: Spanned<i64>,
+    #[serde(default)]
+    pub(super) s3: Option<Spanned<RawS3>>,
+}
+
+fn default_max_deletes() -> Spanned<i64> {
+    Spanned::new(0..0, super::target::DEFAULT_MAX_DELETES)
 }
 
 fn yes() -> bool {
@@ -117,6 +129,9 @@ impl Default for RawPublish {
             per_language: true,
             tag_min_items: default_tag_min_items(),
             archives: Archives::default(),
+            target: None,
+            max_deletes: default_max_deletes(),
+            s3: None,
         }
     }
 }

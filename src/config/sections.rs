@@ -13,6 +13,7 @@ use url::Url;
 
 use super::problems::{self, duration, parse_tz, positive, Problems};
 use super::raw::{RawDedupe, RawFetch, RawPublish, RawServer, RawSite, RawStore};
+use super::target::RemoteTarget;
 use super::ServerLimits;
 use crate::schedule::Cron;
 
@@ -47,6 +48,9 @@ pub struct Publish {
     /// when it is named in `[tags]`.
     pub tag_min_items: usize,
     pub archives: Archives,
+    /// Object storage the outputs are also uploaded to (`publish.target`), after they
+    /// are written to `output_dir`.
+    pub target: Option<RemoteTarget>,
 }
 
 /// Which channels keep RFC 5005 archive pages (`publish.archives`).
@@ -254,6 +258,12 @@ impl Publish {
             per_language: raw.per_language,
             tag_min_items: positive(&raw.tag_min_items, "publish.tag_min_items", p),
             archives: raw.archives,
+            target: RemoteTarget::from_raw(
+                raw.target.as_ref(),
+                &raw.max_deletes,
+                raw.s3.as_ref(),
+                p,
+            ),
         }
     }
 }

@@ -161,6 +161,9 @@ pub struct Publisher<'a> {
     catalog: Catalog,
     report: PublishReport,
     published: HashMap<String, DateTime<Utc>>,
+    /// The headers of every document fed to this pass, recorded in the store at the
+    /// end: uploading to object storage sets them on each object (`crate::upload`).
+    headers: Vec<(String, &'static str, &'static str)>,
 }
 
 impl<'a> Publisher<'a> {
@@ -201,6 +204,7 @@ impl<'a> Publisher<'a> {
             catalog: Catalog::default(),
             report: PublishReport::default(),
             published: HashMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -229,6 +233,11 @@ impl<'a> Publisher<'a> {
         for o in outcomes {
             if let Err(e) = o.and_then(|o| self.record(o)) {
                 first_error.get_or_insert(e);
+            }
+        }
+        if !self.plan {
+            if let Err(e) = self.store.save_output_headers(&self.headers) {
+                first_error.get_or_insert(e.into());
             }
         }
         if let Some(e) = first_error {
@@ -305,6 +314,8 @@ impl Publisher<'_> {
     /// Publishes one document.
     pub fn add(&mut self, doc: Document) -> Result<(), PublishError> {
         self.report.rendered += 1;
+        self.headers
+            .push((doc.path.clone(), doc.content_type, doc.cache_control));
         let now = self.now;
         let file = self.out_dir.join(&doc.path);
         let previous = self.store.output_state(&doc.path)?;

@@ -13,6 +13,8 @@
 //!   the validators of each published file;
 //! - `dedup`, `bandfilter`, `title_parts`: the store side of deduplication
 //!   (signatures, LSH bands, title parts, clusters, churn, retractions);
+//! - `uploads`: what publishing to object storage remembers (headers of each output,
+//!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
 //! - [`archive`]: RFC 5005 archive pages.
 
@@ -33,6 +35,7 @@ mod reading;
 mod schema;
 mod sources;
 mod title_parts;
+mod uploads;
 mod visible;
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
@@ -40,6 +43,7 @@ pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 pub use items::{item_key, HeldItem, UpsertReport};
 pub use outputs::Dirty;
 pub use title_parts::by_title_parts;
+pub use uploads::{PublishedOutput, RemoteObject, RemoteState};
 pub use visible::StoredItem;
 
 /// The meta key holding the config fingerprint of the last publish.

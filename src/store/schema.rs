@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-use super::{dedup, table_exists, title_parts, StoreError};
+use super::{dedup, table_exists, title_parts, uploads, StoreError};
 
 /// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
 pub(super) const SCHEMA_VERSION: i64 = 2;
@@ -59,6 +59,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     title_parts::init(conn)?;
     dedup::init(conn)?;
+    uploads::init(conn)?;
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

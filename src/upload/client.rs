@@ -1,0 +1,183 @@
+//! The one place that speaks `object_store`: a client for a [`RemoteTarget`], and the
+//! three calls an upload needs (look at an object, put one with its headers, delete
+//! one). Credentials are left to `object_store`'s standard chain — `AWS_ACCESS_KEY_ID`
+//! / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, a web-identity token file, the
+//! container or instance role — and never come from the config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as Key;
+use object_store::{
+    Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig,
+};
+
+use crate::config::RemoteTarget;
+
+/// The headers an object is stored with (and served with by the bucket and the CDN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers<'a> {
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+}
+
+/// What a `HEAD` found at a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+/// A connected target: the bucket client and the key prefix.
+#[derive(Clone, Debug)]
+pub struct Client {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl Client {
+    /// A client for `t`; settings from the config override `AWS_*` variables.
+    pub fn new(t: &RemoteTarget) -> Result<Client, object_store::Error> {
+        // A dead or unreachable target must cost a cycle seconds, not minutes: a few
+        // quick retries here; the next cycle retries the rest (after back-off).
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(15),
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+        };
+        let options = ClientOptions::new()
+            .with_allow_http(t.allow_http)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(60));
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&t.bucket)
+            .with_allow_http(t.allow_http)
+            .with_virtual_hosted_style_request(!t.path_style)
+            .with_retry(retry)
+            .with_client_options(options);
+        if let Some(region) = &t.region {
+            b = b.with_region(region);
+        }
+        if let Some(endpoint) = &t.endpoint {
+            b = b.with_endpoint(endpoint_for(endpoint, &t.bucket, t.path_style));
+        }
+        Ok(Client {
+            store: Arc::new(b.build()?),
+            prefix: t.prefix.clone(),
+        })
+    }
+
+    /// The object key of a published path.
+    pub fn key(&self, path: &str) -> Key {
+        Key::from(format!("{}{path}", self.prefix))
+    }
+
+    /// What is stored at `path`, if anything.
+    pub async fn head(&self, path: &str) -> Result<Option<Found>, object_store::Error> {
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        match self.store.get_opts(&self.key(path), opts).await {
+            Ok(r) => {
+                let attr = |a: &Attribute| r.attributes.get(a).map(|v| v.to_string());
+                Ok(Some(Found {
+                    etag: r.meta.e_tag.clone(),
+                    content_type: attr(&Attribute::ContentType),
+                    cache_control: attr(&Attribute::CacheControl),
+                }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `body` at `path` with its headers (replacing what is there); returns the
+    /// ETag the target gave it. A single PUT: the target shows the old object or the
+    /// new one, never a mix.
+    pub async fn put(
+        &self,
+        path: &str,
+        body: Bytes,
+        headers: &Headers<'_>,
+    ) -> Result<Option<String>, object_store::Error> {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::ContentType,
+            headers.content_type.to_owned().into(),
+        );
+        attributes.insert(
+            Attribute::CacheControl,
+            headers.cache_control.to_owned().into(),
+        );
+        let opts = PutOptions {
+            mode: PutMode::Overwrite,
+            attributes,
+            ..PutOptions::default()
+        };
+        let r = self
+            .store
+            .put_opts(&self.key(path), PutPayload::from_bytes(body), opts)
+            .await?;
+        Ok(r.e_tag)
+    }
+
+    /// Deletes the object at `path`; one already gone is no error.
+    pub async fn delete(&self, path: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&self.key(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The endpoint `object_store` expects: as configured for path-style requests; with the
+/// bucket as the first host label for virtual-hosted ones.
+fn endpoint_for(endpoint: &url::Url, bucket: &str, path_style: bool) -> String {
+    let mut e = endpoint.clone();
+    if !path_style {
+        if let Some(host) = endpoint.host_str() {
+            let _ = e.set_host(Some(&format!("{bucket}.{host}")));
+        }
+    }
+    e.as_str().trim_end_matches('/').to_owned()
+}
+
+/// The ETag S3 gives an object uploaded in one PUT: the hex MD5 of its bytes, quoted.
+pub fn single_put_etag(body: &[u8]) -> String {
+    use md5::Digest as _;
+    let digest = md5::Md5::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_put_etag_is_the_quoted_md5() {
+        assert_eq!(
+            single_put_etag(b"hello"),
+            "\"5d41402abc4b2a76b9719d911017c592\""
+        );
+    }
+
+    #[test]
+    fn virtual_hosted_endpoint_carries_the_bucket() {
+        let e = url::Url::parse("https://s3.example.net/").unwrap();
+        assert_eq!(endpoint_for(&e, "feeds", true), "https://s3.example.net");
+        assert_eq!(
+            endpoint_for(&e, "feeds", false),
+            "https://feeds.s3.example.net"
+        );
+    }
+}
