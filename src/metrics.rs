@@ -79,12 +79,7 @@ struct Metrics {
     items_published: Gauge,
     documents_written: Counter,
     last_publish: Gauge,
-    uploads: Family<ResultLabel, Counter>,
-    objects_uploaded: Counter,
-    objects_deleted: Counter,
-    upload_deletes_held: Gauge,
-    upload_failures: Gauge,
-    last_upload: Gauge,
+    upload: UploadMetrics,
     http_requests: Family<HttpLabels, Counter>,
     connections_open: Gauge,
     connections_max: Gauge,
@@ -107,12 +102,7 @@ impl Metrics {
             items_published: Gauge::default(),
             documents_written: Counter::default(),
             last_publish: Gauge::default(),
-            uploads: Family::default(),
-            objects_uploaded: Counter::default(),
-            objects_deleted: Counter::default(),
-            upload_deletes_held: Gauge::default(),
-            upload_failures: Gauge::default(),
-            last_upload: Gauge::default(),
+            upload: UploadMetrics::default(),
             http_requests: Family::default(),
             connections_open: Gauge::default(),
             connections_max: Gauge::default(),
@@ -171,36 +161,7 @@ impl Metrics {
             "Unix time of the last successful publish",
             m.last_publish.clone(),
         );
-        registry.register(
-            "uploads",
-            "Uploads to publish.target, by result (ok, failed, paused: backing off after failures)",
-            m.uploads.clone(),
-        );
-        registry.register(
-            "objects_uploaded",
-            "Objects uploaded to publish.target because their bytes or headers changed",
-            m.objects_uploaded.clone(),
-        );
-        registry.register(
-            "objects_deleted",
-            "Objects deleted from publish.target because they are no longer published",
-            m.objects_deleted.clone(),
-        );
-        registry.register(
-            "upload_deletes_held",
-            "Deletes the last upload held back because there were more than publish.max_deletes",
-            m.upload_deletes_held.clone(),
-        );
-        registry.register(
-            "upload_consecutive_failures",
-            "Failed uploads to publish.target since the last one that succeeded",
-            m.upload_failures.clone(),
-        );
-        registry.register(
-            "last_upload_timestamp_seconds",
-            "Unix time of the last successful upload to publish.target",
-            m.last_upload.clone(),
-        );
+        m.upload.register(&mut registry);
         registry.register(
             "http_requests",
             "HTTP requests answered, by path (unknown paths counted as \"other\") and status",
@@ -239,6 +200,52 @@ impl Metrics {
             }),
         );
         Metrics { registry, ..m }
+    }
+}
+
+/// The metrics of uploads to `publish.target` (all zero without one).
+#[derive(Default)]
+struct UploadMetrics {
+    uploads: Family<ResultLabel, Counter>,
+    objects_uploaded: Counter,
+    objects_deleted: Counter,
+    deletes_held: Gauge,
+    consecutive_failures: Gauge,
+    last_upload: Gauge,
+}
+
+impl UploadMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "uploads",
+            "Uploads to publish.target, by result (ok, failed, paused: backing off after failures)",
+            self.uploads.clone(),
+        );
+        registry.register(
+            "objects_uploaded",
+            "Objects uploaded to publish.target because their bytes or headers changed",
+            self.objects_uploaded.clone(),
+        );
+        registry.register(
+            "objects_deleted",
+            "Objects deleted from publish.target because they are no longer published",
+            self.objects_deleted.clone(),
+        );
+        registry.register(
+            "upload_deletes_held",
+            "Deletes the last upload held back because there were more than publish.max_deletes",
+            self.deletes_held.clone(),
+        );
+        registry.register(
+            "upload_consecutive_failures",
+            "Failed uploads to publish.target since the last one that succeeded",
+            self.consecutive_failures.clone(),
+        );
+        registry.register(
+            "last_upload_timestamp_seconds",
+            "Unix time of the last successful upload to publish.target",
+            self.last_upload.clone(),
+        );
     }
 }
 
@@ -414,12 +421,12 @@ impl Telemetry {
 
     /// Records a successful upload to `publish.target`.
     pub fn upload_ok(&self, at: DateTime<Utc>, uploaded: usize, deleted: usize, held: usize) {
-        let m = &self.metrics;
+        let m = &self.metrics.upload;
         m.uploads.get_or_create(&ResultLabel { result: "ok" }).inc();
         m.objects_uploaded.inc_by(uploaded as u64);
         m.objects_deleted.inc_by(deleted as u64);
-        m.upload_deletes_held.set(held as i64);
-        m.upload_failures.set(0);
+        m.deletes_held.set(held as i64);
+        m.consecutive_failures.set(0);
         m.last_upload.set(at.timestamp());
         self.health().last_upload = Some(Ok(at));
     }
@@ -427,18 +434,19 @@ impl Telemetry {
     /// Records a failed upload (`uploaded` objects went up before it failed); the bucket
     /// keeps serving what it had. `consecutive` counts this one.
     pub fn upload_failed(&self, uploaded: usize, consecutive: u32, error: &str) {
-        let m = &self.metrics;
+        let m = &self.metrics.upload;
         m.uploads
             .get_or_create(&ResultLabel { result: "failed" })
             .inc();
         m.objects_uploaded.inc_by(uploaded as u64);
-        m.upload_failures.set(i64::from(consecutive));
+        m.consecutive_failures.set(i64::from(consecutive));
         self.health().last_upload = Some(Err(error.to_owned()));
     }
 
     /// Records an upload not tried because of the back-off; the verdict stays failed.
     pub fn upload_paused(&self) {
         self.metrics
+            .upload
             .uploads
             .get_or_create(&ResultLabel { result: "paused" })
             .inc();

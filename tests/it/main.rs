@@ -16,6 +16,7 @@ mod incremental_publish;
 mod interop;
 mod language;
 mod normalise;
+mod object_storage;
 mod package;
 mod page;
 mod pipeline;

@@ -706,14 +706,31 @@ pub fn http_request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
+    http_request_with_body(addr, method, path, headers, None)
+}
+
+/// [`http_request`] with a request body (sent with its `Content-Length`).
+pub fn http_request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = body {
+        s.write_all(b).unwrap();
+    }
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     parse_response(&raw, method == "HEAD")
