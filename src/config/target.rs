@@ -163,7 +163,7 @@ fn parse_s3_url(text: &str) -> Result<(String, String), String> {
         "s3" => {}
         "gs" | "az" | "abfs" | "abfss" | "azure" => {
             return Err(format!(
-                "`{text}`: only S3-compatible storage (`s3://bucket/prefix/`) is supported; GCS and Azure offer S3-compatible endpoints"
+                "`{text}`: only S3-compatible storage (`s3://bucket/prefix/`) is supported; for Google Cloud Storage, use its S3-compatible endpoint (`endpoint` in [publish.s3], with HMAC keys)"
             ))
         }
         s => return Err(format!("`{text}`: unknown scheme `{s}:`; expected `s3://bucket/prefix/`")),

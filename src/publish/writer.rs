@@ -56,6 +56,9 @@ pub struct Document<'a> {
 const WRITERS: usize = 4;
 /// Rendered documents waiting for a writer; bounds what a cold build holds in memory.
 const QUEUE: usize = 8;
+/// Document headers recorded per store transaction (see `Publisher::headers`), so a
+/// cold build of many archive pages holds no list of them all.
+const HEADER_BATCH: usize = 512;
 
 /// A changed document on its way to disk.
 struct Job {
@@ -316,6 +319,10 @@ impl Publisher<'_> {
         self.report.rendered += 1;
         self.headers
             .push((doc.path.clone(), doc.content_type, doc.cache_control));
+        if self.headers.len() >= HEADER_BATCH && !self.plan {
+            self.store.save_output_headers(&self.headers)?;
+            self.headers.clear();
+        }
         let now = self.now;
         let file = self.out_dir.join(&doc.path);
         let previous = self.store.output_state(&doc.path)?;

@@ -288,6 +288,8 @@ fn first_publish_uploads_every_output_once_with_the_servers_headers_and_a_quiet_
     let server = TestServer::start();
     partners(&server, "Story a");
     let p = project(&server, moto.addr, &["a", "b"]);
+    // Small archive pages, so that full ones are sealed (`immutable`).
+    p.publish_key("archive_page_size", Some("2"));
 
     let first = run(&p, &["build"]);
     assert_eq!(first.code(), Some(0), "{}", first.all());
@@ -372,6 +374,7 @@ fn first_publish_uploads_every_output_once_with_the_servers_headers_and_a_quiet_
     let mut cmd = p.command(&["run"]);
     cmd.envs(CREDENTIALS);
     let d = Daemon::start_command(cmd);
+    let mut sealed = 0;
     for path in local.keys() {
         let served = d.get(&format!("/{path}"), &[]);
         let stored = moto.get(path, &[]);
@@ -387,8 +390,10 @@ fn first_publish_uploads_every_output_once_with_the_servers_headers_and_a_quiet_
                 path.contains("archive/"),
                 "only sealed archive pages: {path}"
             );
+            sealed += 1;
         }
     }
+    assert!(sealed > 0, "full archive pages are sealed");
 }
 
 #[test]
