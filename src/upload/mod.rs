@@ -243,23 +243,6 @@ pub async fn sync(
         Err(e) => return failed(report, t, store, state, e.to_string(), now),
     };
     report.unchanged = plan.unchanged;
-    let client = match Client::new(t) {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = format!("cannot set up the client for {}: {e}", t.url);
-            return failed(report, t, store, state, msg, now);
-        }
-    };
-    for phase in [Phase::Pages, Phase::Subscriptions] {
-        let batch: Vec<&Planned> = plan
-            .uploads
-            .iter()
-            .filter(|p| Phase::of(&p.output.path) == phase)
-            .collect();
-        if let Err(e) = upload_all(&client, t, store, out_dir, &batch, now, &mut report).await {
-            return failed(report, t, store, state, e, now);
-        }
-    }
     if plan.deletes_held() {
         report.held_deletes = plan.deletes.len();
         tracing::warn!(
@@ -268,8 +251,34 @@ pub async fn sync(
             plan.deletes.len(),
             t.max_deletes
         );
-    } else if let Err(e) = delete_all(&client, t, store, &plan.deletes, &mut report).await {
-        return failed(report, t, store, state, e, now);
+    }
+    let deletes: &[String] = if plan.deletes_held() {
+        &[]
+    } else {
+        &plan.deletes
+    };
+    // A quiet cycle makes no client (setting one up loads the TLS roots: tens of ms).
+    if !plan.uploads.is_empty() || !deletes.is_empty() {
+        let client = match Client::new(t) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot set up the client for {}: {e}", t.url);
+                return failed(report, t, store, state, msg, now);
+            }
+        };
+        for phase in [Phase::Pages, Phase::Subscriptions] {
+            let batch: Vec<&Planned> = plan
+                .uploads
+                .iter()
+                .filter(|p| Phase::of(&p.output.path) == phase)
+                .collect();
+            if let Err(e) = upload_all(&client, t, store, out_dir, &batch, now, &mut report).await {
+                return failed(report, t, store, state, e, now);
+            }
+        }
+        if let Err(e) = delete_all(&client, t, store, deletes, &mut report).await {
+            return failed(report, t, store, state, e, now);
+        }
     }
     let mut s = state;
     s.last_attempt = Some(now);
@@ -386,7 +395,8 @@ async fn upload_one(
         content_type: &o.content_type,
         cache_control: &o.cache_control,
     };
-    let at = |e: object_store::Error| format!("{}: {e}", client.key(&o.path));
+    // object_store's message names the method and the URL.
+    let at = |e: object_store::Error| e.to_string();
     if !p.recorded {
         let md5 = single_put_etag(&body);
         if let Some(found) = client.head(&o.path).await.map_err(at)? {
