@@ -1,18 +1,19 @@
 //! The one place that speaks `object_store`: a client for a [`RemoteTarget`], and the
 //! three calls an upload needs (look at an object, put one with its headers, delete
-//! one). Credentials are left to `object_store`'s standard chain — `AWS_ACCESS_KEY_ID`
-//! / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, a web-identity token file, the
-//! container or instance role — and never come from the config.
+//! one). Credentials come from the standard places, never from the config:
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the shared
+//! credentials file ([`super::credentials`]), else `object_store`'s chain (a web-identity
+//! token file, the container or instance role).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path as Key;
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
-    PutOptions, PutPayload, RetryConfig,
+    PutOptions, PutPayload, RetryConfig, StaticCredentialProvider,
 };
 
 use crate::config::RemoteTarget;
@@ -41,7 +42,7 @@ pub struct Client {
 
 impl Client {
     /// A client for `t`; settings from the config override `AWS_*` variables.
-    pub fn new(t: &RemoteTarget) -> Result<Client, object_store::Error> {
+    pub fn new(t: &RemoteTarget) -> Result<Client, String> {
         // A dead or unreachable target must cost a cycle seconds, not minutes: a few
         // quick retries here; the next cycle retries the rest (after back-off).
         let retry = RetryConfig {
@@ -69,8 +70,15 @@ impl Client {
         if let Some(endpoint) = &t.endpoint {
             b = b.with_endpoint(endpoint_for(endpoint, &t.bucket, t.path_style));
         }
+        if let Some(c) = super::credentials::from_shared_file()? {
+            b = b.with_credentials(Arc::new(StaticCredentialProvider::new(AwsCredential {
+                key_id: c.key_id,
+                secret_key: c.secret_key,
+                token: c.token,
+            })));
+        }
         Ok(Client {
-            store: Arc::new(b.build()?),
+            store: Arc::new(b.build().map_err(|e| e.to_string())?),
             prefix: t.prefix.clone(),
         })
     }

@@ -31,6 +31,7 @@
 //! cannot choose a variant by `Accept-Encoding`, so compression is the CDN's (README).
 
 mod client;
+mod credentials;
 
 use std::collections::HashSet;
 use std::path::Path;

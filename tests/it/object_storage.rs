@@ -532,6 +532,8 @@ fn deletes_follow_the_uploads_and_the_max_deletes_guard_holds_them_back() {
 struct Cutoff {
     dead: Arc<AtomicBool>,
     accept: Option<thread::JoinHandle<()>>,
+    /// The head of every request forwarded.
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Cutoff {
@@ -540,14 +542,15 @@ impl Cutoff {
         listener.set_nonblocking(true).unwrap();
         let dead = Arc::new(AtomicBool::new(false));
         let puts = Arc::new(AtomicUsize::new(0));
-        let d = dead.clone();
+        let heads: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let (d, h) = (dead.clone(), heads.clone());
         let accept = thread::spawn(move || {
             while !d.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((c, _)) => {
                         c.set_nonblocking(false).unwrap();
-                        let (d, puts) = (d.clone(), puts.clone());
-                        thread::spawn(move || forward(c, upstream, &d, &puts, allow));
+                        let (d, puts, h) = (d.clone(), puts.clone(), h.clone());
+                        thread::spawn(move || forward(c, upstream, &d, &puts, &h, allow));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -556,6 +559,7 @@ impl Cutoff {
         Cutoff {
             dead,
             accept: Some(accept),
+            heads,
         }
     }
 }
@@ -576,6 +580,7 @@ fn forward(
     upstream: SocketAddr,
     dead: &AtomicBool,
     puts: &AtomicUsize,
+    heads: &std::sync::Mutex<Vec<String>>,
     allow: usize,
 ) {
     let Ok(up) = TcpStream::connect(upstream) else {
@@ -612,6 +617,7 @@ fn forward(
             let _ = up_write.shutdown(std::net::Shutdown::Both);
             return;
         }
+        heads.lock().unwrap().push(head.clone());
         let len = head
             .lines()
             .find_map(|l| {
@@ -781,4 +787,54 @@ fn credentials_in_the_config_are_refused_with_where_they_belong() {
         "{}",
         r.all()
     );
+}
+
+#[test]
+fn keys_come_from_the_shared_credentials_file_when_the_environment_has_none() {
+    let Some(moto) = Moto::start() else { return };
+    let server = TestServer::start();
+    partners(&server, "Story a");
+    let proxy_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let proxy = Cutoff::start(proxy_addr, moto.addr, usize::MAX);
+    let p = project(&server, proxy_addr, &["a"]);
+    p.write(
+        "aws/credentials",
+        "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = d\n\n[feeds]\naws_access_key_id = AKIAFROMFILE\naws_secret_access_key = from-file-secret\n",
+    );
+    let with_profile = |profile: &str, args: &[&str]| {
+        let mut c = p.command(args);
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                p.path().join("aws/credentials"),
+            )
+            .env("AWS_PROFILE", profile)
+            .env("AWS_REGION", "us-east-1");
+        Run(c.output().unwrap())
+    };
+
+    // A profile the file lacks is an error before any request (no fallback to a role).
+    let missing = with_profile("nosuch", &["build"]);
+    assert_eq!(missing.code(), Some(1), "{}", missing.all());
+    assert!(
+        missing.stdout().contains("no profile [nosuch]"),
+        "{}",
+        missing.stdout()
+    );
+    assert!(proxy.heads.lock().unwrap().is_empty());
+
+    // `--force`: the failure above set a back-off.
+    let r = with_profile("feeds", &["build", "--force"]);
+    assert_eq!(r.code(), Some(0), "{}", r.all());
+    assert!(r.stdout().contains("uploaded "), "{}", r.stdout());
+    let heads = proxy.heads.lock().unwrap().clone();
+    assert!(!heads.is_empty());
+    assert!(
+        heads.iter().all(|h| h.contains("Credential=AKIAFROMFILE/")),
+        "signed with the file's key: {}",
+        heads[0]
+    );
+    assert!(!r.all().contains("from-file-secret"));
 }
