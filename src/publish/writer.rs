@@ -164,8 +164,9 @@ pub struct Publisher<'a> {
     catalog: Catalog,
     report: PublishReport,
     published: HashMap<String, DateTime<Utc>>,
-    /// The headers of every document fed to this pass, recorded in the store at the
-    /// end: uploading to object storage sets them on each object (`crate::upload`).
+    /// The headers of the documents fed to this pass, recorded in the store every
+    /// [`HEADER_BATCH`] documents and at the end: uploading to object storage sets them
+    /// on each object (`crate::upload`).
     headers: Vec<(String, &'static str, &'static str)>,
 }
 
