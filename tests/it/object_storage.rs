@@ -55,7 +55,14 @@ struct Moto {
 
 impl Moto {
     fn start() -> Option<Moto> {
-        if !require_tool("moto_server", &["--help"]) {
+        // `--help` must succeed: a pyenv shim left behind answers, but exits 127.
+        let works = Command::new("moto_server")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !works && !require_tool("moto_server (PyPI moto[server])", &[]) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
