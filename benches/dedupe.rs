@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use feedwerk::config::DedupeConfig;
 use feedwerk::dedupe::Deduper;
 use feedwerk::model::{DateSource, Item, ItemId, SourceId};
@@ -194,4 +194,18 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `DEDUPE_ONCE=N cargo bench --bench dedupe`: one run of N items and nothing else,
+/// for instruction counts (`valgrind --tool=callgrind target/release/deps/dedupe-*`),
+/// which criterion's repeated samples would multiply.
+fn main() {
+    if let Some(n) = std::env::var("DEDUPE_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        println!("{} duplicates among {n} items", run(n));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

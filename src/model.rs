@@ -386,7 +386,10 @@ pub struct Item {
     /// BCP 47 tag (`de`, `en-GB`).
     pub language: Option<String>,
     pub first_seen: DateTime<Utc>,
-    /// Normalised body text the fingerprint was made from.
+    /// Normalised body text the fingerprint was made from. Not stored in the item's
+    /// JSON: the store keeps it in a column of its own (deduplication reads it without
+    /// parsing the item), so the body is not held twice in one document.
+    #[serde(default, skip_serializing)]
     pub text: String,
     pub fingerprint: Fingerprint,
 }

@@ -1,9 +1,9 @@
-//! A bitmap over LSH band keys, so a candidate lookup skips the band tables for the
-//! keys no held signature has.
+//! A bitmap over LSH band keys, so a candidate lookup skips the band table for the
+//! keys no signature there has.
 //!
 //! Most band keys of a new item are new: a story shares buckets only with its copies.
-//! Without the bitmap, each of an item's 32 keys cost two b-tree descents (the band
-//! table and the pending rows) that found nothing — on a 1,000-source cold build,
+//! Without the bitmap, each of an item's 32 keys cost b-tree descents that found
+//! nothing — on a 1,000-source cold build (when the pending rows were a table too),
 //! 13 million queries and a tenth of the run. Band keys are already 64-bit hashes, so
 //! one bit per key (its low bits) is the whole filter: a set bit may be a false
 //! positive (then the query runs and finds nothing), a clear bit is a sure miss.
@@ -92,15 +92,13 @@ impl Bitmap {
         bits < MAX_BITS && self.keys > bits / MAX_LOAD_DIVISOR
     }
 
-    /// Every key in the band table and the pending rows.
+    /// Every key in the band table (the pending rows are looked up in memory).
     fn build(conn: &Connection, expected: u64) -> rusqlite::Result<Bitmap> {
         let mut map = Bitmap::with_capacity(expected);
-        for table in ["main.dedupe_band", "temp.dedupe_band_pending"] {
-            let mut stmt = conn.prepare(&format!("SELECT bucket FROM {table}"))?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                map.insert(r.get(0)?);
-            }
+        let mut stmt = conn.prepare("SELECT bucket FROM dedupe_band")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            map.insert(r.get(0)?);
         }
         tracing::debug!(
             keys = map.keys,
@@ -132,8 +130,8 @@ impl BandFilter {
         Ok(keys.iter().copied().filter(|&k| map.may_hold(k)).collect())
     }
 
-    /// Records keys just written to the pending rows; doubles the bitmap (from the
-    /// tables, which hold these keys already) when it is getting full.
+    /// Records keys just written to the band table; doubles the bitmap (from the
+    /// table, which holds these keys already) when it is getting full.
     pub(super) fn note(&mut self, conn: &Connection, keys: &[i64]) -> rusqlite::Result<()> {
         let BandFilter::Warm(map) = self else {
             return Ok(());

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::bandfilter::BandFilter;
+use super::pending::Pending;
 use super::{from_ts, parse_item, ts, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, Held, LookupError};
 use crate::model::{Item, ItemId, SourceId};
@@ -51,14 +52,6 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
         .prepare("SELECT 1 FROM pragma_table_info('dedupe_band') WHERE name = 'item_id'")?
         .exists([])?;
     let needs_index = old_layout || !super::table_exists(conn, "dedupe_sig")?;
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS dedupe_band_pending (
-             bucket INTEGER NOT NULL,
-             sig    INTEGER NOT NULL,
-             PRIMARY KEY (bucket, sig)
-         ) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS temp.dedupe_band_pending_sig ON dedupe_band_pending(sig);",
-    )?;
     // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
     // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
     // this one waits out the busy timeout.
@@ -70,36 +63,45 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
              DROP TABLE dedupe_sig;",
         )?;
     }
+    drop_band_sig_index(&tx)?;
     tx.execute_batch(include_str!("dedup.sql"))?;
+    let mut pending = Pending::default();
     if needs_index {
-        index_all(&tx)?;
-        flush_bands(&tx)?;
+        index_all(&tx, &mut pending)?;
+        flush_bands(&tx, &pending)?;
     } else {
-        recover_bands(&tx)?;
+        recover_bands(&tx, &mut pending)?;
     }
+    sweep_deleted(&tx)?;
     tx.commit()?;
     Ok(())
 }
-
-/// Band rows wait in the connection's in-memory pending table until this many have
-/// gathered, then go to the band table on disk in one sorted pass.
-///
-/// Band keys are hashes, so every flush dirties leaves all over the band table, however
-/// few rows it adds: flushed per source, a large first build wrote most of a 110 MB
-/// table to the WAL (and again at each checkpoint) a few hundred times over, 46 % of
-/// its run. 2^19 rows (16,384 items) cost about 30 MiB of memory, whatever the store
-/// holds, and the table is rewritten about once per 16,384 new items instead.
-pub const PENDING_CAP: i64 = 1 << 19;
 
 /// `meta` key: every signature numbered up to this has its band rows in the band table.
 /// Later ones were still pending when the process ended (a crash, a kill) and are
 /// indexed again from their stored signatures when the store is next opened.
 const BANDS_THROUGH: &str = "dedupe_bands_through";
 
+/// Schema 3: the band table loses its index by signature (a second b-tree written for
+/// every band row, only to delete an item's rows, which are now deleted by key), and
+/// the delete trigger that used it is replaced by the one in `dedup.sql`.
+fn drop_band_sig_index(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let has_index = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'dedupe_band_sig'")?
+        .exists([])?;
+    if has_index {
+        conn.execute_batch(
+            "DROP TRIGGER IF EXISTS items_delete_dedupe;
+             DROP INDEX dedupe_band_sig;",
+        )?;
+    }
+    Ok(())
+}
+
 /// Puts the band rows of signatures past the watermark back in the pending table (from
 /// the stored signatures, so no text is read) and flushes them. A store without the
 /// watermark was written when every upsert flushed its own rows: it is complete.
-fn recover_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
+fn recover_bands(conn: &Connection, pending: &mut Pending) -> Result<(), rusqlite::Error> {
     let through: Option<i64> = conn
         .query_row(
             "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
@@ -125,15 +127,13 @@ fn recover_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
         signatures = missing.len(),
         "indexing near-duplicate bands the last run left pending"
     );
-    let mut ins = conn.prepare_cached(insert_bands_sql())?;
     for (n, blob) in missing {
-        let mut values = fingerprint::band_keys(&fingerprint::from_blob(&blob));
-        if values.len() == fingerprint::BANDS {
-            values.push(n);
-            ins.execute(params_from_iter(values.iter()))?;
+        let keys = fingerprint::band_keys(&fingerprint::from_blob(&blob));
+        if keys.len() == fingerprint::BANDS {
+            pending.add(n, &keys);
         }
     }
-    flush_bands(conn)
+    flush_bands(conn, pending)
 }
 
 /// Moves the watermark to the newest signature: called when nothing is pending.
@@ -148,50 +148,53 @@ fn set_watermark(conn: &Connection) -> Result<(), rusqlite::Error> {
 
 /// Indexes every held item, reading them in ID order a few hundred at a time so memory
 /// stays bounded however large the store is.
-fn index_all(conn: &Connection) -> Result<(), StoreError> {
+fn index_all(conn: &Connection, pending: &mut Pending) -> Result<(), StoreError> {
     let mut after = String::new();
     loop {
-        let chunk: Vec<(String, String)> = {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, data FROM items WHERE id > ?1 ORDER BY id LIMIT 256")?;
-            let rows = stmt.query_map([&after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let chunk: Vec<(String, String, String)> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, data, text FROM items WHERE id > ?1 ORDER BY id LIMIT 256",
+            )?;
+            let rows = stmt.query_map([&after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>()?
         };
-        let Some((last, _)) = chunk.last() else {
+        let Some((last, _, _)) = chunk.last() else {
             return Ok(());
         };
         after = last.clone();
-        for (id, data) in &chunk {
-            let mut item = parse_item(id, data)?;
+        for (id, data, text) in chunk {
+            let mut item = parse_item(&id, &data)?;
+            item.text = text;
             if item.fingerprint.minhash.is_empty() {
                 // Stored items leave their signature out (see `Fingerprint::minhash`);
                 // it is a function of the text they keep.
                 item.fingerprint = fingerprint::fingerprint(&item.text);
             }
-            // Before any lookup: no bitmap to keep up to date.
-            index_item(conn, &RefCell::default(), &item, true)?;
+            index_item(conn, pending, &item, true)?;
         }
     }
 }
 
-/// (Re-)indexes an item's signature, title key and LSH bands. `fresh`: the item has
+/// (Re-)indexes an item's signature, title key and LSH bands; the band rows go to
+/// `pending` (see [`Pending`]), to be written by [`flush_bands`]. `fresh`: the item has
 /// just been inserted, so it has no band rows to remove.
 pub(super) fn index_item(
     conn: &Connection,
-    bands: &RefCell<BandFilter>,
+    pending: &mut Pending,
     item: &Item,
     fresh: bool,
 ) -> Result<(), rusqlite::Error> {
     if !fresh {
-        conn.prepare_cached(
-            "DELETE FROM dedupe_band WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
-        )?
-        .execute([&item.id.0])?;
-        conn.prepare_cached(
-            "DELETE FROM temp.dedupe_band_pending
-             WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = ?1)",
-        )?
-        .execute([&item.id.0])?;
+        let old: Option<(i64, Vec<u8>)> = conn
+            .prepare_cached("SELECT n, sig FROM dedupe_sig WHERE item_id = ?1")?
+            .query_row([&item.id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((n, blob)) = old {
+            let keys = fingerprint::band_keys(&fingerprint::from_blob(&blob));
+            if !pending.remove(n, &keys) {
+                delete_bands(conn, n, &keys)?;
+            }
+        }
         // A new number, past the watermark: if the process ends before the new band
         // rows are flushed, the next open finds and indexes them again.
         conn.prepare_cached("DELETE FROM dedupe_sig WHERE item_id = ?1")?
@@ -216,64 +219,92 @@ pub(super) fn index_item(
         )?;
     let keys = fingerprint::band_keys(&fp.minhash);
     if keys.len() == fingerprint::BANDS {
-        // All of an item's bands in one statement: one VDBE run instead of 32.
-        let mut ins = conn.prepare_cached(insert_bands_sql())?;
-        let mut values: Vec<i64> = keys;
-        values.push(n);
-        ins.execute(params_from_iter(values.iter()))?;
-        values.pop();
-        bands.borrow_mut().note(conn, &values)?;
+        pending.add(n, &keys);
     }
     Ok(())
 }
 
-/// Moves the pending band rows into the band table, in bucket order, and moves the
-/// watermark. Rows of signatures deleted meanwhile are dropped.
+/// Deletes signature `n`'s rows from the band table, by primary key: the keys are a
+/// function of the stored signature, so the table needs no index by signature.
+fn delete_bands(conn: &Connection, n: i64, keys: &[i64]) -> Result<(), rusqlite::Error> {
+    let mut del = conn.prepare_cached("DELETE FROM dedupe_band WHERE bucket = ?1 AND sig = ?2")?;
+    for &key in keys {
+        del.execute(params![key, n])?;
+    }
+    Ok(())
+}
+
+/// Removes the band rows of items deleted since the last sweep. The delete trigger
+/// (`dedup.sql`) cannot compute band keys, so it leaves each deleted signature in
+/// `dedupe_band_gone`; this deletes their rows by key, in the deleting transaction
+/// when the store deletes ([`Store::prune`]) and at every open for other deleters.
+pub(super) fn sweep_deleted(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let gone: Vec<(i64, Vec<u8>)> = {
+        let mut stmt = conn.prepare_cached("SELECT n, sig FROM dedupe_band_gone")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if gone.is_empty() {
+        return Ok(());
+    }
+    for (n, blob) in &gone {
+        delete_bands(
+            conn,
+            *n,
+            &fingerprint::band_keys(&fingerprint::from_blob(blob)),
+        )?;
+    }
+    conn.prepare_cached("DELETE FROM dedupe_band_gone")?
+        .execute([])?;
+    Ok(())
+}
+
+/// Writes `pending`'s rows to the band table in bucket order and moves the watermark;
+/// the caller forgets them once its transaction has committed. Rows of signatures
+/// deleted meanwhile are dropped.
 ///
 /// Band keys are hashes, so an item's 32 rows land on 32 random leaves of the band
 /// table; inserted one item at a time, a batch of items read and dirtied each leaf
 /// many times over. Sorted, each leaf is visited once per flush. Until the flush,
-/// `by_bands` also reads the pending rows, so the items of a run still find each other.
-pub(super) fn flush_bands(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO main.dedupe_band (bucket, sig)
-         SELECT p.bucket, p.sig FROM temp.dedupe_band_pending p
-         WHERE EXISTS (SELECT 1 FROM dedupe_sig s WHERE s.n = p.sig)
-         ORDER BY p.bucket, p.sig",
-    )?
-    .execute([])?;
-    conn.prepare_cached("DELETE FROM temp.dedupe_band_pending")?
-        .execute([])?;
+/// lookups read `pending` too, so the items of a run find each other.
+pub(super) fn flush_bands(conn: &Connection, pending: &Pending) -> Result<(), rusqlite::Error> {
+    if let Some(lowest) = pending.lowest() {
+        let live: HashSet<i64> = {
+            let mut stmt = conn.prepare_cached("SELECT n FROM dedupe_sig WHERE n >= ?1")?;
+            let rows = stmt.query_map([lowest], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let rows: Vec<(i64, i64)> = pending
+            .sorted_rows()
+            .into_iter()
+            .filter(|(_, n)| live.contains(n))
+            .collect();
+        let mut chunks = rows.chunks_exact(FLUSH_CHUNK);
+        let mut many = conn.prepare_cached(insert_bands_sql())?;
+        for chunk in chunks.by_ref() {
+            many.execute(params_from_iter(chunk.iter().flat_map(|&(k, n)| [k, n])))?;
+        }
+        let mut one =
+            conn.prepare_cached("INSERT OR IGNORE INTO dedupe_band (bucket, sig) VALUES (?1, ?2)")?;
+        for &(k, n) in chunks.remainder() {
+            one.execute(params![k, n])?;
+        }
+    }
     set_watermark(conn)
 }
 
-/// Whether any band rows are waiting for a flush.
-pub(super) fn bands_pending(conn: &Connection) -> Result<bool, rusqlite::Error> {
-    conn.prepare_cached("SELECT 1 FROM temp.dedupe_band_pending LIMIT 1")?
-        .exists([])
-}
+/// Band rows per statement when flushing: one VDBE run for many rows.
+const FLUSH_CHUNK: usize = 256;
 
-/// Flushes the pending band rows once [`PENDING_CAP`] of them have gathered.
-pub(super) fn flush_bands_if_full(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let pending: i64 = conn
-        .prepare_cached("SELECT count(*) FROM temp.dedupe_band_pending")?
-        .query_row([], |r| r.get(0))?;
-    if pending >= PENDING_CAP {
-        flush_bands(conn)?;
-    }
-    Ok(())
-}
-
-/// `INSERT … VALUES (?1, ?33), (?2, ?33), …`: every band key of one signature `?33`.
+/// `INSERT … VALUES (?1, ?2), (?3, ?4), …`: [`FLUSH_CHUNK`] band rows.
 fn insert_bands_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let sig = fingerprint::BANDS + 1;
-        let rows: Vec<String> = (1..=fingerprint::BANDS)
-            .map(|b| format!("(?{b}, ?{sig})"))
+        let rows: Vec<String> = (0..FLUSH_CHUNK)
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
             .collect();
         format!(
-            "INSERT OR IGNORE INTO temp.dedupe_band_pending (bucket, sig) VALUES {}",
+            "INSERT OR IGNORE INTO dedupe_band (bucket, sig) VALUES {}",
             rows.join(", ")
         )
     })
@@ -328,26 +359,47 @@ pub fn by_title(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rusqlite:
     )
 }
 
-/// Held items sharing at least one LSH bucket with `minhash`, with their signatures:
-/// one primary-key range read per band, at most [`BUCKET_CAP`] members each, so a
-/// lookup never degrades into a scan however crowded a bucket gets.
+/// Held items whose band rows are in the band table sharing at least one LSH bucket
+/// with `minhash`, with their signatures: one primary-key range read per band, at most
+/// [`BUCKET_CAP`] members each, so a lookup never degrades into a scan however crowded
+/// a bucket gets. Rows still pending in a [`Store`] are found by
+/// [`Store::band_candidates`].
 pub fn by_bands(
     conn: &Connection,
     minhash: &[u32],
 ) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
-    by_band_keys(conn, &fingerprint::band_keys(minhash))
+    by_band_keys(conn, None, &fingerprint::band_keys(minhash))
+}
+
+impl Store {
+    /// Held items sharing an LSH bucket with `minhash`, in the band table or still
+    /// pending, with their signatures (what deduplication's band lookup finds).
+    pub fn band_candidates(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, StoreError> {
+        let lookup = Lookup::new(&self.conn, &self.bands, &self.pending);
+        Ok(lookup.by_bands(minhash)?)
+    }
 }
 
 /// The store as deduplication reads it while new items are stored: its connection,
-/// and the band-key bitmap that spares most of [`by_bands`]' queries.
+/// the band-key bitmap that spares most of [`by_bands`]' queries, and the band rows of
+/// this process not yet in the band table.
 pub struct Lookup<'a> {
     conn: &'a Connection,
     bands: &'a RefCell<BandFilter>,
+    pending: &'a RefCell<Pending>,
 }
 
 impl<'a> Lookup<'a> {
-    pub(super) fn new(conn: &'a Connection, bands: &'a RefCell<BandFilter>) -> Lookup<'a> {
-        Lookup { conn, bands }
+    pub(super) fn new(
+        conn: &'a Connection,
+        bands: &'a RefCell<BandFilter>,
+        pending: &'a RefCell<Pending>,
+    ) -> Lookup<'a> {
+        Lookup {
+            conn,
+            bands,
+            pending,
+        }
     }
 }
 
@@ -372,11 +424,15 @@ impl Candidates for Lookup<'_> {
         super::title_parts::by_title_parts(self.conn, title).map_err(LookupError::new)
     }
 
-    /// [`by_bands`], asking the tables only for the keys the bitmap may hold.
+    /// The pending rows' members of each bucket, and the band table's for the keys the
+    /// bitmap says it may hold.
     fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError> {
         let keys = fingerprint::band_keys(minhash);
-        let keys = self.bands.borrow_mut().narrow(self.conn, &keys);
-        keys.and_then(|keys| by_band_keys(self.conn, &keys))
+        let on_disk = self.bands.borrow_mut().narrow(self.conn, &keys);
+        on_disk
+            .and_then(|on_disk| {
+                by_band_keys(self.conn, Some((&self.pending.borrow(), &keys)), &on_disk)
+            })
             .map_err(LookupError::new)
     }
 
@@ -389,22 +445,30 @@ impl Candidates for Lookup<'_> {
     }
 }
 
+/// The members of the `on_disk` buckets in the band table and of the `pending` ones
+/// in memory, at most [`BUCKET_CAP`] of each (the newest), with their signatures.
 fn by_band_keys(
     conn: &Connection,
-    keys: &[i64],
+    pending: Option<(&Pending, &[i64])>,
+    on_disk: &[i64],
 ) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut found: Vec<i64> = Vec::new();
-    for table in ["main.dedupe_band", "temp.dedupe_band_pending"] {
-        let mut members = conn.prepare_cached(bucket_members_sql(table))?;
+    if let Some((pending, keys)) = pending {
         for &key in keys {
+            pending.members(key, BUCKET_CAP, &mut found);
+        }
+    }
+    if !on_disk.is_empty() {
+        let mut members = conn.prepare_cached(BUCKET_MEMBERS)?;
+        for &key in on_disk {
             let rows = members.query_map([key], |r| r.get::<_, i64>(0))?;
             for n in rows {
                 found.push(n?);
             }
         }
+    }
+    if found.is_empty() {
+        return Ok(Vec::new());
     }
     found.sort_unstable();
     found.dedup();
@@ -430,26 +494,15 @@ fn by_band_keys(
     Ok(out)
 }
 
-/// The newest [`BUCKET_CAP`] members of one bucket in the band table or the pending rows.
-fn bucket_members_sql(table: &str) -> &'static str {
-    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
-    let [main, pending] = SQL.get_or_init(|| {
-        ["main.dedupe_band", "temp.dedupe_band_pending"].map(|t| {
-            format!("SELECT sig FROM {t} WHERE bucket = ?1 ORDER BY sig DESC LIMIT {BUCKET_CAP}")
-        })
-    });
-    if table.starts_with("main.") {
-        main
-    } else {
-        pending
-    }
-}
+/// The newest [`BUCKET_CAP`] members of one bucket in the band table.
+const BUCKET_MEMBERS: &str =
+    "SELECT sig FROM dedupe_band WHERE bucket = ?1 ORDER BY sig DESC LIMIT 64";
+const _: () = assert!(BUCKET_CAP == 64, "BUCKET_MEMBERS spells the cap out");
 
 /// What deduplication needs to know about one held item.
 pub fn held(conn: &Connection, id: &ItemId) -> Result<Option<Held>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT source_id, coalesce(dup_of, id), json_extract(data, '$.title'),
-                json_extract(data, '$.text'), json_extract(data, '$.language'),
+        "SELECT source_id, coalesce(dup_of, id), title, text, language,
                 published, first_seen, canonical_url, text_hash, guid
          FROM items WHERE id = ?1",
     )?;
@@ -458,8 +511,8 @@ pub fn held(conn: &Connection, id: &ItemId) -> Result<Option<Held>, rusqlite::Er
             id: id.clone(),
             source: SourceId(r.get(0)?),
             rep: ItemId(r.get(1)?),
-            title: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-            text: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            title: r.get(2)?,
+            text: r.get(3)?,
             language: r.get(4)?,
             published: from_ts(r.get(5)?),
             first_seen: from_ts(r.get(6)?),
@@ -477,14 +530,11 @@ pub fn was_shown(conn: &Connection, id: &ItemId) -> Result<bool, rusqlite::Error
         .exists([&id.0])
 }
 
-/// Applies a decision for a new item that has just been inserted as its own cluster.
+/// Applies a decision for a new item that has just been inserted (a copy that joins a
+/// cluster is inserted into it, so only a new representative has more to do).
 pub(super) fn apply(conn: &Connection, item: &ItemId, d: &Decision) -> Result<(), rusqlite::Error> {
     match d {
-        Decision::New => {}
-        Decision::Joins { rep, reason } => {
-            conn.prepare_cached("UPDATE items SET dup_of = ?2, dup_reason = ?3 WHERE id = ?1")?
-                .execute(params![item.0, rep.0, reason])?;
-        }
+        Decision::New | Decision::Joins { .. } => {}
         Decision::Supersedes { rep, reason } => {
             conn.prepare_cached("UPDATE items SET dup_of = ?2 WHERE dup_of = ?1")?
                 .execute(params![rep.0, item.0])?;
@@ -536,7 +586,7 @@ impl Store {
         let mut known = tx.prepare_cached("SELECT 1 FROM items WHERE id = ?1")?;
         // Same URL alone is not enough: some sources link every item to one page.
         let mut by_url = tx.prepare_cached(
-            "SELECT id, text_hash, coalesce(json_extract(data, '$.title'), '') FROM items
+            "SELECT id, text_hash, title FROM items
              WHERE source_id = ?1 AND canonical_url = ?2 AND withdrawn = 0",
         )?;
         let mut by_text = tx.prepare_cached(
@@ -618,7 +668,7 @@ impl Store {
         let tx = super::Scope::of(&mut self.conn, self.grouped)?;
         let rows: Vec<(String, i64, String)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT id, published, coalesce(json_extract(data, '$.title'), '') FROM items
+                "SELECT id, published, title FROM items
                  WHERE source_id = ?1 AND withdrawn = 0",
             )?;
             let r = stmt.query_map([source.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

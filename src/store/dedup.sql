@@ -20,13 +20,21 @@ CREATE INDEX IF NOT EXISTS dedupe_sig_title ON dedupe_sig(title_key);
 -- items sharing at least one bucket: an index lookup, never an all-pairs scan. Two
 -- integers in one WITHOUT ROWID primary key: a row is ~20 bytes and one b-tree insert,
 -- where a rowid table keyed by item ID text took three b-trees and ~100 bytes a row.
--- The second index lets deleting an item remove its rows.
+-- No second index: an item's rows are deleted by key, the keys being a function of
+-- its stored signature (`dedup::delete_bands`).
 CREATE TABLE IF NOT EXISTS dedupe_band (
     bucket INTEGER NOT NULL,
     sig    INTEGER NOT NULL,
     PRIMARY KEY (bucket, sig)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedupe_band_sig ON dedupe_band(sig);
+
+-- Signatures of items deleted whose band rows are still to be removed: the delete
+-- trigger cannot compute band keys, `dedup::sweep_deleted` does, in the same
+-- transaction when the store deletes and at the next open for anyone else.
+CREATE TABLE IF NOT EXISTS dedupe_band_gone (
+    n   INTEGER PRIMARY KEY,
+    sig BLOB NOT NULL
+);
 
 -- Representatives whose published ID readers have seen: from then on a cluster's
 -- representative never changes.
@@ -54,7 +62,8 @@ CREATE TABLE IF NOT EXISTS dedupe_events (
 CREATE INDEX IF NOT EXISTS items_guid ON items(guid);
 
 CREATE TRIGGER IF NOT EXISTS items_delete_dedupe AFTER DELETE ON items BEGIN
-    DELETE FROM dedupe_band WHERE sig = (SELECT n FROM dedupe_sig WHERE item_id = old.id);
+    INSERT OR IGNORE INTO dedupe_band_gone (n, sig)
+        SELECT n, sig FROM dedupe_sig WHERE item_id = old.id;
     DELETE FROM dedupe_sig WHERE item_id = old.id;
     DELETE FROM dedupe_shown WHERE item_id = old.id;
     DELETE FROM item_alias WHERE item_id = old.id;

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
 
 use super::bandfilter::BandFilter;
+use super::pending::Pending;
 use super::{dedup, from_ts, parse_item, ts, Lookup, Scope, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, LookupError};
 use crate::model::{DateSource, Item, ItemId, SourceId};
@@ -57,16 +58,20 @@ impl Store {
     }
 
     pub fn get_item(&self, id: &ItemId) -> Result<Option<(Item, Option<String>)>, StoreError> {
-        let row: Option<(String, Option<String>)> = self
+        let row: Option<(String, String, Option<String>)> = self
             .conn
             .query_row(
-                "SELECT data, dup_of FROM items WHERE id = ?1",
+                "SELECT data, text, dup_of FROM items WHERE id = ?1",
                 [&id.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
         match row {
-            Some((data, dup)) => Ok(Some((parse_item(&id.0, &data)?, dup))),
+            Some((data, text, dup)) => {
+                let mut item = parse_item(&id.0, &data)?;
+                item.text = text;
+                Ok(Some((item, dup)))
+            }
             None => Ok(None),
         }
     }
@@ -82,10 +87,29 @@ impl Store {
         now: DateTime<Utc>,
         mut decide: impl FnMut(&dyn Candidates, &Item) -> Result<Decision, LookupError>,
     ) -> Result<UpsertReport, StoreError> {
+        let mark = self.pending.get_mut().mark();
+        let result = self.upsert_in_scope(source, items, now, &mut decide);
+        if result.is_err() {
+            // Its statements were rolled back (or the group's will be): so are its bands.
+            self.pending.get_mut().undo_to(mark);
+        }
+        let report = result?;
+        self.flush_bands_if_full()?;
+        Ok(report)
+    }
+
+    fn upsert_in_scope(
+        &mut self,
+        source: &SourceId,
+        items: Vec<Item>,
+        now: DateTime<Utc>,
+        decide: &mut impl FnMut(&dyn Candidates, &Item) -> Result<Decision, LookupError>,
+    ) -> Result<UpsertReport, StoreError> {
         let tx = Scope::of(&mut self.conn, self.grouped)?;
         let w = Writer {
             tx: &tx,
             bands: &self.bands,
+            pending: &self.pending,
             authority: &self.authority,
             now,
         };
@@ -107,10 +131,9 @@ impl Store {
                 .optional()?;
             match existing {
                 Some(held) => w.update(item, held, &mut report)?,
-                None => w.insert(source, item, &mut decide, &mut report)?,
+                None => w.insert(source, item, decide, &mut report)?,
             }
         }
-        dedup::flush_bands_if_full(&tx)?;
         tx.prepare_cached(
             "INSERT INTO sources (id, window_at) VALUES (?1, ?2)
              ON CONFLICT(id) DO UPDATE SET window_at = ?2",
@@ -171,6 +194,7 @@ impl Store {
                 [ts(now - age)],
             )?;
         }
+        dedup::sweep_deleted(&tx)?;
         // Duplicates whose representative is gone become visible again rather than lost.
         tx.execute(
             "UPDATE items SET dup_of = NULL, dup_reason = NULL
@@ -263,6 +287,7 @@ struct HeldRow {
 struct Writer<'a> {
     tx: &'a Connection,
     bands: &'a RefCell<BandFilter>,
+    pending: &'a RefCell<Pending>,
     authority: &'a str,
     now: DateTime<Utc>,
 }
@@ -276,7 +301,7 @@ impl Writer<'_> {
         held: HeldRow,
         report: &mut UpsertReport,
     ) -> Result<(), StoreError> {
-        let (tx, bands, now) = (self.tx, self.bands, self.now);
+        let (tx, now) = (self.tx, self.now);
         let HeldRow {
             data,
             first_seen,
@@ -311,7 +336,8 @@ impl Writer<'_> {
             }
             tx.prepare_cached(
                 "UPDATE items SET data = ?2, guid = ?3, canonical_url = ?4, text_hash = ?5,
-                     published = ?6, last_seen = ?7, withdrawn = 0, language = ?8
+                     published = ?6, last_seen = ?7, withdrawn = 0, language = ?8,
+                     title = ?9, text = ?10
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -322,10 +348,12 @@ impl Writer<'_> {
                 item.fingerprint.text_hash,
                 ts(item.published),
                 ts(now),
-                item.language
+                item.language,
+                item.title,
+                item.text
             ])?;
             index_tags(tx, &item, false)?;
-            dedup::index_item(tx, bands, &item, false)?;
+            dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, false)?;
         }
         Ok(())
     }
@@ -345,35 +373,47 @@ impl Writer<'_> {
         if item.date_source == DateSource::FirstSeen {
             item.published = from_ts(ts(item.published));
         }
-        let decision = decide(&Lookup::new(tx, bands), &item)?;
+        let decision = decide(&Lookup::new(tx, bands, self.pending), &item)?;
         let published_id = self_mint(self.authority, &item);
         let json = serde_json::to_string(&item).expect("items serialise");
-        if matches!(decision, Decision::Joins { .. }) {
-            report.duplicates += 1;
-        } else {
-            report.touched.push(item.id.clone());
-        }
+        // A copy is inserted into its cluster at once: one statement and one trigger
+        // run, not an insert and then an update.
+        let (dup_of, dup_reason) = match &decision {
+            Decision::Joins { rep, reason } => {
+                report.duplicates += 1;
+                (Some(rep.0.as_str()), Some(reason.as_str()))
+            }
+            Decision::New | Decision::Supersedes { .. } => {
+                report.touched.push(item.id.clone());
+                (None, None)
+            }
+        };
         report.new += 1;
         tx.prepare_cached(
             "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published, first_seen,
-                                last_seen, published_id, dup_of, dup_reason, data, language)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, NULL, NULL, ?9, ?10)",
+                                last_seen, published_id, dup_of, dup_reason, data, language,
+                                title, text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?13, ?14, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
-                item.id.0,
-                source.as_str(),
-                item.guid,
-                item.canonical_url,
-                item.fingerprint.text_hash,
-                ts(item.published),
-                ts(now),
-                published_id,
-                json,
-                item.language
-            ])?;
+            item.id.0,
+            source.as_str(),
+            item.guid,
+            item.canonical_url,
+            item.fingerprint.text_hash,
+            ts(item.published),
+            ts(now),
+            published_id,
+            json,
+            item.language,
+            item.title,
+            item.text,
+            dup_of,
+            dup_reason
+        ])?;
         index_tags(tx, &item, true)?;
         dedup::apply(tx, &item.id, &decision)?;
-        dedup::index_item(tx, bands, &item, true)?;
+        dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, true)?;
         Ok(())
     }
 }

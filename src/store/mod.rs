@@ -31,6 +31,7 @@ mod bandfilter;
 mod dedup;
 mod items;
 mod outputs;
+mod pending;
 mod reading;
 mod schema;
 mod sources;
@@ -42,6 +43,7 @@ pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, hel
 pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 pub use items::{item_key, HeldItem, UpsertReport};
 pub use outputs::Dirty;
+use pending::Pending;
 pub use title_parts::by_title_parts;
 pub use uploads::{PublishedOutput, RemoteObject, RemoteState};
 pub use visible::StoredItem;
@@ -93,8 +95,10 @@ pub struct Store {
     /// Inside [`Store::in_transaction`]: write methods add to that transaction and take
     /// no savepoints of their own.
     grouped: bool,
-    /// Which band keys the store may hold (see `bandfilter`); kept for one run.
+    /// Which band keys the band table may hold (see `bandfilter`); kept for one run.
     bands: RefCell<BandFilter>,
+    /// Band rows of signatures stored by this process, not yet in the band table.
+    pending: RefCell<Pending>,
 }
 
 /// Where a write method's statements go: into its own savepoint (called alone, it is
@@ -190,6 +194,7 @@ impl Store {
             authority: authority.to_owned(),
             grouped: false,
             bands: RefCell::default(),
+            pending: RefCell::default(),
         })
     }
 
@@ -212,35 +217,62 @@ impl Store {
             .execute_batch("BEGIN")
             .map_err(|e| E::from(e.into()))?;
         self.grouped = true;
+        let mark = self.pending.get_mut().mark();
         let result = f(self);
         self.grouped = false;
         match result {
             Ok(v) => {
                 if let Err(e) = self.conn.execute_batch("COMMIT") {
                     let _ = self.conn.execute_batch("ROLLBACK");
+                    self.pending.get_mut().undo_to(mark);
                     return Err(E::from(e.into()));
                 }
+                self.flush_bands_if_full().map_err(E::from)?;
                 Ok(v)
             }
             Err(e) => {
                 // The group's error says what went wrong; a failed rollback adds nothing.
                 let _ = self.conn.execute_batch("ROLLBACK");
+                self.pending.get_mut().undo_to(mark);
                 Err(e)
             }
         }
     }
 
-    /// Writes the near-duplicate band rows still pending (see `dedup::PENDING_CAP`) to
-    /// the store. A writer calls it when a run has stored its sources; dropping the
-    /// store does it too, and rows a crash left pending are indexed on the next open.
-    pub fn flush_dedupe_index(&mut self) -> Result<(), StoreError> {
-        self.bands.get_mut().reset();
-        if !dedup::bands_pending(&self.conn)? {
+    /// Writes the pending band rows once [`pending::PENDING_CAP`] of them have
+    /// gathered. Only between transactions: rows written inside one that then rolls
+    /// back would be gone from memory and from the table.
+    fn flush_bands_if_full(&mut self) -> Result<(), StoreError> {
+        if self.grouped || !self.pending.get_mut().is_full() {
             return Ok(());
         }
+        self.write_pending_bands()
+    }
+
+    /// Writes the pending band rows in their own transaction, then forgets them. The
+    /// bitmap, if built, learns their keys (they are in the band table now).
+    fn write_pending_bands(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
-        dedup::flush_bands(&tx)?;
+        dedup::flush_bands(&tx, self.pending.get_mut())?;
         tx.commit()?;
+        let pending = std::mem::take(self.pending.get_mut());
+        let keys: Vec<i64> = pending.sorted_rows().into_iter().map(|(k, _)| k).collect();
+        self.bands.get_mut().note(&self.conn, &keys)?;
+        Ok(())
+    }
+
+    /// Writes the near-duplicate band rows still pending (see [`pending`]) to the
+    /// store. A writer calls it when a run has stored its sources; dropping the store
+    /// does it too, and rows a crash left pending are indexed on the next open.
+    pub fn flush_dedupe_index(&mut self) -> Result<(), StoreError> {
+        self.bands.get_mut().reset();
+        if self.pending.get_mut().len() == 0 {
+            return Ok(());
+        }
+        self.write_pending_bands()?;
+        // The bitmap is for one run: the next builds its own, seeing rows that
+        // another process wrote meanwhile.
+        self.bands.get_mut().reset();
         Ok(())
     }
 
@@ -276,7 +308,9 @@ impl Store {
     }
 }
 
-/// An item row's JSON, read back; a row that does not parse names its item.
+/// An item row's JSON, read back; a row that does not parse names its item. The JSON
+/// leaves out the matching text (`Item::text`, empty here): the rows that need it read
+/// the `text` column.
 fn parse_item(id: &str, data: &str) -> Result<Item, StoreError> {
     serde_json::from_str(data).map_err(|source| StoreError::Corrupt {
         id: id.to_owned(),

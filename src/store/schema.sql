@@ -32,7 +32,11 @@ CREATE TABLE IF NOT EXISTS items (
     withdrawn     INTEGER NOT NULL DEFAULT 0,
     data          TEXT NOT NULL,
     -- copy of data's language, for language channels (added to older stores on open)
-    language      TEXT
+    language      TEXT,
+    -- copy of data's title, and the matching text (`Item::text`, not in data): what
+    -- deduplication compares, read without parsing data (schema 3)
+    title         TEXT NOT NULL DEFAULT '',
+    text          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS items_visible ON items(published DESC, id) WHERE dup_of IS NULL AND withdrawn = 0;
 CREATE INDEX IF NOT EXISTS items_source ON items(source_id, published DESC);

@@ -271,7 +271,8 @@ fn a_crowded_bucket_yields_only_its_newest_members() {
     })
     .unwrap();
     let probe = with_text(item("x", "b", &[], "de"), LONG_TEXT);
-    let mut found: Vec<String> = by_bands(s.connection(), &probe.fingerprint.minhash)
+    let mut found: Vec<String> = s
+        .band_candidates(&probe.fingerprint.minhash)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id.0)
@@ -288,10 +289,13 @@ fn band_rows_a_killed_process_left_pending_are_indexed_on_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
     let s = store_with(&path, vec![with_text(item("1", "a", &[], "de"), LONG_TEXT)]);
-    // Committed, but the band rows are still in the connection's pending table.
+    // Committed, but the band rows are still pending in the store's memory.
     assert_eq!(bands_of(&s, "a:1"), 0);
     let probe = with_text(item("x", "b", &[], "de"), LONG_TEXT);
-    let found = by_bands(s.connection(), &probe.fingerprint.minhash).unwrap();
+    assert!(by_bands(s.connection(), &probe.fingerprint.minhash)
+        .unwrap()
+        .is_empty());
+    let found = s.band_candidates(&probe.fingerprint.minhash).unwrap();
     assert_eq!(found.len(), 1, "pending rows are candidates already");
     // Gone without a flush, as a killed process would be.
     std::mem::forget(s);
@@ -370,11 +374,12 @@ fn the_band_bitmap_lets_every_held_item_be_found_built_grown_or_dropped() {
         deduper.decide(c, it)
     })
     .unwrap();
-    // An empty store built it at the first lookup; 9,600 keys made it grow once.
+    // An empty store built it at the first lookup; the run's own rows are looked up
+    // in memory, so it learns nothing from them.
     let bits = s.bands.borrow().bits();
-    assert_eq!(bits, Some(2 * bandfilter::MIN_BITS));
+    assert_eq!(bits, Some(bandfilter::MIN_BITS));
     let finds_itself = |s: &Store, p: &Item| {
-        let found = Lookup::new(s.connection(), &s.bands)
+        let found = Lookup::new(s.connection(), &s.bands, &s.pending)
             .by_bands(&p.fingerprint.minhash)
             .unwrap();
         found.iter().any(|(id, _)| *id == p.id)
@@ -417,7 +422,7 @@ fn items_are_stored_without_their_signature_and_older_rows_are_not_changes() {
             .unwrap()
     };
     assert!(!data(&s).contains("minhash"), "kept once, in dedupe_sig");
-    let found = by_bands(s.connection(), &held.fingerprint.minhash).unwrap();
+    let found = s.band_candidates(&held.fingerprint.minhash).unwrap();
     assert_eq!(found.len(), 1);
 
     // A row as versions before this one wrote it: the signature in the JSON.
@@ -508,4 +513,112 @@ fn sources_stored_in_one_transaction_commit_or_roll_back_together() {
     })
     .unwrap();
     assert_eq!(s.visible_items(10).unwrap().len(), 2);
+}
+
+/// A store of schema 2 as that version wrote it (the `.dump` of a real one, from the
+/// multi-partner golden build): opening it moves each item's matching text out of its
+/// JSON into the `text` column and drops the band table's index by signature, and
+/// keeps every item, published ID, cluster and band row; deduplication then reads
+/// what it compares from the columns and finds the held items by their bands.
+#[test]
+fn store_of_schema_2_gets_lean_item_rows_and_keeps_every_published_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite");
+    let dump = include_str!("../../tests/fixtures/store/multi-partner-1.schema-2.sql");
+    type Row = (String, String, Option<String>, String);
+    let rows = |conn: &Connection| -> Vec<Row> {
+        let mut stmt = conn
+            .prepare("SELECT id, published_id, dup_of, data FROM items ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let (before, bands_before): (Vec<Row>, i64) = {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(dump).unwrap();
+        let n = conn
+            .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
+            .unwrap();
+        (rows(&conn), n)
+    };
+    assert_eq!(before.len(), 17);
+    assert!(
+        before.iter().any(|r| r.2.is_some()),
+        "the fixture has a cluster"
+    );
+
+    let mut s = Store::open(&path, "example.org").unwrap();
+    let version: i64 = s
+        .connection()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let after = rows(s.connection());
+    assert_eq!(after.len(), before.len());
+    let held_items: Vec<Item> = after
+        .iter()
+        .map(|r| s.get_item(&ItemId(r.0.clone())).unwrap().unwrap().0)
+        .collect();
+    for ((old, new), item) in before.iter().zip(&after).zip(&held_items) {
+        assert_eq!((&old.0, &old.1, &old.2), (&new.0, &new.1, &new.2));
+        let old_json: serde_json::Value = serde_json::from_str(&old.3).unwrap();
+        assert!(
+            !new.3.contains("\"text\":"),
+            "{}: text left in the JSON",
+            new.0
+        );
+        assert_eq!(item.text, old_json["text"].as_str().unwrap(), "{}", new.0);
+        let h = dedup::held(s.connection(), &item.id).unwrap().unwrap();
+        assert_eq!(
+            (h.title.as_str(), h.text.as_str()),
+            (item.title.as_str(), item.text.as_str())
+        );
+    }
+    let bands: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bands, bands_before);
+    let index_left: i64 = s
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'dedupe_band_sig'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index_left, 0);
+    // Each held item with a substantial text is its own band candidate.
+    for item in held_items.iter().filter(|i| i.fingerprint.shingles >= 8) {
+        let minhash = crate::normalise::fingerprint::fingerprint(&item.text).minhash;
+        let found = s.band_candidates(&minhash).unwrap();
+        assert!(found.iter().any(|(id, _)| *id == item.id), "{}", item.id.0);
+    }
+    // Listed again as they are, the items are unchanged: nothing to publish again.
+    let by_source = held_items.iter().fold(
+        std::collections::BTreeMap::<SourceId, Vec<Item>>::new(),
+        |mut m, i| {
+            m.entry(i.source.clone()).or_default().push(i.clone());
+            m
+        },
+    );
+    for (source, items) in by_source {
+        let mut items = items;
+        for i in &mut items {
+            i.fingerprint = crate::normalise::fingerprint::fingerprint(&i.text);
+        }
+        let report = s
+            .upsert_source_items(&source, items, Utc::now(), |_, _| Ok(Decision::New))
+            .unwrap();
+        assert_eq!((report.changed, report.new), (0, 0), "{source}");
+    }
+    // Deleting items removes their band rows, by key.
+    s.prune(0, None, Utc::now()).unwrap();
+    let left: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
 }

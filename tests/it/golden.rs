@@ -12,7 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::support::{repo_root, Project, Route, TestServer};
+use crate::support::{fixture, repo_root, Project, Route, TestServer};
+
+/// The multi-partner tests serve their partners at one fixed address (the outputs name
+/// it), so they take turns.
+static PARTNER_ADDRESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn golden(name: &str) -> PathBuf {
     repo_root().join("tests/golden").join(name)
@@ -184,6 +188,7 @@ fn golden_shipped_config_offline_build() {
 /// and the others answer 304.
 #[test]
 fn golden_multi_partner_two_builds() {
+    let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
     let root = golden("multi-partner");
     let p = Project::new();
     let server = TestServer::start_at("127.77.0.1:8080");
@@ -200,4 +205,55 @@ fn golden_multi_partner_two_builds() {
     copy_tree(&root.join("steps/2/project"), p.path());
     build_at(&p, "2018-03-02T08:00:00Z");
     assert_same_tree(&p.path().join("public"), &root.join("expected/2"));
+}
+
+/// The second multi-partner build over the store the first one left as schema 2 wrote
+/// it (`tests/fixtures/store/multi-partner-1.schema-2.sql`, the `.dump` of that store
+/// made by the version before lean item rows), with the first build's outputs in
+/// place: opening migrates the store, and the build publishes exactly the bytes it
+/// publishes over a store of today's schema — every published ID, date, cluster and
+/// provenance kept, and the migrated items still found as duplicates.
+#[test]
+fn golden_multi_partner_second_build_over_a_schema_2_store() {
+    let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
+    let root = golden("multi-partner");
+    let p = Project::new();
+    let server = TestServer::start_at("127.77.0.1:8080");
+    let base = format!("http://{}", server.addr);
+    copy_tree(&root.join("project"), p.path());
+    let config = p.read("config.toml").replace("{PARTNERS}", &base);
+    p.write("config.toml", &config);
+    copy_tree(&root.join("expected/1"), &p.path().join("public"));
+    let store = p.path().join("state/feedwerk.sqlite");
+    std::fs::create_dir_all(store.parent().unwrap()).unwrap();
+    let dump = std::fs::read_to_string(fixture("store/multi-partner-1.schema-2.sql")).unwrap();
+    let published_ids = |conn: &rusqlite::Connection| -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT id, published_id FROM items ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let before = {
+        let conn = rusqlite::Connection::open(&store).unwrap();
+        conn.execute_batch(&dump).unwrap();
+        published_ids(&conn)
+    };
+    assert_eq!(before.len(), 17);
+
+    serve_partners(&server, &root.join("steps/2/partners"));
+    copy_tree(&root.join("steps/2/project"), p.path());
+    build_at(&p, "2018-03-02T08:00:00Z");
+    assert_same_tree(&p.path().join("public"), &root.join("expected/2"));
+
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert!(version >= 3, "migrated, user_version {version}");
+    let after = published_ids(&conn);
+    assert!(
+        before.iter().all(|b| after.contains(b)),
+        "every item held keeps its published ID"
+    );
 }
