@@ -13,6 +13,9 @@
 //!   the validators of each published file;
 //! - `dedup`, `bandfilter`, `title_parts`: the store side of deduplication
 //!   (signatures, LSH bands, title parts, clusters, churn, retractions);
+//! - `pending`: the band rows this process made and has not written to the band
+//!   table yet, as an in-memory index (SQLite stays the record and the index of
+//!   history; memory holds what a run adds);
 //! - `uploads`: what publishing to object storage remembers (headers of each output,
 //!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
