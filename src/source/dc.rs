@@ -115,13 +115,16 @@ impl DcFields {
 /// element, or DC before its first item (the channel's). Atom 1.0 gets no DC from
 /// feed-rs, so any DC element counts. Prefixes are read from the declarations.
 pub fn worth_reading(text: &str, rss: bool) -> bool {
-    if !text.contains("purl.org/dc/") {
+    use memchr::memmem;
+    // memchr's SIMD search: this runs over every RSS and Atom document, whole.
+    let bytes = text.as_bytes();
+    if memmem::find(bytes, b"purl.org/dc/").is_none() {
         return false;
     }
     let prefixes = |uri: &str| -> Vec<String> {
         let mut out = Vec::new();
         let mut rest = text;
-        while let Some(i) = rest.find("xmlns:") {
+        while let Some(i) = memmem::find(rest.as_bytes(), b"xmlns:") {
             rest = &rest[i + 6..];
             let Some((name, after)) = rest.split_once('=') else {
                 break;
@@ -136,18 +139,17 @@ pub fn worth_reading(text: &str, rss: bool) -> bool {
     if !prefixes(DCTERMS).is_empty() {
         return true;
     }
-    let first_item = text
-        .find(if rss { "<item" } else { "<entry" })
-        .unwrap_or(text.len());
+    let first_item =
+        memmem::find(bytes, if rss { &b"<item"[..] } else { b"<entry" }).unwrap_or(text.len());
     let mut dc = prefixes(DC);
     dc.extend(prefixes(DC_10));
     dc.iter().any(|p| {
         let open = format!("<{p}:");
         if !rss {
-            return text.contains(&open);
+            return memmem::find(bytes, open.as_bytes()).is_some();
         }
-        text[..first_item].contains(&open)
-            || text.match_indices(&open).any(|(i, _)| {
+        memmem::find(&bytes[..first_item], open.as_bytes()).is_some()
+            || memmem::find_iter(bytes, open.as_bytes()).any(|i| {
                 let name = &text[i + open.len()..];
                 !(name.starts_with("creator") || name.starts_with("date"))
             })

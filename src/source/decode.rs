@@ -39,7 +39,7 @@ pub struct Decoded {
 /// Decodes a feed document and rewrites its XML declaration to say UTF-8.
 pub fn decode_xml(bytes: &[u8], http_charset: Option<&str>, forced: Option<&str>) -> Decoded {
     let mut d = decode(bytes, http_charset, forced, xml_declared);
-    d.text = strip_xml_declaration(&d.text);
+    strip_xml_declaration(&mut d.text);
     d
 }
 
@@ -144,16 +144,18 @@ fn html_declared(bytes: &[u8]) -> Option<&'static Encoding> {
 }
 
 /// Removes the XML declaration, so a label that no longer fits (we are UTF-8 now)
-/// cannot mislead the parser.
-fn strip_xml_declaration(text: &str) -> String {
+/// cannot mislead the parser. In place: the document was just copied once to be decoded.
+fn strip_xml_declaration(text: &mut String) {
     let t = text.trim_start_matches('\u{feff}');
-    let trimmed = t.trim_start();
-    if let Some(rest) = trimmed.strip_prefix("<?xml") {
+    let bom = text.len() - t.len();
+    if let Some(rest) = t.trim_start().strip_prefix("<?xml") {
         if let Some(end) = rest.find("?>") {
-            return rest[end + 2..].to_owned();
+            let cut = text.len() - rest.len() + end + 2;
+            text.replace_range(..cut, "");
+            return;
         }
     }
-    t.to_owned()
+    text.replace_range(..bom, "");
 }
 
 /// Escapes `&` that does not start an entity or character reference, the most common

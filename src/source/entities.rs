@@ -152,7 +152,7 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
     // of the two is searched for again only once `at` has passed it (one that is not
     // there is never searched for again), so the pass stays linear in the text however
     // many CDATA sections a feed has.
-    let find_from = |pat: &str, from: usize| text[from..].find(pat).map(|i| from + i);
+    let find_from = |pat: &str, from: usize| find(&text[from..], pat).map(|i| from + i);
     let (mut bang, mut query) = (find_from("<!", 0), find_from("<?", 0));
     let mut at = 0;
     let mut special = bang.into_iter().chain(query).min();
@@ -163,8 +163,7 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
                 .into_iter()
                 .find(|(open, _)| rest.starts_with(open))
                 .map(|(open, close)| {
-                    rest[open.len()..]
-                        .find(close)
+                    find(&rest[open.len()..], close)
                         .map_or(rest.len(), |e| open.len() + e + close.len())
                 });
             // A DOCTYPE or other `<!` declaration is copied as it is; skip its `<!`.
@@ -199,6 +198,12 @@ fn replace_refs(text: &str, mut replace: impl FnMut(&str) -> Option<String>) -> 
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// `hay.find(needle)` with memchr's SIMD search: std's two-way search over CDATA
+/// sections of whole documents was most of this pass (issue 16).
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes())
 }
 
 /// The DOCTYPE's span if it has an internal subset: (start of `<!DOCTYPE`, start and
