@@ -75,11 +75,13 @@ pub fn parse(
     let expanded = super::entities::expand_internal(&cleaned)
         .map_err(|r| fail(format!("the document declares entities we refuse: {r}")))?;
     repairs.extend(expanded.note.clone());
-    super::guard::check(&expanded.text).map_err(|h| fail(h.to_string()))?;
+    // The guard and the scope scan in one pass. The entity repair below changes only
+    // references (`&nbsp;` → `&#160;`), never markup, so the scopes hold for its output.
+    let scopes = scan(&expanded.text, base, true).map_err(|h| fail(h.to_string()))?;
     let (prepared, note) = super::entities::repair_html_entities(&expanded.text);
     repairs.extend(note);
     let text: &str = &prepared;
-    let mut parsed = match read_xml(text, base, tz, origin, &mut repairs) {
+    let mut parsed = match read_xml(text, base, tz, origin, &mut repairs, Some(scopes)) {
         Ok(p) => p,
         Err(first) => {
             let mut retried = None;
@@ -92,7 +94,7 @@ pub fn parse(
                 notes.push(format!("{n} bare `&` escaped (\"AT&T\" is not XML)"));
                 current = Cow::Owned(amp);
                 let mut r = repairs.clone();
-                if let Ok(p) = read_xml(&current, base, tz, origin, &mut r) {
+                if let Ok(p) = read_xml(&current, base, tz, origin, &mut r, None) {
                     repairs = r;
                     retried = Some(p);
                 }
@@ -101,7 +103,7 @@ pub fn parse(
                 if let Some((fixed, note)) = super::lenient::repair_trailing_end_tags(&current) {
                     notes.push(note);
                     let mut r = repairs.clone();
-                    if let Ok(p) = read_xml(&fixed, base, tz, origin, &mut r) {
+                    if let Ok(p) = read_xml(&fixed, base, tz, origin, &mut r, None) {
                         repairs = r;
                         retried = Some(p);
                     }
@@ -121,12 +123,14 @@ pub fn parse(
 }
 
 /// Reads well-formed (or repaired) XML with the adapter its root element calls for.
+/// `scopes`: what [`scan_scopes`] gives for `text`, when it was read already.
 fn read_xml(
     text: &str,
     base: Option<&Url>,
     tz: Tz,
     origin: &str,
     repairs: &mut Vec<String>,
+    mut scopes: Option<Scopes>,
 ) -> Result<ParsedFeed, String> {
     let root = RootTag::read(text);
     let own: Option<fn(&Element, Tz) -> Option<rdf::Read>> = match &root {
@@ -139,7 +143,8 @@ fn read_xml(
     if let Some(adapter) = own {
         let tree = xmltree::parse(text)?;
         if let Some(read) = adapter(&tree, tz) {
-            let (root_scope, scopes) = aligned_scopes(text, base, read.entries.len());
+            let scanned = scopes.take();
+            let (root_scope, scopes) = aligned_scopes(text, base, read.entries.len(), scanned);
             return Ok(finish(from_own(read, base, &root_scope, &scopes, origin)));
         }
     }
@@ -147,9 +152,13 @@ fn read_xml(
         Some(r) if r.local == "rss" => r.plain_rss2(text, repairs),
         _ => None,
     };
+    if rewritten.is_some() {
+        // The root tag was rewritten: read its scope from the new one.
+        scopes = None;
+    }
     let text = rewritten.as_deref().unwrap_or(text);
     let feed = parse_with_feed_rs(text, tz)?;
-    let (root_scope, scopes) = aligned_scopes(text, base, feed.entries.len());
+    let (root_scope, scopes) = aligned_scopes(text, base, feed.entries.len(), scopes);
     let mut parsed = convert(feed, base, &root_scope, &scopes, origin);
     if dc::worth_reading(text, parsed.format != "atom") {
         if let Ok(tree) = xmltree::parse(text) {
@@ -162,8 +171,14 @@ fn read_xml(
 /// The root scope and one scope per entry, or no entry scopes when the scan counted
 /// another number of items than the adapter read: better no entry-level scope than one
 /// applied to the wrong entry.
-fn aligned_scopes(text: &str, base: Option<&Url>, entries: usize) -> (Scope, Vec<Scope>) {
-    let (root, mut scopes) = scan_scopes(text, base).unwrap_or_default();
+fn aligned_scopes(
+    text: &str,
+    base: Option<&Url>,
+    entries: usize,
+    scanned: Option<Scopes>,
+) -> (Scope, Vec<Scope>) {
+    let scanned = scanned.unwrap_or_else(|| scan_scopes(text, base));
+    let (root, mut scopes) = scanned.unwrap_or_default();
     if scopes.len() != entries {
         scopes.clear();
     }
@@ -359,59 +374,142 @@ struct Scope {
 /// `xml:lang`) only from `<content>`, so entry- and feed-level ones would be lost for
 /// content URLs and languages. A small quick-xml pass finds them. `None` when the text
 /// is not XML.
-fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Option<(Scope, Vec<Scope>)> {
+type Scopes = Option<(Scope, Vec<Scope>)>;
+
+fn scan_scopes(text: &str, doc_url: Option<&Url>) -> Scopes {
+    scan(text, doc_url, false).unwrap_or_default()
+}
+
+/// [`scan_scopes`], and with `guarded` the hostile-XML check ([`super::guard`]) in the
+/// same pass: every XML document is read this way once before its adapter runs, and the
+/// two used to be two whole quick-xml passes (a quarter of parsing a feed, issue 16).
+///
+/// The reader does not check end names (the guard must read on past a mismatch), so
+/// that is done here for the scopes: the first mismatched end tag makes them `None`, as
+/// a checking reader's error did.
+fn scan(
+    text: &str,
+    doc_url: Option<&Url>,
+    guarded: bool,
+) -> Result<Scopes, super::guard::HostileXml> {
     use quick_xml::events::{BytesStart, Event};
     let mut reader = quick_xml::Reader::from_str(text);
-    let mut stack: Vec<Scope> = Vec::new();
+    reader.config_mut().check_end_names = false;
+    let mut guard = super::guard::Guard::default();
+    // Distinct scopes, and per open element the index of its scope: an element without
+    // `xml:base` or `xml:lang` (nearly all) has its parent's, not a copy of it.
+    let mut arena: Vec<Scope> = Vec::new();
+    let mut stack: Vec<usize> = Vec::new();
+    // Open elements' names, as a checking reader keeps them: one buffer, start offsets.
+    let (mut names, mut starts) = (String::new(), Vec::<usize>::new());
+    let mut mismatched = false;
     let mut root: Option<Scope> = None;
     let mut item_name = "item";
     let mut items = Vec::new();
-    let open = |e: &BytesStart, parent: Option<&Scope>| -> Scope {
+    // The scope `e` opens inside `parent`: `None` when it declares neither attribute, so
+    // it has the parent's base and language (and no language of its own).
+    let open = |e: &BytesStart, parent: Option<&Scope>| -> Option<Scope> {
+        let raw: &str = e;
+        if !raw.contains("xml:") {
+            return None;
+        }
         let mut scope = parent.cloned().unwrap_or_default();
         scope.own_lang = None;
+        let mut any = false;
         for attr in e.attributes().flatten() {
-            let value = crate::normalise::text::decode_entities(&attr.value);
             match attr.key.as_ref() {
                 // Only explicit bases are recorded; a relative one on the root is
                 // relative to the document's URL.
                 "xml:base" => {
+                    let value = crate::normalise::text::decode_entities(&attr.value);
                     let against = scope.base.as_ref().or(doc_url);
-                    scope.base = crate::normalise::url::resolve(&value, against)
+                    scope.base = crate::normalise::url::resolve(&value, against);
+                    any = true;
                 }
                 "xml:lang" => {
+                    let value = crate::normalise::text::decode_entities(&attr.value);
                     scope.lang = Some(value).filter(|l| !l.trim().is_empty());
                     scope.own_lang = scope.lang.clone();
+                    any = true;
                 }
                 _ => {}
             }
         }
+        any.then_some(scope)
+    };
+    // The scope of an element that declares nothing: its parent's without `own_lang`.
+    let inherited = |parent: Option<&Scope>| -> Scope {
+        let mut scope = parent.cloned().unwrap_or_default();
+        scope.own_lang = None;
         scope
     };
     loop {
-        match reader.read_event().ok()? {
+        let event = match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(e) => e,
+            Err(_) => return Ok(None),
+        };
+        if guarded {
+            guard.event(&event)?;
+        } else if mismatched {
+            return Ok(None);
+        }
+        if mismatched {
+            continue;
+        }
+        match event {
             Event::Start(e) => {
-                let scope = open(&e, stack.last());
-                if root.is_none() {
-                    if e.local_name().as_ref() == "feed" {
-                        item_name = "entry";
+                let parent = stack.last().map(|&i| &arena[i]);
+                let own = open(&e, parent);
+                let is_root = root.is_none();
+                let is_item = !is_root && e.local_name().as_ref() == item_name;
+                if is_root || is_item {
+                    let scope = own.clone().unwrap_or_else(|| inherited(parent));
+                    if is_root {
+                        if e.local_name().as_ref() == "feed" {
+                            item_name = "entry";
+                        }
+                        root = Some(scope);
+                    } else {
+                        items.push(scope);
                     }
-                    root = Some(scope.clone());
-                } else if e.local_name().as_ref() == item_name {
-                    items.push(scope.clone());
                 }
-                stack.push(scope);
+                match own {
+                    Some(scope) => {
+                        arena.push(scope);
+                        stack.push(arena.len() - 1);
+                    }
+                    None => match stack.last().copied() {
+                        Some(i) => stack.push(i),
+                        None => {
+                            arena.push(Scope::default());
+                            stack.push(arena.len() - 1);
+                        }
+                    },
+                }
+                starts.push(names.len());
+                names.push_str(e.name().as_ref());
             }
             Event::Empty(e) if root.is_some() && e.local_name().as_ref() == item_name => {
-                items.push(open(&e, stack.last()));
+                let parent = stack.last().map(|&i| &arena[i]);
+                items.push(open(&e, parent).unwrap_or_else(|| inherited(parent)));
             }
-            Event::End(_) => {
+            Event::End(e) => {
                 stack.pop();
+                if let Some(start) = starts.pop() {
+                    if names[start..] != *e.name().as_ref() {
+                        mismatched = true;
+                    }
+                    names.truncate(start);
+                }
             }
-            Event::Eof => break,
             _ => {}
         }
     }
-    Some((root?, items))
+    if mismatched {
+        return Ok(None);
+    }
+    Ok(root.map(|r| (r, items)))
 }
 
 /// feed-rs's model → ours. `base` is the document's URL, `root` the root element's

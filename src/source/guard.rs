@@ -26,25 +26,43 @@ pub fn check(text: &str) -> Result<(), HostileXml> {
     let mut reader = Reader::from_str(text);
     // Mismatched end tags are the parser's business, not a safety question.
     reader.config_mut().check_end_names = false;
-    let mut depth = 0usize;
+    let mut guard = Guard::default();
     loop {
         match reader.read_event() {
-            Ok(Event::Start(_)) => {
-                depth += 1;
-                if depth > MAX_DEPTH {
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            Ok(e) => guard.event(&e)?,
+        }
+    }
+}
+
+/// The check of [`check`], fed one event at a time by a reader that reads the document
+/// for something else too (the feed adapter's scope scan), so the document is read once.
+/// The reader must not check end names (as in [`check`]), and the check ends, with `Ok`,
+/// at the reader's first error or at the end of input.
+#[derive(Debug, Default)]
+pub struct Guard {
+    depth: usize,
+}
+
+impl Guard {
+    pub fn event(&mut self, event: &Event) -> Result<(), HostileXml> {
+        match event {
+            Event::Start(_) => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
                     return Err(HostileXml::TooDeep);
                 }
             }
-            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
-            Ok(Event::DocType(d)) => {
+            Event::End(_) => self.depth = self.depth.saturating_sub(1),
+            Event::DocType(d) => {
                 let raw: &str = d.as_ref();
                 if raw.to_ascii_uppercase().contains("<!ENTITY") {
                     return Err(HostileXml::EntityDeclaration);
                 }
             }
-            Ok(Event::Eof) | Err(_) => return Ok(()),
-            Ok(_) => {}
+            _ => {}
         }
+        Ok(())
     }
 }
 
