@@ -105,7 +105,7 @@ pub(crate) fn tree_text(html: &str) -> String {
     out
 }
 
-fn is_block(name: &str) -> bool {
+pub(super) fn is_block(name: &str) -> bool {
     matches!(
         name,
         "p" | "br"
@@ -167,10 +167,12 @@ pub fn plain(s: &str) -> String {
     // 1000); the bound also caps the rounds below, which would otherwise be quadratic
     // in a megabyte of `&amp;amp;amp;…`.
     const MAX_CHARS: usize = 4096;
-    let mut s: String = strip_controls(s).chars().take(MAX_CHARS).collect();
-    if !s.contains(['&', '<']) {
-        return collapse_whitespace(&s);
+    let stripped = strip_controls(s);
+    let head = prefix_chars(&stripped, MAX_CHARS);
+    if !head.contains(['&', '<']) {
+        return collapse_whitespace(head);
     }
+    let mut s = head.to_owned();
     // Each round that changes the text makes it shorter (a tag or an entity reference
     // becomes at most two characters), so this ends; the bound is a second guard.
     for _ in 0..=s.len() {
@@ -181,6 +183,15 @@ pub fn plain(s: &str) -> String {
         s = next;
     }
     s
+}
+
+/// The first `max` characters of `s`, borrowed (a body's text is kilobytes, and copying
+/// it char by char was a tenth of normalising an item).
+fn prefix_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }
 
 /// Removes characters XML 1.0 forbids (C0 controls other than tab, LF and CR; U+FFFE;
@@ -262,20 +273,38 @@ pub fn summarise(text: &str, max: usize) -> String {
 /// its own NFKC. The property tests hold this against NFKC of the whole text.
 pub fn for_matching(text: &str) -> String {
     let mut out = Matching::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    // `clean..start`: pieces the quick check passed, handed on together (most of a text
+    // is one such run); `start..`: the current piece.
+    let mut clean = 0;
     let mut start = 0;
     // Whether the current piece needs NFKC.
     let mut needs = false;
     let mut last_class = 0u8;
-    for (i, c) in text.char_indices() {
-        let (boundary, class, quick) = if c.is_ascii() {
-            (true, 0, true)
-        } else {
-            let class = canonical_combining_class(c);
-            let quick = is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes;
-            (class == 0 && quick, class, quick)
-        };
-        if boundary && i > start {
-            out.piece(&text[start..i], needs);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii() {
+            // Every ASCII character is a starter that passes the quick check: a piece of
+            // its own. The run's pieces need nothing; the last one stays current.
+            if i > start && needs {
+                out.pieces(&text[clean..start], &text[start..i]);
+                clean = i;
+            }
+            let run = bytes[i..].iter().take_while(|b| b.is_ascii()).count();
+            start = i + run - 1;
+            needs = false;
+            last_class = 0;
+            i += run;
+            continue;
+        }
+        let c = text[i..].chars().next().expect("i is at a char boundary");
+        let class = canonical_combining_class(c);
+        let quick = is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes;
+        if class == 0 && quick && i > start {
+            if needs {
+                out.pieces(&text[clean..start], &text[start..i]);
+                clean = i;
+            }
             start = i;
             needs = false;
         }
@@ -283,8 +312,13 @@ pub fn for_matching(text: &str) -> String {
             needs = true;
         }
         last_class = class;
+        i += c.len_utf8();
     }
-    out.piece(&text[start..], needs);
+    if needs {
+        out.pieces(&text[clean..start], &text[start..]);
+    } else {
+        out.passed(&text[clean..]);
+    }
     out.text
 }
 
@@ -302,11 +336,29 @@ impl Matching {
         }
     }
 
-    fn piece(&mut self, piece: &str, needs_nfkc: bool) {
-        if needs_nfkc {
-            piece.nfkc().for_each(|c| self.push(c));
-        } else {
-            piece.chars().for_each(|c| self.push(c));
+    /// Text the quick check passed, then a piece that needs NFKC.
+    fn pieces(&mut self, passed: &str, needs_nfkc: &str) {
+        self.passed(passed);
+        needs_nfkc.nfkc().for_each(|c| self.push(c));
+    }
+
+    /// Text that is its own NFKC. ASCII bytes are taken as they are (no char decoding).
+    fn passed(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b.is_ascii() {
+                self.push_lower(
+                    char::from(b.to_ascii_lowercase()),
+                    b.is_ascii_alphanumeric(),
+                );
+                i += 1;
+            } else {
+                let c = text[i..].chars().next().expect("i is at a char boundary");
+                self.push(c);
+                i += c.len_utf8();
+            }
         }
     }
 
