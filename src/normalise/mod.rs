@@ -136,8 +136,14 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
             TextKind::Plain => plain_to_html(&text::strip_controls(&t.body)),
         });
     let body_text = body_html.as_deref().map(text::to_text).unwrap_or_default();
-    // The body's text for plain-text fields: without markup even as visible text.
-    let plain_body = text::plain(&body_text);
+    // The body's text for plain-text fields, without markup even as visible text: only
+    // needed when the entry has no summary or no title of its own.
+    let plain_body_cell = std::cell::OnceCell::new();
+    let plain_body = || {
+        plain_body_cell
+            .get_or_init(|| text::plain(&body_text))
+            .as_str()
+    };
 
     let title = entry
         .title
@@ -147,18 +153,16 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
     let summary = match &entry.summary {
         Some(s) if entry.content.is_some() => {
             let t = match s.kind {
-                TextKind::Html => {
-                    text::plain(&text::to_text(&html::sanitise(&s.body, content_base, &[])))
-                }
+                TextKind::Html => text::plain(&html::sanitised_text(&s.body, content_base)),
                 TextKind::Plain => text::plain(&s.body),
             };
             if t.is_empty() {
-                text::summarise(&plain_body, SUMMARY_CHARS)
+                text::summarise(plain_body(), SUMMARY_CHARS)
             } else {
                 text::summarise(&t, SUMMARY_CHARS)
             }
         }
-        _ => text::summarise(&plain_body, SUMMARY_CHARS),
+        _ => text::summarise(plain_body(), SUMMARY_CHARS),
     };
     if title.is_empty() && body_text.is_empty() && link.is_none() {
         return Err(NormaliseError::Empty {
@@ -166,7 +170,7 @@ pub fn normalise(entry: &Entry, ctx: &Context) -> Result<Item, NormaliseError> {
         });
     }
     let title = if title.is_empty() {
-        text::summarise(&plain_body, 80)
+        text::summarise(plain_body(), 80)
     } else {
         title
     };
