@@ -25,30 +25,24 @@ use html5ever::tokenizer::{
 /// element `is_block` names, exactly as a walk over the parsed tree would give it; `None`
 /// when the parser's tree could differ from the tags' nesting.
 pub fn text(html: &str, is_block: fn(&str) -> bool) -> Option<String> {
+    let mut walk = Walk::new(html, is_block);
+    if !read_serialised(html, &mut walk) {
+        walk = tokenized(html, is_block);
+    }
+    walk.finish()
+}
+
+/// The walk over html5ever's tokens of `html`.
+fn tokenized(html: &str, is_block: fn(&str) -> bool) -> Walk {
     let sink = Reader {
-        walk: RefCell::new(Walk {
-            out: String::with_capacity(html.len()),
-            open: Vec::new(),
-            is_block,
-            gave_up: false,
-            after_pre: false,
-        }),
+        walk: RefCell::new(Walk::new(html, is_block)),
     };
     let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
     let input = BufferQueue::default();
     input.push_back(StrTendril::from_slice(html));
     let _ = tokenizer.feed(&input);
     tokenizer.end();
-    let mut walk = tokenizer.sink.walk.into_inner();
-    if walk.gave_up {
-        return None;
-    }
-    // At the end of input the parser leaves open elements open; a tree walk still
-    // closes them.
-    while let Some(name) = walk.open.pop() {
-        walk.boundary(name);
-    }
-    Some(walk.out)
+    tokenizer.sink.walk.into_inner()
 }
 
 /// Elements read here: the sanitiser's allow-list (without `iframe`, whose content the
@@ -134,6 +128,28 @@ struct Walk {
 }
 
 impl Walk {
+    fn new(html: &str, is_block: fn(&str) -> bool) -> Walk {
+        Walk {
+            out: String::with_capacity(html.len()),
+            open: Vec::new(),
+            is_block,
+            gave_up: false,
+            after_pre: false,
+        }
+    }
+
+    /// The text, unless the walk gave up. At the end of input the parser leaves open
+    /// elements open; a tree walk still closes them.
+    fn finish(mut self) -> Option<String> {
+        if self.gave_up {
+            return None;
+        }
+        while let Some(name) = self.open.pop() {
+            self.boundary(name);
+        }
+        Some(self.out)
+    }
+
     fn boundary(&mut self, name: &str) {
         if (self.is_block)(name) {
             self.out.push(' ');
@@ -188,62 +204,181 @@ impl Walk {
     }
 
     fn token(&mut self, token: Token) {
-        // Any token ends the chance to drop the newline after `<pre>`, even a parse error.
-        let after_pre = std::mem::take(&mut self.after_pre);
         match token {
-            Token::TagToken(tag) => {
-                let Some(name) = KNOWN.iter().copied().find(|k| *k == &*tag.name) else {
-                    self.gave_up = true;
-                    return;
-                };
-                match tag.kind {
-                    TagKind::StartTag => {
-                        if !self.opens_in_place(name) {
-                            self.gave_up = true;
-                            return;
-                        }
-                        self.boundary(name);
-                        if is_void(name) {
-                            self.boundary(name);
-                        } else {
-                            self.open.push(name);
-                        }
-                        self.after_pre = name == "pre";
-                    }
-                    TagKind::EndTag => {
-                        if self.current() != Some(name) {
-                            self.gave_up = true;
-                            return;
-                        }
-                        self.open.pop();
-                        self.boundary(name);
-                    }
-                }
-            }
-            Token::CharacterTokens(text) => {
-                let text = match text.strip_prefix('\n') {
-                    Some(rest) if after_pre => rest,
-                    _ => &text,
-                };
-                // Whitespace stays where it is even in a table; other text is moved out.
-                if self.current().is_some_and(is_table_context)
-                    && !text
-                        .chars()
-                        .all(|c| matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' '))
-                {
-                    self.gave_up = true;
-                    return;
-                }
-                self.out.push_str(text);
-            }
+            Token::TagToken(tag) => match tag.kind {
+                TagKind::StartTag => self.start_tag(&tag.name),
+                TagKind::EndTag => self.end_tag(&tag.name),
+            },
+            Token::CharacterTokens(text) => self.characters(&text),
             // The parser drops these in HTML content; comments are no text.
             Token::NullCharacterToken
             | Token::CommentToken(_)
             | Token::DoctypeToken(_)
             | Token::ParseError(_)
-            | Token::EOFToken => {}
+            | Token::EOFToken => self.after_pre = false,
         }
     }
+
+    fn start_tag(&mut self, name: &str) {
+        // Any token ends the chance to drop the newline after `<pre>`, even a parse error.
+        self.after_pre = false;
+        let Some(name) = KNOWN.iter().copied().find(|k| *k == name) else {
+            self.gave_up = true;
+            return;
+        };
+        if !self.opens_in_place(name) {
+            self.gave_up = true;
+            return;
+        }
+        self.boundary(name);
+        if is_void(name) {
+            self.boundary(name);
+        } else {
+            self.open.push(name);
+        }
+        self.after_pre = name == "pre";
+    }
+
+    fn end_tag(&mut self, name: &str) {
+        self.after_pre = false;
+        let Some(name) = KNOWN.iter().copied().find(|k| *k == name) else {
+            self.gave_up = true;
+            return;
+        };
+        if self.current() != Some(name) {
+            self.gave_up = true;
+            return;
+        }
+        self.open.pop();
+        self.boundary(name);
+    }
+
+    fn characters(&mut self, text: &str) {
+        let after_pre = std::mem::take(&mut self.after_pre);
+        let text = match text.strip_prefix('\n') {
+            Some(rest) if after_pre => rest,
+            _ => text,
+        };
+        // Whitespace stays where it is even in a table; other text is moved out.
+        if self.current().is_some_and(is_table_context)
+            && !text
+                .chars()
+                .all(|c| matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' '))
+        {
+            self.gave_up = true;
+            return;
+        }
+        self.out.push_str(text);
+    }
+}
+
+/// Reads `html` into `walk` when it is written the way html5ever's serialiser writes
+/// (the sanitiser's output): lower-case tags, attributes as ` name="value"`, text with
+/// no references but `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&nbsp;`, no comments, no
+/// carriage returns, NULs or other markup. Such input gives the tokenizer's very tokens
+/// (text perhaps cut at other places, which no rule here depends on: only the first text
+/// after `<pre>` is looked at, and it starts at the same place), so this is a cheaper
+/// way to the same walk; the tokenizer was most of reading the sanitiser's output back.
+/// `false` at anything else: then `walk` holds part of the input and must be dropped.
+fn read_serialised(html: &str, walk: &mut Walk) -> bool {
+    // The tokenizer drops a leading byte order mark.
+    if html.starts_with('\u{feff}') {
+        return false;
+    }
+    let b = html.as_bytes();
+    if memchr::memchr(b'\0', b).is_some() {
+        return false;
+    }
+    let mut i = 0;
+    let mut text = 0;
+    while !walk.gave_up {
+        // Text runs are skipped with memchr's SIMD search.
+        let Some(at) = memchr::memchr3(b'<', b'&', b'\r', &b[i..]) else {
+            break;
+        };
+        i += at;
+        match b[i] {
+            b'<' | b'&' => {
+                if text < i {
+                    walk.characters(&html[text..i]);
+                    if walk.gave_up {
+                        break;
+                    }
+                }
+                let Some(next) = (if b[i] == b'<' {
+                    tag(html, i, walk)
+                } else {
+                    reference(html, i, walk)
+                }) else {
+                    return false;
+                };
+                i = next;
+                text = i;
+            }
+            _ => return false,
+        }
+    }
+    if !walk.gave_up && text < b.len() {
+        walk.characters(&html[text..]);
+    }
+    true
+}
+
+/// One of the references [`read_serialised`] reads at `at`: its end.
+fn reference(html: &str, at: usize, walk: &mut Walk) -> Option<usize> {
+    let rest = &html[at..];
+    let (len, c) = [
+        ("&amp;", "&"),
+        ("&lt;", "<"),
+        ("&gt;", ">"),
+        ("&quot;", "\""),
+        ("&nbsp;", "\u{a0}"),
+    ]
+    .into_iter()
+    .find(|(r, _)| rest.starts_with(r))
+    .map(|(r, c)| (r.len(), c))?;
+    walk.characters(c);
+    Some(at + len)
+}
+
+/// A start or end tag as the serialiser writes it, at `at`: its end.
+fn tag(html: &str, at: usize, walk: &mut Walk) -> Option<usize> {
+    let b = html.as_bytes();
+    let end_tag = b.get(at + 1) == Some(&b'/');
+    let name_start = at + if end_tag { 2 } else { 1 };
+    if !b.get(name_start).is_some_and(u8::is_ascii_lowercase) {
+        return None;
+    }
+    let name_len = b[name_start..]
+        .iter()
+        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .count();
+    let name = &html[name_start..name_start + name_len];
+    let mut i = name_start + name_len;
+    if !end_tag {
+        // ` name="value"`, any number of times.
+        while b.get(i) == Some(&b' ') {
+            let attr = i + 1;
+            let n = b[attr..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':'))
+                .count();
+            if n == 0 || b.get(attr + n..attr + n + 2) != Some(b"=\"") {
+                return None;
+            }
+            let value = attr + n + 2;
+            i = value + memchr::memchr(b'"', &b[value..])? + 1;
+        }
+    }
+    if b.get(i) != Some(&b'>') {
+        return None;
+    }
+    if end_tag {
+        walk.end_tag(name);
+    } else {
+        walk.start_tag(name);
+    }
+    Some(i + 1)
 }
 
 struct Reader {
@@ -425,8 +560,53 @@ mod tests {
         ]
     }
 
+    /// Whenever the serialiser-shaped reading is taken, it ends as the tokenizer's does.
+    fn assert_serialised_reading_equals_the_tokens(html: &str) -> Result<(), TestCaseError> {
+        for is_block in [every as fn(&str) -> bool, some_blocks] {
+            let mut walk = Walk::new(html, is_block);
+            if read_serialised(html, &mut walk) {
+                prop_assert_eq!(
+                    walk.finish(),
+                    tokenized(html, is_block).finish(),
+                    "{:?}",
+                    html
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_sanitisers_output_is_read_without_the_tokenizer() {
+        let out = crate::normalise::html::sanitise(
+            "<p>Ein <b>fetter</b> &amp; <a href=\"/x?a=1&b=2\" title='\"q\"'>Link</a>&nbsp;&lt;3</p><pre>\ncode</pre><img src=\"i.png\" alt=\"\">",
+            Some(&url::Url::parse("https://partner.example/").unwrap()),
+            &[],
+        );
+        let mut walk = Walk::new(&out, every);
+        assert!(read_serialised(&out, &mut walk), "{out}");
+        assert_eq!(walk.finish(), tokenized(&out, every).finish());
+        for odd in [
+            "<P>x</P>",
+            "a &eacute; b",
+            "<br/>",
+            "<a href=x>",
+            "x\r\ny",
+            "<!-- c -->",
+            "\u{feff}x",
+            "<a  b=\"\">",
+        ] {
+            assert!(!read_serialised(odd, &mut Walk::new(odd, every)), "{odd}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_serialised_reading_equals_the_tokens(pieces in prop::collection::vec(piece(), 0..40)) {
+            assert_serialised_reading_equals_the_tokens(&pieces.concat())?;
+        }
 
         #[test]
         fn whenever_the_tokens_answer_they_equal_the_tree(
