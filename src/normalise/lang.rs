@@ -167,11 +167,10 @@ const FUNCTION_WORD_LANGUAGES: [&str; 6] = ["de", "en", "fr", "es", "it", "nl"];
 
 /// Every function word, with a bit for each language whose list holds it. None is
 /// longer than six letters (a test holds the lists to that).
-fn word_languages() -> &'static std::collections::HashMap<&'static str, u8> {
-    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, u8>> =
-        std::sync::OnceLock::new();
+fn word_languages() -> &'static WordMap {
+    static MAP: std::sync::OnceLock<WordMap> = std::sync::OnceLock::new();
     MAP.get_or_init(|| {
-        let mut map = std::collections::HashMap::new();
+        let mut map = WordMap::default();
         for (i, tag) in FUNCTION_WORD_LANGUAGES.iter().enumerate() {
             for word in function_words(tag).unwrap_or_default() {
                 *map.entry(*word).or_insert(0u8) |= 1 << i;
@@ -179,6 +178,34 @@ fn word_languages() -> &'static std::collections::HashMap<&'static str, u8> {
         }
         map
     })
+}
+
+/// The function-word map, hashed with FNV-1a: it is probed for every short word of
+/// every item whose feed declares a language, and SipHash made that most of the probe.
+/// (The keys are our own word lists, so there is nothing to flood.)
+type WordMap = std::collections::HashMap<&'static str, u8, std::hash::BuildHasherDefault<Fnv>>;
+
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Whether [`overrules`] could hold for `declared` and *any* language with a word
@@ -194,6 +221,8 @@ fn may_be_overruled(text: &str, declared: &str) -> bool {
     };
     let map = word_languages();
     let (mut for_other, mut for_declared) = ([0usize; 6], [0usize; 6]);
+    // Lower-cased ASCII words, without an allocation per word.
+    let mut ascii = String::new();
     for word in text
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
@@ -202,12 +231,18 @@ fn may_be_overruled(text: &str, declared: &str) -> bool {
         if word.chars().nth(6).is_some() {
             continue;
         }
-        let lower = if word.bytes().all(|b| b.is_ascii_lowercase()) {
-            std::borrow::Cow::Borrowed(word)
+        let owned;
+        let lower: &str = if word.bytes().all(|b| b.is_ascii_lowercase()) {
+            word
+        } else if word.is_ascii() {
+            ascii.clear();
+            ascii.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+            &ascii
         } else {
-            std::borrow::Cow::Owned(word.to_lowercase())
+            owned = word.to_lowercase();
+            &owned
         };
-        let Some(&bits) = map.get(&*lower) else {
+        let Some(&bits) = map.get(lower) else {
             continue;
         };
         let in_d = bits & (1 << d) != 0;
