@@ -59,6 +59,52 @@ fn coefficients() -> &'static [(u64, u64); HASHES] {
     })
 }
 
+/// The coefficients of [`coefficients`], multipliers and offsets apart, so the loop of
+/// [`minhash`] reads each as one contiguous array.
+fn split_coefficients() -> &'static ([u64; HASHES], [u64; HASHES]) {
+    static C: std::sync::OnceLock<([u64; HASHES], [u64; HASHES])> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        let (mut a, mut b) = ([0; HASHES], [0; HASHES]);
+        for (i, (x, y)) in coefficients().iter().enumerate() {
+            a[i] = *x;
+            b[i] = *y;
+        }
+        (a, b)
+    })
+}
+
+/// Lowers each slot of `sig` to the least of its hash function over the shingles. The
+/// loop is a quarter of normalising an item and the compiler vectorises it; on a CPU
+/// with AVX2 the same code runs compiled for it (four 64-bit lanes instead of two): the
+/// same arithmetic, so the same signature.
+fn minhash(shingles: &[u64], sig: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { minhash_avx2(shingles, sig) };
+        return;
+    }
+    minhash_portable(shingles, sig);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn minhash_avx2(shingles: &[u64], sig: &mut [u32]) {
+    minhash_portable(shingles, sig);
+}
+
+#[inline(always)]
+fn minhash_portable(shingles: &[u64], sig: &mut [u32]) {
+    let (a, b) = split_coefficients();
+    let sig: &mut [u32; HASHES] = sig.try_into().expect("a signature has HASHES slots");
+    for &h in shingles {
+        for k in 0..HASHES {
+            let v = (a[k].wrapping_mul(h).wrapping_add(b[k]) >> 32) as u32;
+            sig[k] = sig[k].min(v);
+        }
+    }
+}
+
 /// FNV-1a of `words` joined by single spaces, without building the joined string: the
 /// same value as `fnv1a(words.join(" ").as_bytes())`, which is what is stored.
 fn fnv1a_joined(words: &[&str]) -> u64 {
@@ -97,14 +143,8 @@ pub fn shingles(text: &str) -> Vec<u64> {
 pub fn fingerprint(text: &str) -> Fingerprint {
     let sh = shingles(text);
     let mut sig = vec![u32::MAX; if sh.is_empty() { 0 } else { HASHES }];
-    let coeff = coefficients();
-    for &h in &sh {
-        for (slot, (a, b)) in sig.iter_mut().zip(coeff.iter()) {
-            let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
-            if v < *slot {
-                *slot = v;
-            }
-        }
+    if !sh.is_empty() {
+        minhash(&sh, &mut sig);
     }
     Fingerprint {
         version: VERSION,
@@ -257,6 +297,31 @@ mod tests {
             want.dedup();
             assert_eq!(shingles(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn every_minhash_path_gives_the_same_signature() {
+        let text = crate::normalise::text::for_matching(
+            &"Die Stadt lädt zur Fachtagung über Prävention im Quartier ein, Anmeldung bis Mai. "
+                .repeat(9),
+        );
+        let sh = shingles(&text);
+        let mut portable = vec![u32::MAX; HASHES];
+        minhash_portable(&sh, &mut portable);
+        // The loop as it was written before it was split out (issue 16).
+        let mut reference = vec![u32::MAX; HASHES];
+        for &h in &sh {
+            for (slot, (a, b)) in reference.iter_mut().zip(coefficients().iter()) {
+                let v = (a.wrapping_mul(h).wrapping_add(*b) >> 32) as u32;
+                if v < *slot {
+                    *slot = v;
+                }
+            }
+        }
+        assert_eq!(portable, reference);
+        let mut dispatched = vec![u32::MAX; HASHES];
+        minhash(&sh, &mut dispatched);
+        assert_eq!(dispatched, reference);
     }
 
     #[test]
