@@ -342,17 +342,28 @@ impl Matching {
         needs_nfkc.nfkc().for_each(|c| self.push(c));
     }
 
-    /// Text that is its own NFKC. ASCII bytes are taken as they are (no char decoding).
+    /// Text that is its own NFKC. Runs of ASCII letters and digits are copied whole and
+    /// lowered in place; other ASCII is a separator.
     fn passed(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
-            if b.is_ascii() {
-                self.push_lower(
-                    char::from(b.to_ascii_lowercase()),
-                    b.is_ascii_alphanumeric(),
-                );
+            if b.is_ascii_alphanumeric() {
+                let run = bytes[i..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric())
+                    .count();
+                if self.space && !self.text.is_empty() {
+                    self.text.push(' ');
+                }
+                self.space = false;
+                let start = self.text.len();
+                self.text.push_str(&text[i..i + run]);
+                self.text[start..].make_ascii_lowercase();
+                i += run;
+            } else if b.is_ascii() {
+                self.space = true;
                 i += 1;
             } else {
                 let c = text[i..].chars().next().expect("i is at a char boundary");
