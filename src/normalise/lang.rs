@@ -223,12 +223,9 @@ fn may_be_overruled(text: &str, declared: &str) -> bool {
     let (mut for_other, mut for_declared) = ([0usize; 6], [0usize; 6]);
     // Lower-cased ASCII words, without an allocation per word.
     let mut ascii = String::new();
-    for word in text
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-    {
+    for word in words(text) {
         // No function word has more than six letters, and lowering never drops one.
-        if word.chars().nth(6).is_some() {
+        if word.len() > 6 && (word.is_ascii() || word.chars().nth(6).is_some()) {
             continue;
         }
         let owned;
@@ -256,6 +253,44 @@ fn may_be_overruled(text: &str, declared: &str) -> bool {
     }
     (0..FUNCTION_WORD_LANGUAGES.len())
         .any(|l| l != d && for_other[l] >= MIN_FUNCTION_WORDS && for_other[l] > 2 * for_declared[l])
+}
+
+/// The words of `text`: what `text.split(|c: char| !c.is_alphabetic())` gives, without
+/// the empty ones, with ASCII read byte by byte (the gate reads every item's whole text).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    // The next char at `i`: its length and whether it is a letter.
+    let at = move |i: usize| -> (usize, bool) {
+        let b = bytes[i];
+        if b.is_ascii() {
+            (1, b.is_ascii_alphabetic())
+        } else {
+            let c = text[i..].chars().next().expect("i is at a char boundary");
+            (c.len_utf8(), c.is_alphabetic())
+        }
+    };
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        loop {
+            if i >= bytes.len() {
+                return None;
+            }
+            let (len, letter) = at(i);
+            if letter {
+                break;
+            }
+            i += len;
+        }
+        let start = i;
+        while i < bytes.len() {
+            let (len, letter) = at(i);
+            if !letter {
+                break;
+            }
+            i += len;
+        }
+        Some(&text[start..i])
+    })
 }
 
 /// Function words the detected language's side needs at least, to overrule.
@@ -361,6 +396,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn words_are_the_letter_runs_split_gives(text in ".{0,200}", ascii in "[a-zA-Z .,;0-9äöüßé]{0,200}") {
+            for t in [&text, &ascii] {
+                let want: Vec<&str> = t.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).collect();
+                proptest::prop_assert_eq!(super::words(t).collect::<Vec<_>>(), want);
+            }
+        }
+
         /// The same over texts made of function words of several languages (the case
         /// where the counts are close) and other words.
         #[test]
