@@ -1,16 +1,19 @@
-//! Rendering one channel of 50 items in each format, and precompressing the Atom one
-//! as a publishing pass does (gzip, and brotli for each [`Reach`]).
+//! Rendering one channel of 50 items in each format; the publish write path per
+//! document (render, check, compress when front-door, stage, one sync and rename per
+//! pass), wide against narrow; the checks alone at each depth; and the compression of
+//! a narrow document on request at the levels considered for it.
 
 mod common;
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use feedwerk::model::{AlsoAt, Channel, ChannelFilter, ChannelKind, Format};
-use feedwerk::publish::{self, Reach};
-use feedwerk::render::{self, FeedDoc, Paging};
-use feedwerk::store::StoredItem;
+use feedwerk::publish::{self, Body, Coding, Document, Mode, Publisher, Reach};
+use feedwerk::render::verify::{self, Depth};
+use feedwerk::render::{self, DocKind, FeedDoc, Paging};
+use feedwerk::store::{Store, StoredItem};
 
 fn render(c: &mut Criterion) {
     let cfg = common::config();
@@ -68,9 +71,106 @@ fn render(c: &mut Criterion) {
     let atom = render::render(&doc, Format::Atom);
     let mut g = c.benchmark_group("precompress_50_items_atom");
     g.throughput(Throughput::Bytes(atom.len() as u64));
-    for (name, reach) in [("wide", Reach::Wide), ("narrow", Reach::Narrow)] {
+    g.bench_function("wide", |b| {
+        b.iter(|| publish::precompress(black_box(&atom)))
+    });
+    for (name, coding) in [
+        ("on_request_gzip", Coding::Gzip),
+        ("on_request_br", Coding::Brotli),
+    ] {
         g.bench_function(name, |b| {
-            b.iter(|| publish::precompress(black_box(&atom), reach))
+            b.iter(|| publish::on_request(black_box(&atom), coding))
+        });
+    }
+    g.finish();
+
+    // Levels a narrow document could be compressed at on request; sizes go to stderr.
+    let mut g = c.benchmark_group("on_request_levels_50_items_atom");
+    g.throughput(Throughput::Bytes(atom.len() as u64));
+    for level in [1, 3, 6] {
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            std::io::Write::write_all(&mut e, data).unwrap();
+            e.finish().unwrap()
+        };
+        eprintln!("gzip {level}: {} of {} bytes", gz(&atom).len(), atom.len());
+        g.bench_function(format!("gzip_{level}"), |b| b.iter(|| gz(black_box(&atom))));
+    }
+    for quality in [4, 5] {
+        let br = |data: &[u8]| {
+            let params = brotli::enc::BrotliEncoderParams {
+                quality,
+                lgwin: 17,
+                size_hint: data.len(),
+                ..Default::default()
+            };
+            let mut out = Vec::new();
+            brotli::BrotliCompress(&mut &data[..], &mut out, &params).unwrap();
+            out
+        };
+        eprintln!(
+            "brotli {quality}: {} of {} bytes",
+            br(&atom).len(),
+            atom.len()
+        );
+        g.bench_function(format!("brotli_{quality}"), |b| {
+            b.iter(|| br(black_box(&atom)))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("verify_50_items_atom");
+    g.throughput(Throughput::Bytes(atom.len() as u64));
+    for (name, depth) in [("scan", Depth::Scan), ("reparse", Depth::Reparse)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                verify::check(
+                    DocKind::Feed(Format::Atom),
+                    black_box(&atom),
+                    Some(50),
+                    depth,
+                )
+            })
+        });
+    }
+    g.finish();
+
+    // One publishing pass of DOCS changed documents (each rendered, checked, compressed
+    // when wide, staged; then one sync and the renames), into a fresh directory.
+    const DOCS: usize = 20;
+    let mut g = c.benchmark_group("write_path_50_items_atom");
+    g.throughput(Throughput::Elements(DOCS as u64));
+    g.sample_size(20);
+    for (name, reach) in [("wide", Reach::Wide), ("narrow", Reach::Narrow)] {
+        let store = Store::in_memory("bench.example").unwrap();
+        let mut round = 0i64;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || tempfile::tempdir().unwrap(),
+                |dir| {
+                    round += 1;
+                    let now = common::now() + chrono::Duration::seconds(round);
+                    let mut p = Publisher::start(dir.path(), &store, now, Mode::Files);
+                    for i in 0..DOCS {
+                        p.add(Document {
+                            path: format!("tags/t{i}.atom"),
+                            kind: DocKind::Feed(Format::Atom),
+                            content_type: Format::Atom.content_type(),
+                            body: Body::Dated(Box::new(|updated| {
+                                render::render(&FeedDoc { updated, ..doc }, Format::Atom)
+                            })),
+                            cache_control: "public, max-age=300",
+                            items: Some(items.len()),
+                            reach,
+                        })
+                        .unwrap();
+                    }
+                    let done = p.finish().unwrap();
+                    assert_eq!(done.report.written.len(), DOCS);
+                    dir
+                },
+                BatchSize::PerIteration,
+            )
         });
     }
     g.finish();

@@ -233,10 +233,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let listener = listener.into_std().map_err(DaemonError::Serve)?;
     let server = serve::start(
         listener,
-        AppState {
-            catalog,
-            telemetry: telemetry.clone(),
-        },
+        AppState::with_telemetry(catalog, telemetry.clone()),
         &limits,
         token.clone(),
     )

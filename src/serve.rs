@@ -1,5 +1,6 @@
 //! HTTP: serves the published catalog with validators, conditional GET, HEAD and
-//! precompressed variants, plus `/embed` (the partner news list, assembled from
+//! compressed variants — precompressed for front-door documents, made on the first
+//! request and cached ([`on_request`]) for the narrow ones — plus `/embed` (the partner news list, assembled from
 //! pre-rendered entries). No directory listing and no file system access chosen by the
 //! request: a path is either in the catalog or a plain 404, so no path can escape it.
 //! Subscription documents are answered from memory; sealed archive pages (immutable,
@@ -21,6 +22,7 @@
 
 mod conn;
 mod embed;
+mod on_request;
 
 pub use conn::bind;
 
@@ -45,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Rendered, SharedCatalog, Stamp};
 use crate::config::ServerLimits;
 use crate::metrics::Telemetry;
+use crate::publish::Coding;
 
 /// Shared state of the HTTP server.
 #[derive(Clone)]
@@ -52,13 +55,21 @@ pub struct AppState {
     pub catalog: SharedCatalog,
     /// Metrics and health, shared with the daemon's working loop.
     pub telemetry: Arc<Telemetry>,
+    /// Variants of narrow documents compressed on request.
+    pub variants: Arc<on_request::Variants>,
 }
 
 impl AppState {
     pub fn new(catalog: SharedCatalog) -> AppState {
+        AppState::with_telemetry(catalog, Arc::default())
+    }
+
+    /// State sharing the daemon's `telemetry`.
+    pub fn with_telemetry(catalog: SharedCatalog, telemetry: Arc<Telemetry>) -> AppState {
         AppState {
             catalog,
-            telemetry: Arc::default(),
+            telemetry,
+            variants: Arc::default(),
         }
     }
 }
@@ -168,7 +179,10 @@ fn from_catalog(
         }
         return Either::Left(not_found().map(ServeBody::Router));
     };
-    let choice = choose(doc, headers);
+    let choice = choose_with(doc, headers, true);
+    if let Some(coding) = missing_variant(doc, &choice) {
+        return compressed_on_request(state, path, headers, doc, (&choice, coding), head, count);
+    }
     let Some(disk) = doc.on_disk.as_ref().filter(|_| !choice.not_modified) else {
         let body = match choice.encoding {
             Encoding::Identity => &doc.body,
@@ -201,6 +215,96 @@ fn from_catalog(
         }
         Ok(resp)
     }))
+}
+
+/// The coding `choice` asks for when `doc` has no such variant ready (published or
+/// cached) and it must be made: a narrow document's first request for it.
+fn missing_variant(doc: &Rendered, choice: &Choice) -> Option<Coding> {
+    if choice.not_modified || has_variant(doc, choice.encoding) {
+        return None;
+    }
+    match choice.encoding {
+        Encoding::Identity => None,
+        Encoding::Gzip => Some(Coding::Gzip),
+        Encoding::Brotli => Some(Coding::Brotli),
+    }
+}
+
+/// Answers with a variant made on request: from the cache when it holds it, else by a
+/// future that reads the identity bytes (from memory, or from the file of a sealed
+/// document) and compresses them on the blocking pool, so the connection's thread keeps
+/// serving others meanwhile.
+fn compressed_on_request(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    doc: &Arc<Rendered>,
+    (choice, coding): (&Choice, Coding),
+    head: bool,
+    count: bool,
+) -> Either<http::Response<ServeBody>, BoxAnswer> {
+    // The variant's own ETag (not its browser view's): content hash and coding.
+    let key = doc.http.etags[choice.encoding as usize * 2].clone();
+    if let Some(body) = state.variants.get(&key) {
+        let len = body.len() as u64;
+        let resp = respond(doc, choice, (!head).then_some(body), len);
+        if count {
+            count_doc(state, path, doc, resp.status());
+        }
+        return Either::Left(resp);
+    }
+    let (state, doc, choice, path) = (state.clone(), doc.clone(), *choice, path.to_owned());
+    let headers = headers.clone();
+    Either::Right(Box::pin(async move {
+        let resp = make_variant(&state, &doc, &headers, &choice, key, coding, head).await;
+        if count {
+            count_doc(&state, &path, &doc, resp.status());
+        }
+        Ok(resp)
+    }))
+}
+
+async fn make_variant(
+    state: &AppState,
+    doc: &Arc<Rendered>,
+    headers: &HeaderMap,
+    choice: &Choice,
+    key: HeaderValue,
+    coding: Coding,
+    head: bool,
+) -> http::Response<ServeBody> {
+    let identity = match doc.on_disk.as_ref().map(|d| d[0].clone()) {
+        None => doc.body.clone(),
+        Some(stamp) => {
+            let Some(stamp) = stamp else {
+                unreachable!("a document on disk has its identity file");
+            };
+            let s = stamp.clone();
+            match tokio::task::spawn_blocking(move || read_stamped(&s)).await {
+                Ok(Ok(Some(body))) => body,
+                // Replaced or edited since it was published: answered as it is now,
+                // uncompressed, with validators made from its bytes (see `from_disk`).
+                Ok(Ok(None)) => {
+                    let identity = Choice {
+                        encoding: Encoding::Identity,
+                        ..*choice
+                    };
+                    return from_disk(doc, &identity, stamp, headers).await;
+                }
+                Ok(Err(e)) => return unreadable(doc, &e),
+                Err(e) => return unreadable(doc, &std::io::Error::other(e)),
+            }
+        }
+    };
+    let variants = state.variants.clone();
+    let made = tokio::task::spawn_blocking(move || variants.make(key, &identity, coding)).await;
+    match made {
+        Ok(body) => {
+            let len = body.len() as u64;
+            respond(doc, choice, (!head).then_some(body), len)
+        }
+        Err(e) => unreadable(doc, &std::io::Error::other(e)),
+    }
 }
 
 /// Counts an answer about a catalog document: through the document's own counters when
@@ -359,7 +463,7 @@ impl Encoding {
     }
 }
 
-/// Which precompressed variants of `doc` exist: in memory, or as files beside it.
+/// Which compressed variants of `doc` are ready: in memory, or as files beside it.
 fn has_variant(doc: &Rendered, e: Encoding) -> bool {
     match (&doc.on_disk, e) {
         (_, Encoding::Identity) => true,
@@ -369,8 +473,26 @@ fn has_variant(doc: &Rendered, e: Encoding) -> bool {
     }
 }
 
+/// Can a variant of `doc` be made on request? A text document of more than 256 bytes
+/// (what publishing precompresses, too) without ready variants.
+fn compressible_on_request(doc: &Rendered) -> bool {
+    let len = match &doc.on_disk {
+        Some(files) => files[0].as_ref().map_or(0, |s| s.len),
+        None => doc.body.len() as u64,
+    };
+    len > 256 && crate::publish::compressible(doc.content_type)
+}
+
+/// The choice for a document that has only the variants it holds (see [`choose_with`]).
 fn choose(doc: &Rendered, headers: &HeaderMap) -> Choice {
-    let encoding = choose_encoding(headers, doc);
+    choose_with(doc, headers, false)
+}
+
+/// Which representation of `doc` the request gets; with `on_request`, a compressed
+/// variant the document does not hold counts as available (it is made when needed).
+fn choose_with(doc: &Rendered, headers: &HeaderMap, on_request: bool) -> Choice {
+    let on_request = on_request && compressible_on_request(doc);
+    let encoding = choose_encoding(headers, doc, on_request);
     let browser_view = is_feed_type(doc.content_type) && wants_browser_view(headers);
     let etag = &doc.http.etags[encoding as usize * 2 + usize::from(browser_view)];
     // RFC 9110 13.1.3: If-Modified-Since is ignored when If-None-Match is present.
@@ -391,8 +513,9 @@ fn choose(doc: &Rendered, headers: &HeaderMap) -> Choice {
     }
 }
 
-/// Picks the best encoding the client accepts: brotli, then gzip, then identity.
-fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Encoding {
+/// Picks the best encoding the client accepts: brotli, then gzip, then identity. With
+/// `on_request`, also one the document does not hold yet.
+fn choose_encoding(headers: &HeaderMap, doc: &Rendered, on_request: bool) -> Encoding {
     let Some(accept) = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -412,9 +535,10 @@ fn choose_encoding(headers: &HeaderMap, doc: &Rendered) -> Encoding {
             coding.eq_ignore_ascii_case(name) && !q_zero
         })
     };
-    if has_variant(doc, Encoding::Brotli) && accepts("br") {
+    let available = |e: Encoding| on_request || has_variant(doc, e);
+    if available(Encoding::Brotli) && accepts("br") {
         Encoding::Brotli
-    } else if has_variant(doc, Encoding::Gzip) && accepts("gzip") {
+    } else if available(Encoding::Gzip) && accepts("gzip") {
         Encoding::Gzip
     } else {
         Encoding::Identity

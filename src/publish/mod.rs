@@ -44,9 +44,10 @@ use crate::websub::{Hub, WebSubError};
 use archive::Seal;
 use channels::{keeps_archive, GENERATED_CHANNEL_DIRS};
 use documents::{with_source_titles, RenderCtx};
-use writer::{Published, Publisher};
+use writer::Published;
+pub use writer::{Body, Document, Publisher};
 
-pub use compress::{precompress, Reach};
+pub use compress::{compressible, on_request, precompress, Coding, Reach};
 pub(crate) use files::readable_temp_file;
 pub use files::sweep_stale_temp_files;
 pub use preview::Preview;

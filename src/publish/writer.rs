@@ -2,9 +2,16 @@
 //!
 //! Every document is read back and checked ([`crate::render::verify`]) before it may
 //! replace the published one; a document that fails keeps its previous file and
-//! validators, and the failure is logged and reported. Files are written to a
-//! temporary file in the same directory, synced and renamed into place, so readers
-//! (and a crash) never see half a file. Compressed variants are made once, here.
+//! validators, and the failure is logged and reported. Front-door documents are read
+//! back in full (well-formed, and parsed as a feed again); the many narrow ones are
+//! scanned for well-formedness and their entries counted in the same pass (see
+//! [`verify::Depth`]). Compressed variants of front-door documents are made once,
+//! here; narrow ones are compressed by the server when asked for (see [`Reach`]).
+//!
+//! Files are written to temporary files in their directories by the writer threads,
+//! without a sync each; when the pass is over, [`Publisher::finish`] syncs them all at
+//! once and renames them into place ([`super::files::commit`] says why that is as
+//! crash-safe as a sync per file), so readers (and a crash) never see half a file.
 //!
 //! Byte stability: a dated document (a feed, whose `updated`/`lastBuildDate` is "when
 //! the content last changed") is first rendered with the date it was last published
@@ -22,7 +29,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use super::compress::{brotli, compressible, gzip, Reach};
-use super::files::{sibling, sync_dir, write_synced};
+use super::files::{self, sibling, stage, sync_dir, Staged};
 use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};
@@ -71,6 +78,8 @@ struct Job {
     body: Vec<u8>,
     hash: String,
     file: PathBuf,
+    /// Was a version of the file there already (so compressed copies may be too)?
+    on_disk: bool,
     /// The published version's validators, kept if this one fails its check.
     previous: Option<(String, DateTime<Utc>)>,
 }
@@ -78,8 +87,10 @@ struct Job {
 enum Outcome {
     Written {
         path: String,
-        /// Where it was written: its directory is synced at the end of the pass.
+        /// Where it goes: its directory is synced at the end of the pass.
         file: PathBuf,
+        /// Its files (compressed copies first), renamed into place at the end of the pass.
+        staged: Vec<Staged>,
         hash: String,
         feed: bool,
         rendered: Option<Box<Rendered>>,
@@ -95,10 +106,14 @@ enum Outcome {
     },
 }
 
-/// Checks, compresses and writes one changed document (temp file, fsync, rename each;
-/// the directory is synced by [`Publisher::finish`] once all writers are done).
+/// Checks, compresses and stages one changed document: its temporary files are synced
+/// and renamed by [`Publisher::finish`] once all writers are done.
 fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, PublishError> {
-    if let Err(error) = verify::check(job.kind, &job.body, job.items) {
+    let depth = match job.reach {
+        Reach::Wide => verify::Depth::Reparse,
+        Reach::Narrow => verify::Depth::Scan,
+    };
+    if let Err(error) = verify::check(job.kind, &job.body, job.items, depth) {
         return Ok(Outcome::Failed {
             path: job.path,
             error,
@@ -111,20 +126,34 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
     }
     let body = Bytes::from(job.body);
     let (gz, br) = variants(&job.file, &body, job.content_type, job.reach, true);
-    let w = |p: &Path, b: &[u8]| {
-        write_synced(p, b).map_err(|source| PublishError::Write {
-            path: p.to_owned(),
-            source,
-        })
+    let err = |p: &Path| {
+        let path = p.to_owned();
+        move |source| PublishError::Write { path, source }
     };
-    w(&job.file, &body)?;
-    if let Some(g) = &gz {
-        w(&sibling(&job.file, "gz"), g)?;
+    if !job.reach.precompressed() && job.on_disk {
+        // Copies an earlier version (or an earlier feedwerk) wrote beside a narrow
+        // document: gone before the new version is renamed in, so that a web server
+        // sending `.gz` files never pairs a new document with an old copy.
+        for ext in ["gz", "br"] {
+            let old = sibling(&job.file, ext);
+            match std::fs::remove_file(&old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err(&old)(e));
+                }
+                _ => {}
+            }
+        }
     }
-    if let Some(b) = &br {
-        w(&sibling(&job.file, "br"), b)?;
+    let mut staged = Vec::with_capacity(3);
+    for (ext, copy) in [("gz", &gz), ("br", &br)] {
+        if let Some(c) = copy {
+            let p = sibling(&job.file, ext);
+            staged.push(stage(&p, c).map_err(err(&p))?);
+        }
     }
+    staged.push(stage(&job.file, &body).map_err(err(&job.file))?);
     Ok(Outcome::Written {
+        staged,
         feed: matches!(job.kind, DocKind::Feed(_)),
         rendered: keep.then(|| {
             Box::new(
@@ -212,17 +241,34 @@ impl<'a> Publisher<'a> {
         }
     }
 
-    /// Closes the pass: the writers finish what is queued, the directories written to
-    /// are synced, and every document that reached the disk is recorded in the store —
+    /// Closes the pass: the writers finish what is queued, what they staged is synced
+    /// and renamed into place ([`files::commit`]), the directories written to are
+    /// synced, and every document that reached the disk is recorded in the store —
     /// even when another one failed (the first error is returned after that).
     pub fn finish(mut self) -> Result<Published, PublishError> {
         self.jobs = None; // closes the queue: writers finish what is left, then stop
-        let outcomes: Vec<Result<Outcome, PublishError>> = std::mem::take(&mut self.writers)
+        let mut outcomes: Vec<Result<Outcome, PublishError>> = std::mem::take(&mut self.writers)
             .into_iter()
             .flat_map(|w| w.join().expect("writer threads do not panic"))
             .collect();
+        let batches = outcomes
+            .iter_mut()
+            .filter_map(|o| match o {
+                Ok(Outcome::Written { staged, .. }) => Some(std::mem::take(staged)),
+                _ => None,
+            })
+            .collect();
+        let mut renamed = files::commit(batches).into_iter();
+        for o in &mut outcomes {
+            if let Ok(Outcome::Written { file, .. }) = o {
+                if let Some(Err(source)) = renamed.next() {
+                    let path = file.clone();
+                    *o = Err(PublishError::Write { path, source });
+                }
+            }
+        }
         // This pass's renames become durable before the store says they happened: one
-        // fsync per directory written to (see `write_synced`).
+        // fsync per directory written to.
         let dirs: std::collections::BTreeSet<&Path> = outcomes
             .iter()
             .filter_map(|o| match o {
@@ -357,6 +403,7 @@ impl Publisher<'_> {
                 body,
                 hash,
                 file,
+                on_disk,
                 previous,
             };
             self.jobs
@@ -422,6 +469,7 @@ impl Publisher<'_> {
                 feed,
                 rendered,
                 file: _,
+                staged: _,
             } => {
                 self.store.save_output_state(&path, &hash, self.now)?;
                 self.published.insert(path.clone(), self.now);
@@ -487,7 +535,7 @@ fn variants(
     reach: Reach,
     fresh: bool,
 ) -> (Option<Bytes>, Option<Bytes>) {
-    if !compressible(content_type) || body.len() <= 256 {
+    if !reach.precompressed() || !compressible(content_type) || body.len() <= 256 {
         return (None, None);
     }
     let read = |ext: &str| {
@@ -498,7 +546,7 @@ fn variants(
     };
     (
         Some(read("gz").unwrap_or_else(|| gzip(body))),
-        Some(read("br").unwrap_or_else(|| brotli(body, reach))),
+        Some(read("br").unwrap_or_else(|| brotli(body))),
     )
 }
 
@@ -603,6 +651,80 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join("rss.xml")).unwrap(),
             rss("good")
+        );
+    }
+
+    /// A narrow document (a tag channel, an archive page) is only scanned, not parsed
+    /// again: a broken one must still never replace the published file.
+    #[test]
+    fn a_broken_narrow_document_keeps_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let narrow = |body: Vec<u8>, items: usize| Document {
+            path: "tags/x.rss".into(),
+            items: Some(items),
+            reach: Reach::Narrow,
+            ..doc(body)
+        };
+        let good = rss(&"good ".repeat(100));
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (cat, rep) = publish(dir.path(), vec![narrow(good.clone(), 0)], &store, t0).unwrap();
+        assert_eq!(rep.written, vec!["tags/x.rss".to_owned()]);
+        let etag = cat.get("tags/x.rss").unwrap().etag.clone();
+        let file = dir.path().join("tags/x.rss");
+        let t1 = t0 + chrono::Duration::hours(1);
+        let truncated = good[..good.len() - 30].to_vec();
+        let lost_item = rss(&"lost ".repeat(100));
+        for (bad, items) in [(truncated, 0), (lost_item, 1), (rss("bad \u{1}"), 0)] {
+            let (cat, rep) = publish(dir.path(), vec![narrow(bad, items)], &store, t1).unwrap();
+            assert!(rep.written.is_empty());
+            assert_eq!(rep.failed.len(), 1, "{rep:?}");
+            assert_eq!(
+                cat.get("tags/x.rss").expect("old version served").etag,
+                etag
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), good);
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tags")).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn only_wide_documents_get_compressed_copies_and_stale_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::in_memory("x.example").unwrap();
+        let body = |s: &str| rss(&s.repeat(100));
+        let narrow = |b: Vec<u8>| Document {
+            path: "tags/x.rss".into(),
+            reach: Reach::Narrow,
+            ..doc(b)
+        };
+        // Copies an earlier feedwerk wrote beside the narrow document.
+        std::fs::create_dir_all(dir.path().join("tags")).unwrap();
+        for f in ["tags/x.rss", "tags/x.rss.gz", "tags/x.rss.br"] {
+            std::fs::write(dir.path().join(f), "old").unwrap();
+        }
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (cat, _) = publish(
+            dir.path(),
+            vec![doc(body("front ")), narrow(body("narrow "))],
+            &store,
+            t0,
+        )
+        .unwrap();
+        let has = |f: &str| dir.path().join(f).exists();
+        assert!(has("rss.xml.gz") && has("rss.xml.br"));
+        assert!(has("tags/x.rss") && !has("tags/x.rss.gz") && !has("tags/x.rss.br"));
+        let wide = cat.get("rss.xml").unwrap();
+        assert!(wide.gzip.is_some() && wide.brotli.is_some());
+        let n = cat.get("tags/x.rss").unwrap();
+        assert!(n.gzip.is_none() && n.brotli.is_none());
+        assert_eq!(
+            std::fs::read(dir.path().join("tags/x.rss")).unwrap(),
+            body("narrow ")
         );
     }
 

@@ -254,8 +254,8 @@ fn exists(p: &Project, rel: &str) -> bool {
     p.path().join("public").join(rel).exists()
 }
 
-/// Every file of one tag channel: three formats and archive page 1, each with its
-/// compressed copies.
+/// Every file of one tag channel: three formats and archive page 1 (a tag channel is
+/// narrow: no compressed copies, see `publish::Reach`).
 fn tag_files(tag: &str) -> Vec<String> {
     let mut out = Vec::new();
     for doc in ["rss", "atom", "json"]
@@ -263,9 +263,7 @@ fn tag_files(tag: &str) -> Vec<String> {
         .into_iter()
         .chain(["rss", "atom"].map(|ext| format!("tags/{tag}/archive/1.{ext}")))
     {
-        for suffix in ["", ".gz", ".br"] {
-            out.push(format!("{doc}{suffix}"));
-        }
+        out.push(doc);
     }
     out
 }
