@@ -1,8 +1,9 @@
 //! HTTP: serves the published catalog with validators, conditional GET, HEAD and
 //! compressed variants — precompressed for front-door documents, made on the first
-//! request and cached ([`on_request`]) for the narrow ones — plus `/embed` (the partner news list, assembled from
-//! pre-rendered entries). No directory listing and no file system access chosen by the
-//! request: a path is either in the catalog or a plain 404, so no path can escape it.
+//! request and cached ([`on_request`]) for the narrow ones — plus `/embed` (the
+//! partner news list, assembled from pre-rendered entries). No directory listing and
+//! no file system access chosen by the request: a path is either in the catalog or a
+//! plain 404, so no path can escape it.
 //! Subscription documents are answered from memory; sealed archive pages (immutable,
 //! and the bulk of what grows with the store) from the files they were published to.
 //!
