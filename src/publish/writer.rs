@@ -58,8 +58,9 @@ pub struct Document<'a> {
     pub reach: Reach,
 }
 
-/// Threads that check, compress and write changed documents. Writing is bound by
-/// `fsync` latency as much as by CPU, and concurrent syncs share journal commits.
+/// Threads that check, compress and stage changed documents. With one sync per pass
+/// they no longer wait on `fsync`s; more threads than cores still overlap the writes
+/// of the temporary files with checking.
 const WRITERS: usize = 4;
 /// Rendered documents waiting for a writer; bounds what a cold build holds in memory.
 const QUEUE: usize = 8;
