@@ -60,14 +60,14 @@ pub enum Coding {
 
 /// Levels for compressing a narrow document when a reader first asks for it. The
 /// reader waits for it once per version of the document, then the server's cache
-/// answers; what is saved is sent with every later 200 of that version. On the 1 932
-/// narrow documents of a medium build (193 MB, median 80 KB; deflate levels measured
-/// with zlib), level 1 makes 25.2 % of the input, level 3 23.8 %, level 6 21.8 %: 13 %
-/// less than level 1 for about three times the time (146 against 48 MB/s in zlib,
-/// zlib-rs is faster still), i.e. 1–2 ms once per version of a median document. Brotli
-/// quality 5, as precompressed narrow documents had before (see [`Reach`]: within
-/// 1.2–5 % of quality 9's size at 57–77 MB/s). `cargo bench --bench render`
-/// (`on_request_levels_*`) measures gzip 1/3/6 and brotli 4/5 on a rendered feed.
+/// answers; what is saved is sent with every later 200 of that version. Measured on a
+/// rendered 50-item Atom feed (157 KB; `cargo bench --bench render`,
+/// `on_request_levels_*`, medians on a loaded 2-core machine): gzip 1 makes 31.5 % of
+/// the input in 0.35 ms, gzip 3 22.9 % in 1.29 ms, gzip 6 22.0 % in 1.75 ms; brotli 4
+/// 22.4 % in 1.92 ms, brotli 5 20.9 % in 3.06 ms. On the 1 932 narrow documents of a
+/// medium build (193 MB, median 80 KB; zlib) gzip 6 makes 13 % less than gzip 1. A
+/// few milliseconds once per version buys the smaller body for every later reader, so
+/// the higher level of each range: gzip 6, brotli 5.
 const GZIP_ON_REQUEST: u32 = 6;
 const BROTLI_ON_REQUEST: i32 = 5;
 /// Brotli quality of precompressed front-door documents (see [`Reach`]).
