@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::compress::Reach;
 use super::documents::{with_source_titles, RenderCtx, ARCHIVE_CACHE, FEED_CACHE};
+use super::unchanged::Unchanged;
 use super::writer::{Body, Document, Publisher};
 use super::{PublishError, PublishReport};
 use crate::archive_plan::{self, Page};
@@ -41,6 +42,7 @@ pub(super) fn docs<'a>(
     store: &Store,
     ctx: RenderCtx<'a>,
     ch: &'a Channel,
+    unchanged: &Unchanged,
     publisher: &mut Publisher,
     seals: &mut Vec<Seal>,
 ) -> Result<u32, PublishError> {
@@ -58,6 +60,14 @@ pub(super) fn docs<'a>(
         } else {
             FEED_CACHE
         };
+        // A sealed page published before stays as it is, untouched: no file read,
+        // checked or stamped (nor, without a catalog, queried or stat'ed one by one).
+        if p.sealed && paths.iter().all(|path| unchanged.can_keep(path)) {
+            for path in &paths {
+                unchanged.keep(publisher, path)?;
+            }
+            continue;
+        }
         if p.sealed && paths.iter().all(|path| out.join(path).exists()) {
             for (f, path) in ARCHIVE_FORMATS.iter().zip(paths) {
                 publisher.add(Document {

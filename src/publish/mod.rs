@@ -25,6 +25,7 @@ mod compress;
 mod documents;
 mod files;
 mod preview;
+mod unchanged;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +45,7 @@ use crate::websub::{Hub, WebSubError};
 use archive::Seal;
 use channels::{keeps_archive, GENERATED_CHANNEL_DIRS};
 use documents::{with_source_titles, RenderCtx};
+use unchanged::Unchanged;
 use writer::Published;
 pub use writer::{Body, Document, Publisher};
 
@@ -147,6 +149,7 @@ pub fn run(
         channels: &channels,
         dirty: &dirty,
         previous,
+        unchanged: Unchanged::new(keep, previous, store, &cfg.publish.output_dir)?,
         everything,
         keep,
         now,
@@ -168,7 +171,7 @@ pub fn run(
     // From now on readers know these representatives' IDs: they never change. With
     // nothing changed, there is no new representative to mark.
     if everything || !dirty.is_empty() {
-        store.mark_shown(now)?;
+        store.mark_representatives_shown(now)?;
     }
     archive::seal(store, seals, &report, &paths)?;
     for embed in embeds {
@@ -239,6 +242,8 @@ struct Pass<'a> {
     dirty: &'a Dirty,
     /// The last catalog (only in a pass that builds one).
     previous: Option<&'a Catalog>,
+    /// What was published before and can be kept as it is.
+    unchanged: Unchanged<'a>,
     /// Render every channel, changed or not.
     everything: bool,
     /// Build a catalog for the server.
@@ -292,7 +297,15 @@ impl<'a> Pass<'a> {
             return Ok(());
         }
         let pages = if keeps_archive(self.cfg.publish.archives, ch) {
-            archive::docs(self.cfg, self.store, self.ctx, ch, p, seals)?
+            archive::docs(
+                self.cfg,
+                self.store,
+                self.ctx,
+                ch,
+                &self.unchanged,
+                p,
+                seals,
+            )?
         } else {
             0
         };
@@ -328,7 +341,14 @@ impl<'a> Pass<'a> {
         if ch.kind == ChannelKind::Combined {
             paths.push("index.html".into());
         }
-        let stored = self.store.archive_pages(ch.key())?;
+        // A channel without archives has no pages on disk (see `remove_unpublished`),
+        // whatever the store remembers from a config that gave it some.
+        let archived = keeps_archive(self.cfg.publish.archives, ch);
+        let stored = if archived {
+            self.store.archive_pages(ch.key())?
+        } else {
+            Vec::new()
+        };
         for page in &stored {
             paths.extend(
                 archive::ARCHIVE_FORMATS
@@ -336,24 +356,24 @@ impl<'a> Pass<'a> {
                     .map(|f| ch.archive_path(*f, page.page)),
             );
         }
-        for path in &paths {
-            if !p.can_keep(path, self.previous)? {
-                return Ok(false);
-            }
+        if !paths.iter().all(|path| self.unchanged.can_keep(path)) {
+            return Ok(false);
         }
         if p.keeps_catalog() && self.previous.and_then(|c| c.embed(ch.key())).is_none() {
             return Ok(false);
         }
         // The open page after the full ones, when the last publish had one.
-        let open = stored.len() as u32 + 1;
-        for f in archive::ARCHIVE_FORMATS {
-            let path = ch.archive_path(f, open);
-            if p.can_keep(&path, self.previous)? {
-                paths.push(path);
+        if archived {
+            let open = stored.len() as u32 + 1;
+            for f in archive::ARCHIVE_FORMATS {
+                let path = ch.archive_path(f, open);
+                if self.unchanged.can_keep(&path) {
+                    paths.push(path);
+                }
             }
         }
         for path in &paths {
-            p.keep_unchanged(path, self.previous)?;
+            self.unchanged.keep(p, path)?;
         }
         Ok(true)
     }

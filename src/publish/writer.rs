@@ -311,17 +311,6 @@ impl Publisher<'_> {
         self.keep
     }
 
-    /// Could [`Publisher::keep_unchanged`] keep `path`?
-    pub fn can_keep(&self, path: &str, previous: Option<&Catalog>) -> Result<bool, PublishError> {
-        if previous.and_then(|c| c.get(path)).is_some() {
-            return Ok(true);
-        }
-        if self.keep {
-            return Ok(false);
-        }
-        Ok(self.store.output_state(path)?.is_some() && self.out_dir.join(path).exists())
-    }
-
     /// Keeps a document of a channel that did not change: from `previous` (the last
     /// catalog) when there is one, else — in a pass without a catalog — as the file on
     /// disk with its remembered validators. `false`: it must be rendered after all.
@@ -349,6 +338,13 @@ impl Publisher<'_> {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Keeps a document the caller found published and on disk (a pass without a
+    /// catalog: nothing to read or hold), as published at `last_modified`.
+    pub fn keep_on_disk(&mut self, path: &str, last_modified: DateTime<Utc>) {
+        self.published.insert(path.to_owned(), last_modified);
+        self.report.unchanged += 1;
     }
 
     /// Keeps an unchanged channel's embed list from the last catalog.

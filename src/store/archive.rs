@@ -103,10 +103,14 @@ impl Store {
             },
             true,
         )?;
-        for (s, _) in &mut out {
-            s.also_at = self.also_at(&s.item.id)?;
+        let mut items: Vec<StoredItem> = Vec::with_capacity(out.len());
+        let mut cursors = Vec::with_capacity(out.len());
+        for (s, c) in out {
+            items.push(s);
+            cursors.push(c);
         }
-        Ok(out)
+        self.fill_also_at(&mut items)?;
+        Ok(items.into_iter().zip(cursors).collect())
     }
 
     /// The positions of the visible items matching `filter` after `after`, in

@@ -8,7 +8,9 @@
 //! - `schema`: connection settings, the schema and its migrations;
 //! - `sources`: the `sources` table, each source's fetch state ([`SourceState`]);
 //! - `items`: storing a source's items (upsert, published IDs, retention, withdrawals);
-//! - `visible`: what channels read: visible items by filter, tags, languages;
+//! - `visible`: what channels read: visible items by filter;
+//! - `publish_index`: tag and language counts of visible items and the representatives
+//!   not yet marked shown, kept by triggers so a publish need not scan every item;
 //! - `outputs`: what publishing remembers: changes not yet published ([`Dirty`]) and
 //!   the validators of each published file;
 //! - `dedup`, `bandfilter`, `title_parts`: the store side of deduplication
@@ -35,6 +37,7 @@ mod dedup;
 mod items;
 mod outputs;
 mod pending;
+mod publish_index;
 mod reading;
 mod schema;
 mod sources;

@@ -2,7 +2,7 @@
 //! since the last publish ([`Dirty`], recorded by triggers) and the validators of each
 //! published file, so they survive restarts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -62,6 +62,16 @@ impl Store {
                 |r| Ok((r.get::<_, String>(0)?, from_ts(r.get(1)?))),
             )
             .optional()?)
+    }
+
+    /// When each output the store remembers was last published, by path: one query for
+    /// a whole publishing pass instead of one per document kept.
+    pub fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, last_modified FROM outputs")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_ts(r.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn save_output_state(

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 
-use super::{dedup, table_exists, title_parts, uploads, StoreError};
+use super::{dedup, publish_index, table_exists, title_parts, uploads, StoreError};
 
 /// 2: LSH bands keyed by integer in a WITHOUT ROWID table (see `dedup::init`).
 /// 3: lean item rows (title and matching text in columns, the text no longer in the
@@ -64,6 +64,8 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     title_parts::init(conn)?;
     dedup::init(conn)?;
     uploads::init(conn)?;
+    // Issue 16: tag/language counts and unshown representatives kept by triggers.
+    publish_index::init(conn)?;
     if version < SCHEMA_VERSION {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

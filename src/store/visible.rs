@@ -1,9 +1,11 @@
 //! What channels read: visible items (representatives, not withdrawn), newest first
 //! and in a deterministic order, by channel filter, with the other copies of each
-//! story; and the tags and languages that get channels of their own.
+//! story. Which tags and languages get channels of their own is `publish_index`'s.
 
 use super::{parse_item, Store, StoreError};
-use crate::model::{AlsoAt, ChannelFilter, Item, ItemId, SourceId};
+use std::collections::HashMap;
+
+use crate::model::{AlsoAt, ChannelFilter, Item, SourceId};
 
 /// A visible item with what the renderers need besides the item itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,42 +43,54 @@ impl Store {
             });
         }
         drop(stmt);
-        for s in &mut out {
-            s.also_at = self.also_at(&s.item.id)?;
-        }
+        self.fill_also_at(&mut out)?;
         Ok(out)
     }
 
-    /// The other copies of a representative's story.
-    pub fn also_at(&self, id: &ItemId) -> Result<Vec<AlsoAt>, StoreError> {
+    /// Sets each item's other copies ("also published by"), read for all of them in one
+    /// query rather than one per item.
+    pub(super) fn fill_also_at(&self, items: &mut [StoredItem]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = items.iter().map(|s| s.item.id.0.as_str()).collect();
         let mut stmt = self.conn.prepare_cached(
             // A copy from the representative's own source (a post listed twice) is a
             // mistake to hide, not another place the story appeared.
-            "SELECT id, data FROM items WHERE dup_of = ?1 AND withdrawn = 0
-               AND source_id != (SELECT source_id FROM items WHERE id = ?1)
-             ORDER BY first_seen, id",
+            "SELECT d.dup_of, d.id, d.data FROM items d
+             WHERE d.dup_of IN (SELECT value FROM json_each(?1)) AND d.withdrawn = 0
+               AND d.source_id != (SELECT r.source_id FROM items r WHERE r.id = d.dup_of)
+             ORDER BY d.dup_of, d.first_seen, d.id",
         )?;
-        let rows = stmt.query_map([&id.0], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out: Vec<AlsoAt> = Vec::new();
-        for row in rows {
-            let (id, data) = row?;
+        let json = serde_json::to_string(&ids).expect("strings serialise");
+        let mut rows = stmt.query([json])?;
+        let mut copies: HashMap<String, Vec<AlsoAt>> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let rep: String = r.get(0)?;
+            let id: String = r.get(1)?;
+            let data: String = r.get(2)?;
             let item = parse_item(&id, &data)?;
-            out.push(AlsoAt {
+            copies.entry(rep).or_default().push(AlsoAt {
                 source_title: item.source.to_string(),
                 source: item.source,
                 title: item.title,
                 url: item.url,
             });
         }
-        Ok(out)
+        for s in items {
+            if let Some(c) = copies.remove(s.item.id.0.as_str()) {
+                s.also_at = c;
+            }
+        }
+        Ok(())
     }
 
-    /// Visible items matching `filter`, newest first, at most `limit`. Streams rows and
-    /// stops early, so memory stays bounded by `limit`, not by history. The query starts
+    /// Visible items matching `filter`, newest first, at most `limit`. The query starts
     /// from the most selective indexed filter (tags, then sources, then languages), so a
-    /// channel reads its own candidates, not every stored item; `filter.matches` then
+    /// channel reads its own candidates, not every stored item, and orders them by
+    /// their positions alone: an item's row (its JSON) is read only when it is next in
+    /// line, so a tag held by thousands of items costs a sort of thousands of small
+    /// rows, not of their bodies. Memory stays bounded by `limit`; `filter.matches`
     /// applies the full rule to each candidate.
     pub fn visible_items_where(
         &self,
@@ -90,7 +104,7 @@ impl Store {
         let (sql, param) = if !filter.tags.is_empty() {
             (
                 // CROSS JOIN keeps item_tags as the outer loop: only the tag's items are read.
-                "SELECT DISTINCT i.id, i.data, i.published_id, i.published
+                "SELECT DISTINCT i.id, i.published_id, i.published
                  FROM item_tags t CROSS JOIN items i ON i.id = t.item_id
                  WHERE t.tag IN (SELECT value FROM json_each(?1))
                    AND i.dup_of IS NULL AND i.withdrawn = 0
@@ -99,7 +113,7 @@ impl Store {
             )
         } else if !filter.sources.is_empty() {
             (
-                "SELECT id, data, published_id, published FROM items
+                "SELECT id, published_id, published FROM items
                  WHERE source_id IN (SELECT value FROM json_each(?1))
                    AND dup_of IS NULL AND withdrawn = 0
                  ORDER BY published DESC, id ASC",
@@ -107,7 +121,7 @@ impl Store {
             )
         } else {
             (
-                "SELECT id, data, published_id, published FROM items
+                "SELECT id, published_id, published FROM items
                  WHERE dup_of IS NULL AND withdrawn = 0 AND language IS NOT NULL
                    AND EXISTS (SELECT 1 FROM json_each(?1) AS l
                                WHERE items.language = l.value OR items.language LIKE l.value || '-%')
@@ -118,66 +132,27 @@ impl Store {
         let mut out = Vec::new();
         {
             let mut stmt = self.conn.prepare_cached(sql)?;
+            let mut data = self
+                .conn
+                .prepare_cached("SELECT data FROM items WHERE id = ?1")?;
             let mut rows = stmt.query([param])?;
             while let Some(r) = rows.next()? {
                 if out.len() >= limit {
                     break;
                 }
                 let id: String = r.get(0)?;
-                let data: String = r.get(1)?;
-                let item = parse_item(&id, &data)?;
+                let json: String = data.query_row([&id], |d| d.get(0))?;
+                let item = parse_item(&id, &json)?;
                 if filter.matches(&item) {
                     out.push(StoredItem {
                         item,
-                        published_id: r.get(2)?,
+                        published_id: r.get(1)?,
                         also_at: Vec::new(),
                     });
                 }
             }
         }
-        for s in &mut out {
-            s.also_at = self.also_at(&s.item.id)?;
-        }
+        self.fill_also_at(&mut out)?;
         Ok(out)
-    }
-
-    /// Distinct tags among visible items (from the tag index, no JSON parsing).
-    pub fn visible_tags(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT t.tag FROM item_tags t JOIN items i ON i.id = t.item_id
-             WHERE i.dup_of IS NULL AND i.withdrawn = 0 ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Each tag of visible items with the number of visible items that carry it (which
-    /// tags are worth a channel of their own).
-    pub fn visible_tag_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT t.tag, COUNT(*) FROM item_tags t JOIN items i ON i.id = t.item_id
-             WHERE i.dup_of IS NULL AND i.withdrawn = 0 GROUP BY t.tag ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        rows.map(|r| r.map(|(t, n)| (t, n as usize)).map_err(StoreError::from))
-            .collect()
-    }
-
-    /// Distinct primary languages among visible items.
-    pub fn visible_languages(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT language FROM items
-             WHERE dup_of IS NULL AND withdrawn = 0 AND language IS NOT NULL ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut langs: Vec<String> = Vec::new();
-        for l in rows {
-            let l = l?;
-            let primary = l.split('-').next().unwrap_or(&l).to_owned();
-            if !langs.contains(&primary) {
-                langs.push(primary);
-            }
-        }
-        Ok(langs)
     }
 }
