@@ -94,12 +94,13 @@ impl Store {
     /// Records that every current representative has now been shown to readers, so
     /// their published IDs are fixed as their clusters' faces (see `dedupe`). Called
     /// after publishing; reads only the items that became visible since the last call,
-    /// not every visible item. Returns how many were newly marked.
+    /// not every visible item (CROSS JOIN keeps them the outer loop: without statistics
+    /// the planner scanned `items` instead). Returns how many were newly marked.
     pub fn mark_representatives_shown(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO dedupe_shown (item_id, first_shown)
              SELECT u.item_id, ?1 FROM unshown_representatives u
-             JOIN items i ON i.id = u.item_id
+             CROSS JOIN items i ON i.id = u.item_id
              WHERE i.dup_of IS NULL AND i.withdrawn = 0",
             [ts(now)],
         )?;

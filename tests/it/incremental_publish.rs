@@ -335,3 +335,350 @@ fn rare_tags_get_no_channel_and_the_files_of_a_dropped_tag_channel_are_removed()
         assert!(exists(&p, &f), "{f} missing");
     }
 }
+
+/// A body of `words` words drawn from a fixed vocabulary by a generator seeded with
+/// `seed`: texts with different seeds share too few shingles to be near-duplicates.
+fn text(seed: u64, words: usize) -> String {
+    const VOCABULARY: [&str; 48] = [
+        "Stadtrat",
+        "Haushalt",
+        "Schule",
+        "Radweg",
+        "Brücke",
+        "Hafen",
+        "Markt",
+        "Bahnhof",
+        "Verein",
+        "Theater",
+        "Museum",
+        "Bibliothek",
+        "Kita",
+        "Feuerwehr",
+        "Polizei",
+        "Gericht",
+        "Wahl",
+        "Steuer",
+        "Miete",
+        "Energie",
+        "Wasser",
+        "Wald",
+        "Fluss",
+        "Wetter",
+        "Sturm",
+        "Konzert",
+        "Festival",
+        "Ausstellung",
+        "Sitzung",
+        "Antrag",
+        "Beschluss",
+        "Bürger",
+        "Straße",
+        "Platz",
+        "Park",
+        "Garten",
+        "Turm",
+        "Kirche",
+        "Rathaus",
+        "Kreis",
+        "Land",
+        "Bund",
+        "Gemeinde",
+        "Dorf",
+        "Viertel",
+        "Ufer",
+        "Insel",
+        "Berg",
+    ];
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..words)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            VOCABULARY[(x >> 33) as usize % VOCABULARY.len()]
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One item of [`feed`]: GUID (also its link's path), title, tags, body seed.
+struct Entry<'a>(&'a str, &'a str, &'a [&'a str], u64);
+
+/// An RSS 2.0 feed in `lang` whose items are dated a day apart, the first oldest.
+fn feed(lang: &str, items: &[Entry]) -> String {
+    let mut out = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Partner</title><link>https://partner.example/</link>
+<description>d</description><language>{lang}</language>"#
+    );
+    for (day, Entry(guid, title, tags, seed)) in items.iter().enumerate() {
+        let tags: String = tags
+            .iter()
+            .map(|t| format!("<category>{t}</category>"))
+            .collect();
+        out.push_str(&format!(
+            "<item><title>{title}</title><link>https://partner.example/{guid}</link>\
+             <guid>{guid}</guid><pubDate>{:02} Jun 2024 10:00:00 +0200</pubDate>{tags}\
+             <description>{}</description></item>\n",
+            day + 1,
+            text(*seed, 60)
+        ));
+    }
+    out + "</channel></rss>"
+}
+
+/// Every file under `public/` with its bytes and modification time.
+fn published_files(
+    p: &Project,
+) -> std::collections::BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    let root = p.path().join("public");
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            out.insert(rel, (std::fs::read(&path).unwrap(), modified));
+        }
+    }
+    out
+}
+
+#[test]
+fn one_changed_partner_rewrites_only_its_channels_and_leaves_sealed_archive_pages_alone() {
+    let server = TestServer::start();
+    // Both in German (the texts are), so lang/de is partner a's channel too.
+    let a_items = |newest: &str| {
+        feed(
+            "de",
+            &[
+                Entry("a-1", "Alpha one", &["alpha"], 1),
+                Entry("a-2", "Alpha two", &["alpha"], 2),
+                Entry("a-3", "Alpha three", &["alpha"], 3),
+                Entry("a-4", newest, &["alpha"], 4),
+            ],
+        )
+    };
+    let b_items = feed(
+        "de",
+        &[
+            Entry("b-1", "Beta one", &["beta"], 11),
+            Entry("b-2", "Beta two", &["beta"], 12),
+            Entry("b-3", "Beta three", &["beta"], 13),
+            Entry("b-4", "Beta four", &["beta"], 14),
+        ],
+    );
+    server.route(
+        "/a.xml",
+        Route::ok("application/rss+xml", a_items("Alpha four")).etag("\"a1\""),
+    );
+    server.route(
+        "/b.xml",
+        Route::ok("application/rss+xml", b_items).etag("\"b1\""),
+    );
+    let p = project(&server, "");
+    // Eight items in pages of two: pages 1-3 of the combined archive are sealed at once.
+    p.publish_key("archive_page_size", Some("2"))
+        .publish_key("max_items", Some("2"));
+    p.run(&["build"]).success();
+    let before = published_files(&p);
+    let sealed: Vec<&str> = ["archive/1.rss", "archive/2.atom", "archive/3.rss"].to_vec();
+    for page in &sealed {
+        assert!(before.contains_key(*page), "{page} not published");
+    }
+
+    // Partner a corrects its newest story, which sits on sealed page 2 (pages follow
+    // first sight, then ID) and in the subscription documents.
+    server.route(
+        "/a.xml",
+        Route::ok("application/rss+xml", a_items("Alpha four, corrected")).etag("\"a2\""),
+    );
+    let run = p.run(&["build"]);
+    run.success();
+    let after = published_files(&p);
+    let (docs, written, unchanged, rendered) = summary(&run.stdout());
+    assert_eq!(written + unchanged, docs, "{}", run.stdout());
+    // Combined (three formats, index.html, the last page's two formats) and a's own
+    // channels: sources/a, tags/alpha, lang/de. Sealed pages are kept, not rendered.
+    assert_eq!(rendered, 4 + 2 + 3 + 3 + 3 + ALWAYS, "{}", run.stdout());
+    let rewritten: Vec<&String> = after
+        .iter()
+        .filter(|(path, now)| before.get(*path).is_none_or(|was| was != *now))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(!rewritten.is_empty(), "nothing rewritten");
+    let own = |path: &str| {
+        let doc = path.trim_end_matches(".gz").trim_end_matches(".br");
+        ["rss.xml", "atom.xml", "feed.json", "index.html"].contains(&doc)
+            || doc.starts_with("sources/a.")
+            || doc.starts_with("tags/alpha.")
+            || doc.starts_with("lang/de.")
+    };
+    for path in &rewritten {
+        assert!(
+            own(path),
+            "{path} rewritten, but partner a's change is not in it"
+        );
+    }
+    assert!(p
+        .read("public/sources/a.rss")
+        .contains("Alpha four, corrected"));
+    assert!(p.read("public/rss.xml").contains("Alpha four, corrected"));
+    assert!(!p.read("public/archive/2.rss").contains("corrected"));
+    for page in &sealed {
+        assert_eq!(before[*page], after[*page], "sealed {page} touched");
+    }
+}
+
+/// The store's publish index (tag and language counts of visible items, kept by
+/// triggers) against the same counts made from scratch, and every visible item marked
+/// shown after a publish.
+fn assert_index_matches_a_recount(p: &Project, step: &str) {
+    let db = rusqlite::Connection::open_with_flags(
+        p.path().join("state/feedwerk.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let rows = |sql: &str| -> Vec<(String, i64)> {
+        db.prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let visible = "i.dup_of IS NULL AND i.withdrawn = 0";
+    let tags = rows(&format!(
+        "SELECT t.tag, COUNT(*) FROM item_tags t JOIN items i ON i.id = t.item_id
+         WHERE {visible} GROUP BY t.tag ORDER BY 1"
+    ));
+    assert_eq!(
+        rows("SELECT tag, items FROM visible_tag_counts ORDER BY 1"),
+        tags,
+        "tag counts after {step}"
+    );
+    assert_eq!(
+        rows("SELECT language, items FROM visible_language_counts ORDER BY 1"),
+        rows(&format!(
+            "SELECT i.language, COUNT(*) FROM items i
+             WHERE {visible} AND i.language IS NOT NULL GROUP BY 1 ORDER BY 1"
+        )),
+        "language counts after {step}"
+    );
+    let unshown = rows(&format!(
+        "SELECT i.id, 0 FROM items i
+         WHERE {visible} AND i.id NOT IN (SELECT item_id FROM dedupe_shown)"
+    ));
+    assert!(
+        unshown.is_empty(),
+        "after {step}: not marked shown: {unshown:?}"
+    );
+    // With `tag_min_items = 1`, the tag channels published are the counted tags.
+    let mut published: Vec<String> = std::fs::read_dir(p.path().join("public/tags"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rss").map(str::to_owned)
+        })
+        .collect();
+    published.sort();
+    let mut counted: Vec<String> = tags.iter().map(|(t, _)| t.to_lowercase()).collect();
+    counted.dedup();
+    assert_eq!(published, counted, "tag channels after {step}");
+}
+
+#[test]
+fn tag_counts_and_shown_marks_stay_right_as_items_are_added_edited_deduplicated_and_withdrawn() {
+    let server = TestServer::start();
+    let serve = |path: &str, etag: &str, body: String| {
+        server.route(path, Route::ok("application/rss+xml", body).etag(etag));
+    };
+    serve(
+        "/a.xml",
+        "\"a1\"",
+        feed(
+            "de",
+            &[
+                Entry("a-1", "Alpha one", &["alpha"], 1),
+                Entry("a-2", "Alpha two", &["beta", "gamma"], 2),
+            ],
+        ),
+    );
+    serve(
+        "/b.xml",
+        "\"b1\"",
+        feed("en", &[Entry("b-1", "Beta one", &["beta"], 11)]),
+    );
+    let p = project_with_tags(&server, "", "");
+    p.publish_key("tag_min_items", Some("1"));
+    p.run(&["build"]).success();
+    assert_index_matches_a_recount(&p, "the first build");
+
+    // Edited: a-1 re-tagged and retitled; a-2 loses a tag.
+    serve(
+        "/a.xml",
+        "\"a2\"",
+        feed(
+            "de",
+            &[
+                Entry("a-1", "Alpha one, re-tagged", &["delta"], 1),
+                Entry("a-2", "Alpha two", &["beta"], 2),
+            ],
+        ),
+    );
+    p.run(&["build"]).success();
+    assert_index_matches_a_recount(&p, "edits");
+
+    // Added, and deduplicated: b-2 is a-2's story under b's GUID (same link and text),
+    // so it joins a-2's cluster and its tags count for no visible item.
+    let copy = feed(
+        "en",
+        &[
+            Entry("b-1", "Beta one", &["beta"], 11),
+            Entry("a-2", "Alpha two", &["epsilon"], 2),
+            Entry("b-3", "Beta three", &["zeta"], 13),
+        ],
+    )
+    .replace("<guid>a-2</guid>", "<guid>b-2</guid>");
+    serve("/b.xml", "\"b2\"", copy);
+    p.run(&["build"]).success();
+    let db = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    let dups: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE dup_of IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(db);
+    assert_eq!(dups, 1, "b-2 is a copy of a-2");
+    assert!(
+        !exists(&p, "tags/epsilon.rss"),
+        "a duplicate's tag got a channel"
+    );
+    assert_index_matches_a_recount(&p, "an added item and a duplicate");
+
+    // Withdrawn: partner b leaves the config; its items leave every output.
+    let text = p.read("config.toml");
+    let cut = text
+        .find("[[source]]\nid = \"b\"")
+        .expect("source b in the config");
+    p.write("config.toml", &text[..cut]);
+    p.run(&["build"]).success();
+    assert!(
+        !exists(&p, "tags/zeta.rss"),
+        "a withdrawn item's tag kept its channel"
+    );
+    assert_index_matches_a_recount(&p, "a withdrawn partner");
+}
