@@ -259,6 +259,29 @@ fn prune_keeps_the_newest_items_of_each_source_over_the_limit_only() {
     left.sort();
     assert_eq!(left, ["a:2", "a:3", "b:9"]);
     assert_eq!(s.prune(2, None, Utc::now()).unwrap(), 0);
+
+    // After a publish only the sources that gained items are counted, and one that
+    // grew past the limit is still cut back; a changed limit counts every source.
+    s.clear_publish_dirty().unwrap();
+    s.upsert_source_items(
+        &SourceId("a".into()),
+        vec![dated("4", "a", 4), dated("5", "a", 5)],
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    assert_eq!(s.prune(2, None, Utc::now()).unwrap(), 2);
+    s.clear_publish_dirty().unwrap();
+    assert_eq!(s.prune(1, None, Utc::now()).unwrap(), 1);
+    let count: i64 = s
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM items WHERE source_id = 'a'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 1);
 }
 
 #[test]
