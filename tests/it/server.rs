@@ -682,10 +682,14 @@ fn a_minute_of_plain_and_conditional_gets_while_publishing_every_2_s_has_no_erro
             "{path}: only {seen} versions seen in {SECONDS} s"
         );
     }
-    let (at10, at60) = (rss[10], *rss.last().unwrap());
+    // Against the highest sample of seconds 5–15, not one sample: the allocator gives
+    // pages back now and then (a CI run saw 147, 115, then 132 MiB flat for 50 s), and
+    // a dip at second 10 is not a leak later. A leak still shows as growth past that.
+    let warm = *rss[5..=15].iter().max().unwrap();
+    let last = *rss.last().unwrap();
     assert!(
-        at60 as f64 <= at10 as f64 * 1.10,
-        "RSS {at10} KiB at 10 s, {at60} KiB at {} s",
+        last as f64 <= warm as f64 * 1.10,
+        "RSS at most {warm} KiB in seconds 5-15, {last} KiB at {} s",
         rss.len()
     );
 }
