@@ -546,16 +546,6 @@ pub(super) fn apply(conn: &Connection, item: &ItemId, d: &Decision) -> Result<()
 }
 
 impl Store {
-    /// Records that every current representative has now been shown to readers, so
-    /// their published IDs are fixed as their clusters' faces. Called after publishing.
-    pub fn mark_shown(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
-            "INSERT OR IGNORE INTO dedupe_shown (item_id, first_shown)
-             SELECT id, ?1 FROM items WHERE dup_of IS NULL AND withdrawn = 0",
-            [ts(now)],
-        )?)
-    }
-
     /// Identity churn: maps items whose GUID changed (a CMS migration) back to the items
     /// already held, so they are updated instead of published again.
     ///
