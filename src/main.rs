@@ -762,9 +762,9 @@ fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::open(load(config)?)?;
     let store = pipeline.store();
     if jsonl {
-        dupes_jsonl(&store)?;
+        dupes_jsonl(&**store)?;
     } else {
-        dupes_text(&store)?;
+        dupes_text(&**store)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use feedwerk::model::SourceKind;
 use feedwerk::model::{SourceReport, SourceStatus};
 use feedwerk::publish::Preview;
 
-pub fn dupes_jsonl(store: &feedwerk::store::Store) -> anyhow::Result<()> {
+pub fn dupes_jsonl(store: &dyn feedwerk::store::Backend) -> anyhow::Result<()> {
     use std::io::Write as _;
     let held = store.all_items()?;
     let keys: std::collections::HashMap<String, String> = held
@@ -26,7 +26,7 @@ pub fn dupes_jsonl(store: &feedwerk::store::Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn dupes_text(store: &feedwerk::store::Store) -> anyhow::Result<()> {
+pub fn dupes_text(store: &dyn feedwerk::store::Backend) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let clusters = store.clusters()?;

@@ -22,14 +22,14 @@ use crate::model::SourceReport;
 use crate::publish::{self, Mode, Preview, PublishReport};
 use crate::refresh;
 pub use crate::refresh::RefreshMode;
-use crate::store::{Store, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
+use crate::store::{Backend, Store, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
 use crate::upload::{self, UploadReport};
 use crate::websub::{Hub, WebSubError};
 
 /// Everything a cycle needs: config, store, HTTP client.
 pub struct Pipeline {
     pub cfg: Arc<Config>,
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Backend>>,
     fetcher: Fetcher,
     hub: Option<Hub>,
     /// The catalog of the last publish, whose untouched documents the next one keeps.
@@ -47,14 +47,14 @@ pub enum PipelineError {
 impl Pipeline {
     pub fn open(cfg: Config) -> Result<Pipeline, StoreError> {
         let store = Store::open(&cfg.store.path, &publish::authority(&cfg))?;
-        Ok(Pipeline::with_store(cfg, store))
+        Ok(Pipeline::with_store(cfg, Box::new(store)))
     }
 
     /// A pipeline over a private in-memory copy of the store, for `build --dry-run`:
     /// refreshing it fetches for real but writes nothing to the store file.
     pub fn open_dry_run(cfg: Config) -> Result<Pipeline, StoreError> {
         let store = Store::snapshot(&cfg.store.path, &publish::authority(&cfg))?;
-        Ok(Pipeline::with_store(cfg, store))
+        Ok(Pipeline::with_store(cfg, Box::new(store)))
     }
 
     /// Runs a refresh against a private in-memory copy of the store and reports what the
@@ -74,7 +74,7 @@ impl Pipeline {
         let (_, plan) = p.publish_pass(now, Mode::Plan)?;
         let remote = match &p.cfg.publish.target {
             Some(t) => Some(upload::dry_run(
-                &p.store(),
+                &**p.store(),
                 t,
                 &p.cfg.publish.output_dir,
                 &plan.written,
@@ -84,7 +84,7 @@ impl Pipeline {
         Ok((Preview::new(reports, &before, &after, plan), remote))
     }
 
-    fn with_store(cfg: Config, store: Store) -> Pipeline {
+    fn with_store(cfg: Config, store: Box<dyn Backend>) -> Pipeline {
         let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
         let hub = cfg
             .publish
@@ -101,7 +101,7 @@ impl Pipeline {
     }
 
     /// The store, for read-only commands (`sources`, `dupes`).
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Backend>> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back), so a poisoned lock is safe to reuse.
         self.store.lock().unwrap_or_else(|e| e.into_inner())
@@ -184,7 +184,7 @@ impl Pipeline {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let store = self.store();
-        let (catalog, report) = publish::run(&self.cfg, &store, now, mode, last.as_deref())?;
+        let (catalog, report) = publish::run(&self.cfg, &**store, now, mode, last.as_deref())?;
         if mode == Mode::Catalog {
             *self.last_catalog.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(Arc::new(catalog.clone()));

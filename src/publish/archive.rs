@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::model::{Channel, Format};
 use crate::render::{DocKind, Paging};
 use crate::store::archive::Cursor;
-use crate::store::{Store, StoreError, StoredItem};
+use crate::store::{Backend, StoreError, StoredItem};
 
 /// Archive pages exist in the formats that have RFC 5005 paging links.
 pub(super) const ARCHIVE_FORMATS: [Format; 2] = [Format::Rss, Format::Atom];
@@ -39,7 +39,7 @@ pub(super) struct Seal {
 /// a channel's whole history (a first build of 200,000 items held them all).
 pub(super) fn docs<'a>(
     cfg: &Config,
-    store: &Store,
+    store: &dyn Backend,
     ctx: RenderCtx<'a>,
     ch: &'a Channel,
     unchanged: &Unchanged,
@@ -126,7 +126,11 @@ pub(super) fn docs<'a>(
 
 /// The channel's archive pages after this publish (see [`archive_plan`]): the stored
 /// full pages, the full pages cut now (recorded in the store), and the open page.
-fn plan_pages(store: &Store, ch: &Channel, size: usize) -> Result<Vec<Page<Cursor>>, StoreError> {
+fn plan_pages(
+    store: &dyn Backend,
+    ch: &Channel,
+    size: usize,
+) -> Result<Vec<Page<Cursor>>, StoreError> {
     let key = ch.key();
     let stored = store.archive_pages(key)?;
     let last_end = stored.last().map(|p| p.end.clone());
@@ -147,7 +151,7 @@ fn plan_pages(store: &Store, ch: &Channel, size: usize) -> Result<Vec<Page<Curso
 /// Seals the pages whose final form is now published: every path of the page is
 /// served and none failed its check.
 pub(super) fn seal(
-    store: &Store,
+    store: &dyn Backend,
     seals: Vec<Seal>,
     report: &PublishReport,
     published: &HashMap<String, DateTime<Utc>>,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::compress::Reach;
 use crate::config::{Archives, Config};
 use crate::model::{Channel, ChannelFilter, ChannelKind};
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, StoreError};
 
 /// The directories whose channels come and go with the data or the config; files of a
 /// channel no longer published are removed from them after each publish.
@@ -16,7 +16,7 @@ pub(super) const GENERATED_CHANNEL_DIRS: [&str; 4] = ["sources", "tags", "lang",
 
 /// Every channel to publish: combined, per source, per tag, per language, and the
 /// ones the config defines, in that order (the combined channel first).
-pub fn plan(cfg: &Config, store: &Store) -> Result<Vec<Channel>, StoreError> {
+pub fn plan(cfg: &Config, store: &dyn Backend) -> Result<Vec<Channel>, StoreError> {
     let max = cfg.publish.max_items;
     let mut out = vec![Channel {
         kind: ChannelKind::Combined,
@@ -64,7 +64,7 @@ pub fn plan(cfg: &Config, store: &Store) -> Result<Vec<Channel>, StoreError> {
 /// a channel when it is named in `[tags]` or carried by at least `tag_min_items` items
 /// (counted per spelling, so an item carrying two spellings of one tag counts twice;
 /// that only errs towards publishing).
-fn tag_channels(cfg: &Config, store: &Store) -> Result<Vec<Channel>, StoreError> {
+fn tag_channels(cfg: &Config, store: &dyn Backend) -> Result<Vec<Channel>, StoreError> {
     let named: HashSet<String> = cfg.tags.values().map(slug::slugify).collect();
     let mut by_slug: BTreeMap<String, (Vec<String>, usize)> = BTreeMap::new();
     for (tag, n) in store.visible_tag_counts()? {

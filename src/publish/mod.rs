@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::model::{Channel, ChannelFilter, ChannelKind, Format, Source, SourceId, SourceKind};
 use crate::render::verify::VerifyError;
 use crate::render::{self, Paging};
-use crate::store::{Dirty, Store, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
+use crate::store::{Backend, Dirty, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
 use crate::websub::{Hub, WebSubError};
 use archive::Seal;
 use channels::{keeps_archive, GENERATED_CHANNEL_DIRS};
@@ -116,7 +116,7 @@ pub fn config_fingerprint(cfg: &Config) -> String {
 /// archive pages that reached their final form are sealed afterwards.
 pub fn run(
     cfg: &Config,
-    store: &Store,
+    store: &dyn Backend,
     now: DateTime<Utc>,
     mode: Mode,
     previous: Option<&Catalog>,
@@ -235,7 +235,7 @@ impl Embed<'_> {
 /// What one publishing pass reads: decided once in [`run`], shared by its steps.
 struct Pass<'a> {
     cfg: &'a Config,
-    store: &'a Store,
+    store: &'a dyn Backend,
     ctx: RenderCtx<'a>,
     /// The combined channel first.
     channels: &'a [Channel],

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use super::writer::Publisher;
 use super::PublishError;
 use crate::catalog::Catalog;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// Where a pass learns what was published before.
 pub(super) enum Unchanged<'a> {
@@ -32,7 +32,7 @@ impl<'a> Unchanged<'a> {
     pub fn new(
         keep: bool,
         previous: Option<&'a Catalog>,
-        store: &Store,
+        store: &dyn Backend,
         out_dir: &'a Path,
     ) -> Result<Self, PublishError> {
         Ok(if keep {
@@ -77,7 +77,7 @@ pub(super) struct OnDisk<'a> {
 }
 
 impl<'a> OnDisk<'a> {
-    fn load(store: &Store, out_dir: &'a Path) -> Result<Self, PublishError> {
+    fn load(store: &dyn Backend, out_dir: &'a Path) -> Result<Self, PublishError> {
         Ok(OnDisk {
             out_dir,
             validators: store.output_dates()?,

@@ -34,7 +34,7 @@ use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};
 use crate::render::DocKind;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// How a document's bytes are made.
 pub enum Body<'a> {
@@ -183,7 +183,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
 /// waits for the writers and records what reached the disk.
 pub struct Publisher<'a> {
     out_dir: &'a Path,
-    store: &'a Store,
+    store: &'a dyn Backend,
     now: DateTime<Utc>,
     keep: bool,
     /// Only report in `written` what would be written (`build --dry-run`).
@@ -205,7 +205,12 @@ impl<'a> Publisher<'a> {
     /// [`Mode::Catalog`] the catalog holds every document (for the server); with
     /// [`Mode::Files`] it stays empty (for `build`, which only needs the files);
     /// [`Mode::Plan`] writes nothing and only reports what would be written.
-    pub fn start(out_dir: &'a Path, store: &'a Store, now: DateTime<Utc>, mode: Mode) -> Self {
+    pub fn start(
+        out_dir: &'a Path,
+        store: &'a dyn Backend,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> Self {
         let keep = mode == Mode::Catalog;
         // Validators and feed dates are stored and sent with whole seconds; a fraction
         // would make the next cycle's re-render differ from what was published.
@@ -588,6 +593,7 @@ fn bytes_to_publish(
 mod tests {
     use super::*;
     use crate::model::Format;
+    use crate::store::Store;
 
     fn rss(title: &str) -> Vec<u8> {
         format!(
@@ -614,7 +620,7 @@ mod tests {
     fn publish(
         out_dir: &Path,
         docs: Vec<Document>,
-        store: &Store,
+        store: &dyn Backend,
         now: DateTime<Utc>,
     ) -> Result<(Catalog, PublishReport), PublishError> {
         let mut p = Publisher::start(out_dir, store, now, Mode::Catalog);

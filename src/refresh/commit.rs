@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::dedupe::{self, Deduper};
 use crate::model::{Item, ItemId, Source, SourceKind, SourceReport, SourceState, SourceStatus};
 use crate::reading;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, StoreError};
 
 /// A source's report and its new fetch state (`None`: keep the old one).
 pub(super) type Committed = (SourceReport, Option<SourceState>);
@@ -39,7 +39,7 @@ pub(super) struct Commit<'a> {
 }
 
 /// Notes that the outputs no longer show what the store holds.
-pub(super) fn note_changed(store: &Store) {
+pub(super) fn note_changed(store: &dyn Backend) {
     if let Err(e) = store.note_unpublished_changes() {
         tracing::error!(error = %e, "cannot note a change for the next publish");
     }
@@ -61,7 +61,11 @@ impl Commit<'_> {
     /// transaction, from a copy of its items: the failing source is reported and the
     /// others are stored. When a source's own commit fails, it keeps its old fetch
     /// state, so the next cycle fetches it again.
-    pub fn group(&self, store: &mut Store, group: Vec<Delivery>) -> Vec<(Committed, Instant)> {
+    pub fn group(
+        &self,
+        store: &mut dyn Backend,
+        group: Vec<Delivery>,
+    ) -> Vec<(Committed, Instant)> {
         let mut done = Vec::with_capacity(group.len());
         let mut writes = Vec::with_capacity(group.len());
         for d in group {
@@ -129,7 +133,7 @@ impl Commit<'_> {
     /// report and the fetch state that counts it.
     fn commit(
         &self,
-        store: &mut Store,
+        store: &mut dyn Backend,
         s: &Source,
         st: SourceState,
         prepared: Prepared,
@@ -167,7 +171,7 @@ impl Commit<'_> {
     /// returns how many items the document had.
     fn write_items(
         &self,
-        store: &mut Store,
+        store: &mut dyn Backend,
         s: &Source,
         mut items: Vec<Item>,
         rep: &mut SourceReport,
@@ -190,7 +194,7 @@ impl Commit<'_> {
             rep.problems.push(churn.to_string());
         }
         let present: Vec<ItemId> = items.iter().map(|i| i.id.clone()).collect();
-        let u = store.upsert_source_items(&s.id, items, now, |held, item| {
+        let u = store.upsert_source_items(&s.id, items, now, &mut |held, item| {
             self.deduper.decide(held, item)
         })?;
         // In the items' transaction, so the two never disagree.

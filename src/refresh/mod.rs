@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::dedupe::Deduper;
 use crate::fetch::Fetcher;
 use crate::model::{Source, SourceId, SourceReport, SourceState, SourceStatus};
-use crate::store::Store;
+use crate::store::Backend;
 use acquire::Downloaded;
 use commit::{note_changed, Commit};
 use state::report;
@@ -51,12 +51,12 @@ use state::report;
 #[derive(Clone, Copy)]
 pub struct Stage<'a> {
     pub cfg: &'a Arc<Config>,
-    pub store: &'a Mutex<Store>,
+    pub store: &'a Mutex<Box<dyn Backend>>,
     pub fetcher: &'a Fetcher,
 }
 
 impl Stage<'_> {
-    fn store(&self) -> MutexGuard<'_, Store> {
+    fn store(&self) -> MutexGuard<'_, Box<dyn Backend>> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back), so a poisoned lock is safe to reuse.
         self.store.lock().unwrap_or_else(|e| e.into_inner())
@@ -80,7 +80,7 @@ pub fn deduper(cfg: &Config) -> Deduper {
 /// transaction and every source's fetch state in one more.
 pub async fn refresh(stage: Stage<'_>, now: DateTime<Utc>, mode: RefreshMode) -> Vec<SourceReport> {
     let started = tokio::time::Instant::now();
-    let now = monotonic_now(&stage.store(), now);
+    let now = monotonic_now(&**stage.store(), now);
     withdraw_unconfigured(stage);
     let states = match stage.store().source_states() {
         Ok(s) => s,
@@ -121,7 +121,7 @@ async fn run(
     // oldest item the combined feed showed when this refresh began: read once, so
     // parsing can run on worker threads without the store (see `normalise_all`).
     let below = if due.iter().any(|(_, st)| st.items_held == 0) {
-        back_catalogue_floor(cfg, &stage.store())
+        back_catalogue_floor(cfg, &**stage.store())
     } else {
         None
     };
@@ -178,7 +178,7 @@ async fn run(
             parsing.push(prepare::start(cfg, d, now, below));
         }
         let Some(group) = group else { continue };
-        let committed = commit.group(&mut stage.store(), group);
+        let committed = commit.group(&mut **stage.store(), group);
         for ((mut rep, state), begun_at) in committed {
             rep.elapsed = begun_at.elapsed();
             progress.stored();
@@ -194,7 +194,7 @@ async fn run(
 /// by (`first_seen`, id) in whole seconds: an item of a later cycle must never sort
 /// before one of an earlier cycle, or it would fall inside a sealed archive page and
 /// never be published there.
-fn monotonic_now(store: &Store, now: DateTime<Utc>) -> DateTime<Utc> {
+fn monotonic_now(store: &dyn Backend, now: DateTime<Utc>) -> DateTime<Utc> {
     match store.latest_first_seen() {
         Ok(Some(latest)) if latest.timestamp() >= now.timestamp() => {
             latest + chrono::Duration::seconds(1)
@@ -210,7 +210,7 @@ fn withdraw_unconfigured(stage: Stage<'_>) {
     match withdrawn {
         Ok(0) => {}
         Ok(n) => {
-            note_changed(&stage.store());
+            note_changed(&**stage.store());
             tracing::info!("withdrew {n} items of sources no longer configured");
         }
         Err(e) => tracing::error!(error = %e, "cannot withdraw items of removed sources"),
@@ -228,14 +228,14 @@ fn prune(stage: Stage<'_>, now: DateTime<Utc>) {
     let pruned = stage.store().prune(keep, age, now);
     match pruned {
         Ok(0) => {}
-        Ok(_) => note_changed(&stage.store()),
+        Ok(_) => note_changed(&**stage.store()),
         Err(e) => tracing::error!(error = %e, "pruning the store failed"),
     }
 }
 
 /// The oldest item the combined feed shows now: where a new source's undated back
 /// catalogue goes when its document has no dated item (see `normalise::normalise_all`).
-fn back_catalogue_floor(cfg: &Config, store: &Store) -> Option<DateTime<Utc>> {
+fn back_catalogue_floor(cfg: &Config, store: &dyn Backend) -> Option<DateTime<Utc>> {
     let window = store
         .visible_items(cfg.publish.max_items)
         .unwrap_or_default();

@@ -21,7 +21,9 @@
 //! - `uploads`: what publishing to object storage remembers (headers of each output,
 //!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
-//! - [`archive`]: RFC 5005 archive pages.
+//! - [`archive`]: RFC 5005 archive pages;
+//! - `backend`: [`Backend`], the interface the rest of the program reaches the store
+//!   through, implemented here by [`Store`] (and by the PostgreSQL store of issue 20).
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -32,6 +34,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::model::Item;
 
 pub mod archive;
+mod backend;
 mod bandfilter;
 mod dedup;
 mod items;
@@ -44,6 +47,10 @@ mod sources;
 mod title_parts;
 mod uploads;
 mod visible;
+pub use backend::{
+    ArchiveStore, Backend, ChannelStore, Decide, DedupStore, GroupBody, GroupStore, ItemStore,
+    MetaStore, OutputStore, SourceStore, UploadStore,
+};
 use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};

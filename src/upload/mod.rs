@@ -45,7 +45,7 @@ use futures_util::StreamExt;
 
 use crate::config::RemoteTarget;
 use crate::schedule::Politeness;
-use crate::store::{PublishedOutput, RemoteObject, RemoteState, Store, StoreError};
+use crate::store::{Backend, PublishedOutput, RemoteObject, RemoteState, StoreError};
 pub use client::{single_put_etag, Client, Found, Headers};
 
 /// Uploads (and deletes) in flight at once.
@@ -116,7 +116,7 @@ impl Plan {
 
 /// Compares what is published (outputs whose files are in `out_dir`) with what was
 /// uploaded to `t`.
-pub fn plan(store: &Store, t: &RemoteTarget, out_dir: &Path) -> Result<Plan, StoreError> {
+pub fn plan(store: &dyn Backend, t: &RemoteTarget, out_dir: &Path) -> Result<Plan, StoreError> {
     let uploaded = store.remote_objects(&t.url)?;
     let published: Vec<PublishedOutput> = store
         .published_outputs()?
@@ -213,7 +213,7 @@ pub enum Retry {
     Now,
 }
 
-fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+fn lock(store: &Mutex<Box<dyn Backend>>) -> MutexGuard<'_, Box<dyn Backend>> {
     // As in `pipeline`: SQLite rolls back a transaction a panic interrupted.
     store.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -222,7 +222,7 @@ fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
 /// only to read the plan and to record each finished call, never across a request.
 pub async fn sync(
     t: &RemoteTarget,
-    store: &Mutex<Store>,
+    store: &Mutex<Box<dyn Backend>>,
     out_dir: &Path,
     now: DateTime<Utc>,
     retry: Retry,
@@ -238,7 +238,7 @@ pub async fn sync(
             return report;
         }
     }
-    let planned = plan(&lock(store), t, out_dir);
+    let planned = plan(&**lock(store), t, out_dir);
     let plan = match planned {
         Ok(p) => p,
         Err(e) => return failed(report, t, store, state, e.to_string(), now),
@@ -299,7 +299,7 @@ pub async fn sync(
 
 /// Records the state with the number of objects now recorded.
 fn save_state(
-    store: &Mutex<Store>,
+    store: &Mutex<Box<dyn Backend>>,
     t: &RemoteTarget,
     s: &mut RemoteState,
 ) -> Result<(), StoreError> {
@@ -312,7 +312,7 @@ fn save_state(
 fn failed(
     mut report: UploadReport,
     t: &RemoteTarget,
-    store: &Mutex<Store>,
+    store: &Mutex<Box<dyn Backend>>,
     mut s: RemoteState,
     error: String,
     now: DateTime<Utc>,
@@ -336,7 +336,7 @@ fn failed(
 async fn upload_all(
     client: &Client,
     t: &RemoteTarget,
-    store: &Mutex<Store>,
+    store: &Mutex<Box<dyn Backend>>,
     out_dir: &Path,
     batch: &[&Planned],
     now: DateTime<Utc>,
@@ -428,7 +428,7 @@ async fn upload_one(
 async fn delete_all(
     client: &Client,
     t: &RemoteTarget,
-    store: &Mutex<Store>,
+    store: &Mutex<Box<dyn Backend>>,
     deletes: &[String],
     report: &mut UploadReport,
 ) -> Result<(), String> {
@@ -472,7 +472,7 @@ pub struct DryRun {
 /// [`plan`] plus the documents the coming publish would write (`rewrite`, from
 /// `build --dry-run`'s plan): those change in `out_dir` first, then upload.
 pub fn dry_run(
-    store: &Store,
+    store: &dyn Backend,
     t: &RemoteTarget,
     out_dir: &Path,
     rewrite: &[String],
