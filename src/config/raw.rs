@@ -183,15 +183,19 @@ impl Default for RawServer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
-    #[serde(default = "default_store")]
-    pub(super) path: PathBuf,
+    /// The SQLite file; `None` when not set (then the default, unless `url` is set).
+    #[serde(default)]
+    pub(super) path: Option<Spanned<PathBuf>>,
+    /// A PostgreSQL server (`postgres://…`) instead of the SQLite file.
+    #[serde(default)]
+    pub(super) url: Option<Spanned<String>>,
     #[serde(default = "default_keep")]
     pub(super) max_items: Spanned<i64>,
     #[serde(default)]
     pub(super) max_age: Option<Spanned<String>>,
 }
 
-fn default_store() -> PathBuf {
+pub(super) fn default_store() -> PathBuf {
     "state/feedwerk.sqlite".into()
 }
 fn default_keep() -> Spanned<i64> {
@@ -201,7 +205,8 @@ fn default_keep() -> Spanned<i64> {
 impl Default for RawStore {
     fn default() -> Self {
         RawStore {
-            path: default_store(),
+            path: None,
+            url: None,
             max_items: default_keep(),
             max_age: None,
         }
