@@ -22,6 +22,7 @@
 //!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
 //! - [`archive`]: RFC 5005 archive pages;
+//! - [`postgres`]: the PostgreSQL store, being built one [`Backend`] area at a time;
 //! - `backend`: [`Backend`], the interface the rest of the program reaches the store
 //!   through, implemented here by [`Store`] (and by the PostgreSQL store of issue 20).
 
@@ -40,6 +41,7 @@ mod dedup;
 mod items;
 mod outputs;
 mod pending;
+pub mod postgres;
 mod publish_index;
 mod reading;
 mod schema;
@@ -90,6 +92,24 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// A `[store] url` that tokio-postgres cannot read (password masked).
+    #[error("store {url}: {source}")]
+    PgUrl {
+        url: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("store: PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("store: PostgreSQL connection: {0}")]
+    PgConnect(#[from] deadpool_postgres::PoolError),
+    #[error("store: PostgreSQL pool: {0}")]
+    PgPool(String),
+    #[error("store: cannot start the PostgreSQL store's runtime: {0}")]
+    PgRuntime(std::io::Error),
+    #[error("store: the PostgreSQL store's runtime stopped before answering")]
+    PgGone,
+    #[error("store: the PostgreSQL database has schema version {version}, newer than this feedwerk knows ({known}): upgrade feedwerk")]
+    PgNewerSchema { version: i64, known: i64 },
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {

@@ -1,0 +1,413 @@
+//! The PostgreSQL store (issue 20), being built one area of [`super::Backend`] at a
+//! time: connecting (a `deadpool-postgres` pool over `tokio-postgres`), the schema and
+//! its migrations, and the areas done so far — [`MetaStore`], [`SourceStore`],
+//! [`OutputStore`] — each tested against the SQLite store's behaviour on a real
+//! server (`tests/it/postgres.rs`). Until every area is here, [`PgStore`] is not a
+//! `Backend` and no config reaches it (`[store] url` is refused by the config check).
+//!
+//! The store's interface is synchronous (the pipeline calls it under a lock, as SQLite
+//! works), and `tokio-postgres` is async. So a [`PgStore`] owns a small runtime of its
+//! own (one worker thread) that drives its connections; each call hands a future to
+//! that runtime and waits for the answer on a channel. That works from any thread,
+//! including the daemon's runtime threads, where blocking on a runtime of one's own
+//! would panic.
+//!
+//! Left to the next steps (see the issue note): the items, deduplication, channel,
+//! archive and upload areas, group transactions (one pooled connection held for the
+//! group), TLS through a rustls connector, leader election and epoch fencing.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::backend::{MetaStore, OutputStore, SourceStore};
+use super::{from_ts, ts, StoreError, UNPUBLISHED};
+use crate::model::{SourceId, SourceState};
+
+/// Schema migrations, in order: migration `i` brings a database at version `i` to
+/// `i + 1`. Applied under an advisory lock, so two processes starting at once on a new
+/// database do not both create it.
+const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql")];
+
+/// The advisory lock key held while migrating (an arbitrary constant, "feedwerk").
+const MIGRATION_LOCK: i64 = 0x6665_6564_7765_726b;
+
+/// Connections the pool keeps at most: the store is used by one writer at a time, a
+/// second connection serves a read while a write waits.
+const POOL_SIZE: usize = 4;
+
+/// A store in a PostgreSQL database.
+pub struct PgStore {
+    /// Drives the pool's connections; `None` only while being dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl Drop for PgStore {
+    /// Shuts the runtime down without waiting: dropping a runtime inside another
+    /// runtime's thread would panic, and nothing is pending between calls.
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`, the
+    /// libpq keywords tokio-postgres reads) and migrates it to the current schema.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|source| StoreError::PgUrl {
+            url: without_password(url),
+            source,
+        })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("feedwerk-postgres")
+            .enable_all()
+            .build()
+            .map_err(StoreError::PgRuntime)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::PgPool(e.to_string()))?;
+        let store = PgStore {
+            runtime: Some(runtime),
+            pool,
+        };
+        store.run(|pool| async move { migrate(&pool).await })?;
+        Ok(store)
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            Ok(current_version(&c).await? as usize)
+        })
+    }
+
+    /// Runs the future `f` makes from the pool on the store's runtime and waits for
+    /// its answer.
+    fn run<T, F>(&self, f: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job = f(self.pool.clone());
+        let rt = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store");
+        rt.spawn(async move {
+            // The caller waits on `rx`; if it is gone there is no one to tell.
+            let _ = tx.send(job.await);
+        });
+        rx.recv().map_err(|_| StoreError::PgGone)?
+    }
+}
+
+/// `url` with any password replaced, for error messages and logs. Done on the text,
+/// not with a URL parser: the URLs this must mask are the ones that did not parse.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+async fn current_version(c: &tokio_postgres::Client) -> Result<i64, StoreError> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('feedwerk_schema') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(c.query_one("SELECT version FROM feedwerk_schema", &[])
+        .await?
+        .get(0))
+}
+
+/// Brings the database to the newest schema, each migration in its own transaction
+/// with the version it reaches, under an advisory lock.
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut c = pool.get().await?;
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS feedwerk_schema (version BIGINT NOT NULL)")
+        .await?;
+    let version = match tx
+        .query_opt("SELECT version FROM feedwerk_schema", &[])
+        .await?
+    {
+        Some(row) => row.get::<_, i64>(0),
+        None => {
+            tx.execute("INSERT INTO feedwerk_schema (version) VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::PgNewerSchema { version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "UPDATE feedwerk_schema SET version = $1",
+            &[&(i as i64 + 1)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl MetaStore for PgStore {
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let row = c
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn note_unpublished_changes(&self) -> Result<(), StoreError> {
+        self.set_meta(UNPUBLISHED, "1")
+    }
+}
+
+/// The `sources` columns [`state_from_row`] reads, in its order.
+const STATE_COLUMNS: &str = "id, url, etag, last_modified, last_attempt, last_success, \
+     last_status, last_error, consecutive_failures, next_fetch, moved_to, gone, fetch_count";
+
+fn state_from_row(r: &tokio_postgres::Row) -> SourceState {
+    SourceState {
+        id: r.get(0),
+        url: r.get(1),
+        etag: r.get(2),
+        last_modified: r.get(3),
+        last_attempt: r.get::<_, Option<i64>>(4).map(from_ts),
+        last_success: r.get::<_, Option<i64>>(5).map(from_ts),
+        last_status: r.get(6),
+        last_error: r.get(7),
+        consecutive_failures: u32::try_from(r.get::<_, i64>(8)).unwrap_or(u32::MAX),
+        next_fetch: r.get::<_, Option<i64>>(9).map(from_ts),
+        moved_to: r.get(10),
+        gone: r.get(11),
+        fetch_count: r.get(12),
+        items_held: 0,
+    }
+}
+
+impl SourceStore for PgStore {
+    fn source_state(&self, id: &SourceId) -> Result<SourceState, StoreError> {
+        let id = id.to_string();
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let held: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM items WHERE source_id = $1 AND NOT withdrawn",
+                    &[&id],
+                )
+                .await?
+                .get(0);
+            let row = c
+                .query_opt(
+                    &format!("SELECT {STATE_COLUMNS} FROM sources WHERE id = $1"),
+                    &[&id],
+                )
+                .await?;
+            let mut s = row
+                .as_ref()
+                .map(state_from_row)
+                .unwrap_or_else(|| SourceState {
+                    id,
+                    ..SourceState::default()
+                });
+            s.items_held = held;
+            Ok(s)
+        })
+    }
+
+    fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let mut out = HashMap::new();
+            for row in c
+                .query(&format!("SELECT {STATE_COLUMNS} FROM sources"), &[])
+                .await?
+            {
+                let st = state_from_row(&row);
+                out.insert(st.id.clone(), st);
+            }
+            let held = c
+                .query(
+                    "SELECT source_id, count(*) FROM items WHERE NOT withdrawn GROUP BY source_id",
+                    &[],
+                )
+                .await?;
+            for row in held {
+                let id: String = row.get(0);
+                out.entry(id.clone())
+                    .or_insert_with(|| SourceState {
+                        id,
+                        ..SourceState::default()
+                    })
+                    .items_held = row.get(1);
+            }
+            Ok(out)
+        })
+    }
+
+    fn save_source_states(&mut self, states: &[SourceState]) -> Result<(), StoreError> {
+        let states = states.to_vec();
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await?;
+            let stmt = tx
+                .prepare(
+                    "INSERT INTO sources (id, url, etag, last_modified, last_attempt, last_success,
+                         last_status, last_error, consecutive_failures, next_fetch, moved_to, gone,
+                         fetch_count)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     ON CONFLICT (id) DO UPDATE SET url = $2, etag = $3, last_modified = $4,
+                         last_attempt = $5, last_success = $6, last_status = $7, last_error = $8,
+                         consecutive_failures = $9, next_fetch = $10, moved_to = $11, gone = $12,
+                         fetch_count = $13",
+                )
+                .await?;
+            for s in &states {
+                tx.execute(
+                    &stmt,
+                    &[
+                        &s.id,
+                        &s.url,
+                        &s.etag,
+                        &s.last_modified,
+                        &s.last_attempt.map(ts),
+                        &s.last_success.map(ts),
+                        &s.last_status,
+                        &s.last_error,
+                        &i64::from(s.consecutive_failures),
+                        &s.next_fetch.map(ts),
+                        &s.moved_to,
+                        &s.gone,
+                        &s.fetch_count,
+                    ],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn reading_fingerprints(&self) -> Result<HashMap<String, String>, StoreError> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query("SELECT source_id, fingerprint FROM source_reading", &[])
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn set_reading_fingerprint(&self, source: &str, fingerprint: &str) -> Result<(), StoreError> {
+        let (source, fingerprint) = (source.to_owned(), fingerprint.to_owned());
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            c.execute(
+                "INSERT INTO source_reading (source_id, fingerprint) VALUES ($1, $2)
+                 ON CONFLICT (source_id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
+                &[&source, &fingerprint],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+impl OutputStore for PgStore {
+    fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let path = path.to_owned();
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let row = c
+                .query_opt(
+                    "SELECT content_hash, last_modified FROM outputs WHERE path = $1",
+                    &[&path],
+                )
+                .await?;
+            Ok(row.map(|r| (r.get(0), from_ts(r.get(1)))))
+        })
+    }
+
+    fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query("SELECT path, last_modified FROM outputs", &[])
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), from_ts(r.get(1)))).collect())
+        })
+    }
+
+    fn save_output_state(
+        &self,
+        path: &str,
+        hash: &str,
+        last_modified: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (path, hash, at) = (path.to_owned(), hash.to_owned(), ts(last_modified));
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            c.execute(
+                "INSERT INTO outputs (path, content_hash, last_modified) VALUES ($1, $2, $3)
+                 ON CONFLICT (path) DO UPDATE SET content_hash = EXCLUDED.content_hash,
+                     last_modified = EXCLUDED.last_modified",
+                &[&path, &hash, &at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+}
