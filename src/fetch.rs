@@ -8,6 +8,7 @@
 //! global limits). reqwest types stay in this file.
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -107,10 +108,20 @@ impl FetchError {
     }
 }
 
-/// The one HTTP client for partner fetches.
+/// The HTTP clients for partner fetches: one for `http:` hops and one for `https:`
+/// hops, which is built at the first `https:` hop (see [`Fetcher::client_for`]).
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// For `http:` URLs: it never speaks TLS, so it is built without loading any root
+    /// certificates.
+    plain: reqwest::Client,
+    /// For `https:` URLs, verifying servers against the system's root certificates.
+    /// Building it reads and parses every certificate the system trusts
+    /// (rustls-platform-verifier; about 19 M instructions here, the largest fixed cost
+    /// of a run), which a configuration without an `https:` source never needs. Shared
+    /// by clones; an error to build is kept and reported for every `https:` fetch.
+    tls: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    user_agent: String,
     cfg: FetchConfig,
 }
 
@@ -118,18 +129,46 @@ const ACCEPT: &str = "application/atom+xml, application/rss+xml, application/fee
 
 impl Fetcher {
     pub fn new(cfg: &FetchConfig, user_agent: &str) -> Fetcher {
-        let client = reqwest::Client::builder()
+        let plain = Fetcher::builder(cfg, user_agent)
+            // No roots: this client is only handed `http:` URLs (`client_for`).
+            .tls_certs_only(std::iter::empty())
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        Fetcher {
+            plain,
+            tls: Arc::new(OnceLock::new()),
+            user_agent: user_agent.to_owned(),
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// The settings both clients share.
+    fn builder(cfg: &FetchConfig, user_agent: &str) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .user_agent(user_agent)
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.timeout)
             // Redirects are followed in `fetch`, which needs to see each hop.
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client configuration is static and valid");
-        Fetcher {
-            client,
-            cfg: cfg.clone(),
+    }
+
+    /// The client for one hop: the plain one for `http:`, else the verifying one,
+    /// built now if this is the run's first `https:` hop.
+    fn client_for(&self, url: &Url) -> Result<&reqwest::Client, FetchError> {
+        if url.scheme() == "http" {
+            return Ok(&self.plain);
         }
+        self.tls
+            .get_or_init(|| {
+                Fetcher::builder(&self.cfg, &self.user_agent)
+                    .build()
+                    .map_err(|e| format!("cannot set up TLS: {e}"))
+            })
+            .as_ref()
+            .map_err(|message| FetchError::Other {
+                url: url.to_string(),
+                message: message.clone(),
+            })
     }
 
     /// GETs `url` (conditionally when validators are known), following redirects, all
@@ -163,7 +202,7 @@ impl Fetcher {
         let mut all_permanent = true;
         let resp = loop {
             let mut req = self
-                .client
+                .client_for(&current)?
                 .get(current.clone())
                 .header(header::ACCEPT, ACCEPT);
             if let Some(e) = &validators.etag {
@@ -341,4 +380,24 @@ pub fn host_key(url: &Url) -> String {
         url.host_str().unwrap_or(""),
         url.port_or_known_default().unwrap_or(0)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration without `https:` sources never loads the system's root
+    /// certificates: only the first `https:` hop builds the verifying client, and clones
+    /// share it.
+    #[test]
+    fn the_verifying_client_is_built_at_the_first_https_hop_only() {
+        let f = Fetcher::new(&FetchConfig::default(), "feedwerk-test");
+        let copy = f.clone();
+        f.client_for(&Url::parse("http://127.0.0.1:8080/feed.xml").unwrap())
+            .unwrap();
+        assert!(f.tls.get().is_none());
+        f.client_for(&Url::parse("https://127.0.0.1:8443/feed.xml").unwrap())
+            .unwrap();
+        assert!(copy.tls.get().is_some_and(|c| c.is_ok()));
+    }
 }

@@ -1,6 +1,9 @@
 //! Partner fetching against the real web's faults, through `feedwerk build` and
 //! `feedwerk sources`, with partners played by `support::TestServer` on 127.0.0.1.
 
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{read_fixture, Project, Route, TestServer};
@@ -857,4 +860,92 @@ fn a_store_write_that_fails_is_a_store_error_not_a_parse_error_and_backs_off() {
     p.run(&["build", "--force"]).success();
     assert!(sources_entry(&p, "refused").contains("200 ok"));
     assert!(p.read("public/feed.json").contains("Zwei"));
+}
+
+/// A TLS server on 127.0.0.1 presenting `tests/fixtures/fetch/self-signed-localhost.*`, a
+/// certificate for 127.0.0.1 that no system trusts. Counts the handshakes begun and
+/// completed; a completed one is answered with a feed.
+fn self_signed_https_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs =
+        CertificateDer::pem_slice_iter(&read_fixture("fetch/self-signed-localhost.cert.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&read_fixture("fetch/self-signed-localhost.key.pem"))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (begun, completed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (b, c) = (begun.clone(), completed.clone());
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            b.fetch_add(1, Ordering::SeqCst);
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+            if conn.is_handshaking() {
+                continue;
+            }
+            c.fetch_add(1, Ordering::SeqCst);
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = [0u8; 4096];
+            let _ = tls.read(&mut head);
+            let body = rss("tls", &["Geheim über TLS"]);
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+        }
+    });
+    (port, begun, completed)
+}
+
+/// `https:` partners are verified against the system's root certificates, also when an
+/// `http:` URL redirects there (the verifying client is built at the first `https:` hop,
+/// not at start-up): a certificate nobody trusts is refused with a message that says so,
+/// and nothing from that server is published.
+#[test]
+fn an_https_partner_with_an_untrusted_certificate_is_refused() {
+    let (port, begun, completed) = self_signed_https_server();
+    let srv = TestServer::start();
+    let https = format!("https://127.0.0.1:{port}/feed.xml");
+    srv.route("/to-https", Route::redirect(302, &https));
+    srv.route(
+        "/plain.xml",
+        Route::ok("application/rss+xml", rss("plain", &["Unverschlüsselt"])),
+    );
+    let p = project(
+        &(source("direct", &https)
+            + &source("redirected", &srv.url("/to-https"))
+            + &source("plain", &srv.url("/plain.xml"))),
+        FAST,
+    );
+    p.run(&["build"]).success();
+    for id in ["direct", "redirected"] {
+        let e = sources_entry(&p, id);
+        assert!(e.contains("connect error"), "{e}");
+        assert!(e.to_lowercase().contains("certificate"), "{e}");
+    }
+    assert!(begun.load(Ordering::SeqCst) >= 2);
+    assert_eq!(completed.load(Ordering::SeqCst), 0);
+    let rss_out = p.read("public/rss.xml");
+    assert!(rss_out.contains("Unverschlüsselt"));
+    assert!(!rss_out.contains("Geheim über TLS"));
 }
