@@ -105,35 +105,61 @@ fn minhash_portable(shingles: &[u64], sig: &mut [u32]) {
     }
 }
 
-/// FNV-1a of `words` joined by single spaces, without building the joined string: the
-/// same value as `fnv1a(words.join(" ").as_bytes())`, which is what is stored.
-fn fnv1a_joined(words: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, w) in words.iter().enumerate() {
-        if i > 0 {
-            h ^= u64::from(b' ');
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Hashes of the distinct word shingles of `text` (already normalised for matching):
+/// FNV-1a of each run of [`SHINGLE_WORDS`] consecutive words joined by single spaces
+/// (words are what `split(' ')` gives, without the empty ones), or of all the words
+/// when there are fewer. Sorted, without duplicates.
+///
+/// One pass over the bytes: the hashes of the [`SHINGLE_WORDS`] windows a byte belongs
+/// to are advanced side by side (slot `k % SHINGLE_WORDS` holds the window that begins
+/// at word `k`), and a window is complete at the end of its last word. Collecting the
+/// words and hashing each window on its own was a third of shingling (issue 16).
+pub fn shingles(text: &str) -> Vec<u64> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    let mut h = [FNV_OFFSET; SHINGLE_WORDS];
+    // Words seen so far; whether the last byte read was inside a word.
+    let mut words = 0usize;
+    let mut in_word = false;
+    for &b in text.as_bytes() {
+        if b == b' ' {
+            if in_word {
+                in_word = false;
+                words += 1;
+                if words >= SHINGLE_WORDS {
+                    // The window of words `words - 5 .. words` is complete.
+                    out.push(h[words % SHINGLE_WORDS]);
+                }
+            }
+            continue;
         }
-        for b in w.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        if !in_word {
+            in_word = true;
+            if words > 0 {
+                // The space that joins this word to the windows already open.
+                for v in &mut h {
+                    *v = (*v ^ u64::from(b' ')).wrapping_mul(FNV_PRIME);
+                }
+            }
+            // This word opens a window in the slot of the one that just closed.
+            h[words % SHINGLE_WORDS] = FNV_OFFSET;
+        }
+        for v in &mut h {
+            *v = (*v ^ u64::from(b)).wrapping_mul(FNV_PRIME);
         }
     }
-    h
-}
-
-/// Hashes of the distinct word shingles of `text` (already normalised for matching).
-pub fn shingles(text: &str) -> Vec<u64> {
-    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
-    let mut out: Vec<u64> = if words.len() < SHINGLE_WORDS {
-        if words.is_empty() {
-            Vec::new()
-        } else {
-            vec![fnv1a_joined(&words)]
+    if in_word {
+        words += 1;
+        if words >= SHINGLE_WORDS {
+            out.push(h[words % SHINGLE_WORDS]);
         }
-    } else {
-        words.windows(SHINGLE_WORDS).map(fnv1a_joined).collect()
-    };
+    }
+    if (1..SHINGLE_WORDS).contains(&words) {
+        // Fewer words than a shingle: one shingle of them all (the window of word 0).
+        out.push(h[0]);
+    }
     out.sort_unstable();
     out.dedup();
     out
@@ -296,6 +322,48 @@ mod tests {
             want.sort_unstable();
             want.dedup();
             assert_eq!(shingles(text), want, "{text}");
+        }
+    }
+
+    /// Shingling as it was written before the one-pass loop (issue 16): the words
+    /// collected, each window joined and hashed on its own.
+    fn shingles_by_windows(text: &str) -> Vec<u64> {
+        let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+        let mut out: Vec<u64> = if words.len() < SHINGLE_WORDS {
+            if words.is_empty() {
+                Vec::new()
+            } else {
+                vec![fnv1a(words.join(" ").as_bytes())]
+            }
+        } else {
+            words
+                .windows(SHINGLE_WORDS)
+                .map(|w| fnv1a(w.join(" ").as_bytes()))
+                .collect()
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_shingles_equal_the_hashes_of_the_joined_windows(
+            text in "[ ab]{0,60}",
+            words in proptest::collection::vec("[a-zäß0-9]{0,6}", 0..30),
+            spaces in proptest::collection::vec(1usize..3, 0..30),
+        ) {
+            proptest::prop_assert_eq!(shingles(&text), shingles_by_windows(&text));
+            // Words of arbitrary letters with runs of spaces between, before and after.
+            let mut t = String::new();
+            for (w, n) in words.iter().zip(spaces.iter().chain(std::iter::repeat(&1))) {
+                t.push_str(&" ".repeat(*n - 1));
+                t.push_str(w);
+                t.push(' ');
+            }
+            proptest::prop_assert_eq!(shingles(&t), shingles_by_windows(&t));
+            let t = t.trim_end();
+            proptest::prop_assert_eq!(shingles(t), shingles_by_windows(t));
         }
     }
 
