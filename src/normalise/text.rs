@@ -378,6 +378,8 @@ impl Matching {
         // ASCII character, and its letters and digits are the ASCII ones.
         if c.is_ascii() {
             self.push_lower(c.to_ascii_lowercase(), c.is_ascii_alphanumeric());
+        } else if let Some((lower, alphanumeric)) = latin1_lower(c) {
+            self.push_lower(lower, alphanumeric);
         } else {
             for c in c.to_lowercase() {
                 self.push_lower(c, c.is_alphanumeric());
@@ -395,6 +397,20 @@ impl Matching {
         } else {
             self.space = true;
         }
+    }
+}
+
+/// The lower case of a char of Latin-1's upper half (U+00C0–U+00FF: the accented
+/// letters of the languages our partners write in, and `×`, `÷`) and whether it is a
+/// letter, without the Unicode tables: `À`–`Þ` lower by 0x20, `ß`–`ÿ` are lower case
+/// already, and `×`/`÷` are no letters. `None` for any other char. The tables' search
+/// for `ä` or `é` cost more than the rest of that char's way through [`for_matching`].
+fn latin1_lower(c: char) -> Option<(char, bool)> {
+    match c {
+        '\u{d7}' | '\u{f7}' => Some((c, false)),
+        '\u{c0}'..='\u{de}' => Some((char::from_u32(c as u32 + 0x20)?, true)),
+        '\u{df}'..='\u{ff}' => Some((c, true)),
+        _ => None,
     }
 }
 
@@ -429,6 +445,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn latin1_letters_lower_as_the_unicode_tables_say() {
+        for c in (0x80..=0x17f_u32).filter_map(char::from_u32) {
+            if let Some((lower, letter)) = super::latin1_lower(c) {
+                let want: Vec<char> = c.to_lowercase().collect();
+                assert_eq!(want, [lower], "U+{:04X}", c as u32);
+                assert_eq!(letter, lower.is_alphanumeric(), "U+{:04X}", c as u32);
+            }
+        }
+        assert!(super::latin1_lower('\u{bf}').is_none());
+        assert!(super::latin1_lower('\u{100}').is_none());
     }
 
     use super::*;
