@@ -110,6 +110,28 @@ fn steps(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("shingles", |b| {
+        b.iter(|| {
+            for t in &matching {
+                black_box(fingerprint::shingles(black_box(t)));
+            }
+        })
+    });
+    // The language rule on the texts the fixtures declare (or not): a declaration the
+    // function words leave standing, one they may overrule (detection runs), none.
+    for (name, declared) in [
+        ("language-declared-de", Some("de")),
+        ("language-declared-en", Some("en")),
+        ("language-undeclared", None),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for t in &texts {
+                    black_box(normalise::lang::choose(None, declared, black_box(t), None));
+                }
+            })
+        });
+    }
     g.bench_function("fingerprint", |b| {
         b.iter(|| {
             for t in &matching {
