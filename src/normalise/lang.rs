@@ -120,12 +120,7 @@ pub fn choose(
         // languages that could overrule are then known, and what detection finds
         // overrules exactly when it is one of them ([`overrules`] holds for it).
         Some(declared) => {
-            let could = if enough_letters_to_overrule(text) {
-                overruling_languages(text, &declared)
-            } else {
-                // `detect_confidently` would find nothing: no need to count words.
-                0
-            };
+            let could = overruling_languages(text, &declared);
             if could == 0 {
                 return Some(declared);
             }
@@ -189,15 +184,6 @@ fn word_language(tag: &str) -> Option<usize> {
     FUNCTION_WORD_LANGUAGES
         .iter()
         .position(|l| *l == primary(tag))
-}
-
-/// Whether the opening [`detect_confidently`] reads has the letters it needs.
-fn enough_letters_to_overrule(text: &str) -> bool {
-    prefix_at_word(text, DETECT_PREFIX)
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .count()
-        >= OVERRULE_MIN_LETTERS
 }
 
 /// A lower-cased word of at most [`KEY_BYTES`] bytes as one number: its UTF-8 bytes,
@@ -310,39 +296,50 @@ fn overruling_languages(text: &str, declared: &str) -> u8 {
         .fold(0, |bits, l| bits | (1 << l))
 }
 
+/// How [`for_each_word_key`] reads a byte: an ASCII letter as itself lowered, other
+/// ASCII as 0 (a separator), and every byte of a multi-byte char as 0x80.
+const BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if !b.is_ascii() {
+            0x80
+        } else if b.is_ascii_alphabetic() {
+            b.to_ascii_lowercase()
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Calls `f` with the lower-cased key of every word of `text` that fits one. A word is
 /// what `text.split(|c: char| !c.is_alphabetic())` gives, without the empty ones;
-/// ASCII is read and lowered byte by byte, other text char by char.
+/// ASCII is read and lowered byte by byte through one table, other text char by char.
 fn for_each_word_key(text: &str, mut f: impl FnMut(WordKey)) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii() && !b.is_ascii_alphabetic() {
+        if BYTE_CLASS[usize::from(bytes[i])] == 0 {
             i += 1;
             continue;
         }
         let start = i;
-        // The lowered ASCII letters so far, while the word is ASCII and fits a key.
-        let mut key: WordKey = 0;
         let mut ascii = true;
         while i < bytes.len() {
-            let b = bytes[i];
-            if b.is_ascii_alphabetic() {
-                let n = i - start;
-                if n < KEY_BYTES {
-                    key |= WordKey::from(b.to_ascii_lowercase()) << (8 * n);
+            match BYTE_CLASS[usize::from(bytes[i])] {
+                0 => break,
+                0x80 => {
+                    let c = text[i..].chars().next().expect("i is at a char boundary");
+                    if !c.is_alphabetic() {
+                        break;
+                    }
+                    ascii = false;
+                    i += c.len_utf8();
                 }
-                i += 1;
-            } else if b.is_ascii() {
-                break;
-            } else {
-                let c = text[i..].chars().next().expect("i is at a char boundary");
-                if !c.is_alphabetic() {
-                    break;
-                }
-                ascii = false;
-                i += c.len_utf8();
+                _ => i += 1,
             }
         }
         if i == start {
@@ -350,8 +347,12 @@ fn for_each_word_key(text: &str, mut f: impl FnMut(WordKey)) {
             i += text[i..].chars().next().map_or(1, char::len_utf8);
             continue;
         }
+        let word = &bytes[start..i];
         if ascii {
-            if i - start <= KEY_BYTES {
+            if word.len() <= KEY_BYTES {
+                let key = word.iter().enumerate().fold(0, |key, (n, b)| {
+                    key | WordKey::from(BYTE_CLASS[usize::from(*b)]) << (8 * n)
+                });
                 f(key);
             }
         } else if let Some(key) = lower_key(&text[start..i]) {
