@@ -162,7 +162,7 @@ impl Fetcher {
             .get_or_init(|| {
                 Fetcher::builder(&self.cfg, &self.user_agent)
                     .build()
-                    .map_err(|e| format!("cannot set up TLS: {e}"))
+                    .map_err(|e| format!("cannot set up TLS: {}", innermost(&e)))
             })
             .as_ref()
             .map_err(|message| FetchError::Other {
@@ -298,17 +298,21 @@ impl Fetcher {
     }
 }
 
+/// The innermost cause of `e`: the one an operator can act on ("connection refused",
+/// "No CA certificates were loaded from the system"), where reqwest's own message is
+/// only "error sending request" or "builder error".
+fn innermost(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
+}
+
 fn classify(url: &str, e: reqwest::Error, timeout_secs: u64) -> FetchError {
-    // The innermost cause is the one an operator can act on ("connection refused").
-    let root = {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = s.to_string();
-            src = s.source();
-        }
-        msg
-    };
+    let root = innermost(&e);
     if e.is_timeout() {
         FetchError::Timeout {
             url: url.to_owned(),

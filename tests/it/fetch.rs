@@ -866,14 +866,18 @@ fn a_store_write_that_fails_is_a_store_error_not_a_parse_error_and_backs_off() {
 /// certificate for 127.0.0.1 that no system trusts. Counts the handshakes begun and
 /// completed; a completed one is answered with a feed.
 fn self_signed_https_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    https_server("fetch/self-signed-localhost")
+}
+
+/// A TLS server on 127.0.0.1 presenting the certificate and key of the fixtures
+/// `<stem>.cert.pem` and `<stem>.key.pem`; otherwise as [`self_signed_https_server`].
+fn https_server(stem: &str) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs =
-        CertificateDer::pem_slice_iter(&read_fixture("fetch/self-signed-localhost.cert.pem"))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(&read_fixture("fetch/self-signed-localhost.key.pem"))
+    let certs = CertificateDer::pem_slice_iter(&read_fixture(&format!("{stem}.cert.pem")))
+        .collect::<Result<Vec<_>, _>>()
         .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(&read_fixture(&format!("{stem}.key.pem"))).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -948,4 +952,88 @@ fn an_https_partner_with_an_untrusted_certificate_is_refused() {
     let rss_out = p.read("public/rss.xml");
     assert!(rss_out.contains("Unverschlüsselt"));
     assert!(!rss_out.contains("Geheim über TLS"));
+}
+
+/// The roots an `https:` partner is verified against are the system's, which
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` name where an operator keeps a private CA: a
+/// partner whose certificate that CA signed is fetched and published, directly and
+/// behind an `http:` redirect (`tests/fixtures/fetch/test-ca.cert.pem` signed
+/// `localhost-signed-by-test-ca.cert.pem` for 127.0.0.1).
+#[test]
+fn an_https_partner_signed_by_the_configured_ca_is_verified_and_published() {
+    let (port, _begun, completed) = https_server("fetch/localhost-signed-by-test-ca");
+    let srv = TestServer::start();
+    let https = format!("https://127.0.0.1:{port}/feed.xml");
+    srv.route("/to-https", Route::redirect(302, &https));
+    let p = project(
+        &(source("direct", &https) + &source("redirected", &srv.url("/to-https"))),
+        FAST,
+    );
+    let no_dir = p.path().join("no-cert-dir");
+    let out = p
+        .command(&["build"])
+        .env(
+            "SSL_CERT_FILE",
+            crate::support::fixture("fetch/test-ca.cert.pem"),
+        )
+        .env("SSL_CERT_DIR", &no_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in ["direct", "redirected"] {
+        let e = sources_entry(&p, id);
+        assert!(e.contains("200 ok"), "{e}");
+    }
+    assert!(completed.load(Ordering::SeqCst) >= 2);
+    assert!(p.read("public/rss.xml").contains("Geheim über TLS"));
+}
+
+/// A run whose partners are all `http:` never loads the system's root certificates:
+/// with none to be found (`SSL_CERT_FILE` and `SSL_CERT_DIR` naming nothing) it builds
+/// and publishes as usual. An `https:` partner added to the same configuration fails on
+/// its own with the reason, and the `http:` one is still published.
+#[test]
+fn an_all_http_run_does_not_load_the_root_certificates() {
+    let srv = TestServer::start();
+    srv.route(
+        "/plain.xml",
+        Route::ok("application/rss+xml", rss("plain", &["Unverschlüsselt"])),
+    );
+    let run = |p: &Project| {
+        let missing = p.path().join("no-such-roots");
+        let out = p
+            .command(&["build"])
+            .env("SSL_CERT_FILE", missing.join("ca.pem"))
+            .env("SSL_CERT_DIR", &missing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let plain = source("plain", &srv.url("/plain.xml"));
+    let p = project(&plain, FAST);
+    run(&p);
+    assert!(sources_entry(&p, "plain").contains("200 ok"));
+    assert!(p.read("public/rss.xml").contains("Unverschlüsselt"));
+
+    let (port, begun, _completed) = https_server("fetch/localhost-signed-by-test-ca");
+    let with_https = plain + &source("secure", &format!("https://127.0.0.1:{port}/feed.xml"));
+    let p = project(&with_https, FAST);
+    run(&p);
+    let e = sources_entry(&p, "secure");
+    assert!(e.contains("cannot set up TLS"), "{e}");
+    assert!(e.contains("No CA certificates"), "{e}");
+    assert_eq!(
+        begun.load(Ordering::SeqCst),
+        0,
+        "no connection without roots"
+    );
+    assert!(p.read("public/rss.xml").contains("Unverschlüsselt"));
 }
