@@ -18,7 +18,7 @@ use crate::archive_plan::{self, Page};
 use crate::config::Config;
 use crate::model::{Channel, Format};
 use crate::render::{DocKind, Paging};
-use crate::store::archive::Cursor;
+use crate::store::archive::{Cursor, StoredPages};
 use crate::store::{Backend, StoreError, StoredItem};
 
 /// Archive pages exist in the formats that have RFC 5005 paging links.
@@ -37,6 +37,10 @@ pub(super) struct Seal {
 /// and keeps the sealed ones as they are on disk. Returns the number of pages. Each page goes to the
 /// publisher as soon as it is read, so one page's items are in memory at a time, not
 /// a channel's whole history (a first build of 200,000 items held them all).
+///
+/// A sealed page costs a name looked up in its directory's listing (or, with a
+/// catalog, in the last catalog): no store row, validators, file read or stamp, so a
+/// publish after one change costs about the same with 20 pages or 2,000.
 pub(super) fn docs<'a>(
     cfg: &Config,
     store: &dyn Backend,
@@ -46,46 +50,58 @@ pub(super) fn docs<'a>(
     publisher: &mut Publisher,
     seals: &mut Vec<Seal>,
 ) -> Result<u32, PublishError> {
-    let pages = plan_pages(store, ch, cfg.publish.archive_page_size)?;
-    let count = pages.len() as u32;
+    let plan = plan_pages(store, ch, cfg.publish.archive_page_size)?;
+    let count = plan.count;
     let out = &cfg.publish.output_dir;
-    for (i, p) in pages.iter().enumerate() {
-        let final_form = p.number < count;
-        let paths: Vec<String> = ARCHIVE_FORMATS
+    let paths = |n: u32| -> Vec<String> {
+        ARCHIVE_FORMATS
             .iter()
-            .map(|f| ch.archive_path(*f, p.number))
-            .collect();
-        let cache_control = if final_form {
-            ARCHIVE_CACHE
-        } else {
-            FEED_CACHE
-        };
-        // A sealed page published before stays as it is, untouched: no file read,
-        // checked or stamped (nor, without a catalog, queried or stat'ed one by one).
-        if p.sealed && paths.iter().all(|path| unchanged.can_keep(path)) {
+            .map(|f| ch.archive_path(*f, n))
+            .collect()
+    };
+    // Sealed pages published before stay as they are, untouched. One whose file is
+    // gone (removed by hand, or by a config that had no archives) is rendered again.
+    let mut render: Vec<u32> = Vec::new();
+    for n in (1..=plan.stored.count).filter(|n| plan.stored.is_sealed(*n)) {
+        let paths = paths(n);
+        if paths.iter().all(|path| unchanged.can_keep_sealed(path)) {
             for path in &paths {
-                unchanged.keep(publisher, path)?;
+                unchanged.keep_sealed(publisher, path)?;
             }
             continue;
         }
-        if p.sealed && paths.iter().all(|path| out.join(path).exists()) {
+        // A pass for the server without the page in its last catalog: its final
+        // bytes are on disk, to be stamped and held as they are.
+        if unchanged.on_disk().is_none() && paths.iter().all(|path| out.join(path).exists()) {
             for (f, path) in ARCHIVE_FORMATS.iter().zip(paths) {
                 publisher.add(Document {
                     path,
                     kind: DocKind::Archive(*f),
                     content_type: f.content_type(),
                     body: Body::Keep,
-                    cache_control,
+                    cache_control: ARCHIVE_CACHE,
                     items: None,
                     reach: Reach::Narrow,
                 })?;
             }
             continue;
         }
-        let after = i.checked_sub(1).and_then(|j| pages[j].end.as_ref());
+        render.push(n);
+    }
+    render.extend(plan.pending.iter().map(|p| p.number));
+    for n in render {
+        let final_form = n < count;
+        let paths = paths(n);
+        let cache_control = if final_form {
+            ARCHIVE_CACHE
+        } else {
+            FEED_CACHE
+        };
+        let after = plan.end(store, n - 1)?;
+        let upto = plan.end(store, n)?;
         let mut items: Vec<StoredItem> = with_source_titles(
             store
-                .archive_items(&ch.filter, after, p.end.as_ref())?
+                .archive_items(&ch.filter, after.as_ref(), upto.as_ref())?
                 .into_iter()
                 .map(|(s, _)| s)
                 .collect(),
@@ -99,7 +115,7 @@ pub(super) fn docs<'a>(
         });
         let items = Rc::new(items);
         let paging = Paging::Archive {
-            page: p.number,
+            page: n,
             pages: count,
         };
         for (f, path) in ARCHIVE_FORMATS.iter().zip(paths.iter()) {
@@ -116,7 +132,7 @@ pub(super) fn docs<'a>(
         if final_form {
             seals.push(Seal {
                 channel: ch.key().to_owned(),
-                page: p.number,
+                page: n,
                 paths,
             });
         }
@@ -124,28 +140,122 @@ pub(super) fn docs<'a>(
     Ok(count)
 }
 
-/// The channel's archive pages after this publish (see [`archive_plan`]): the stored
-/// full pages, the full pages cut now (recorded in the store), and the open page.
-fn plan_pages(
+/// Keeps every archive page of a channel none of whose items changed, if all of them
+/// can be kept: the sealed pages (see [`docs`]), the unsealed stored ones, and the open
+/// page when the last publish had one. `false`, with nothing kept: render the channel.
+pub(super) fn keep(
     store: &dyn Backend,
     ch: &Channel,
-    size: usize,
-) -> Result<Vec<Page<Cursor>>, StoreError> {
+    unchanged: &Unchanged,
+    publisher: &mut Publisher,
+) -> Result<bool, PublishError> {
+    let stored = store.archive_summary(ch.key())?;
+    let page_paths = |n: u32| ARCHIVE_FORMATS.iter().map(move |f| ch.archive_path(*f, n));
+    for n in 1..=stored.count {
+        let sealed = stored.is_sealed(n);
+        for path in page_paths(n) {
+            let keepable = if sealed {
+                unchanged.can_keep_sealed(&path)
+            } else {
+                unchanged.can_keep(&path)?
+            };
+            if !keepable {
+                return Ok(false);
+            }
+        }
+    }
+    for n in 1..=stored.count {
+        let sealed = stored.is_sealed(n);
+        for path in page_paths(n) {
+            if sealed {
+                unchanged.keep_sealed(publisher, &path)?;
+            } else {
+                unchanged.keep(publisher, &path)?;
+            }
+        }
+    }
+    let open = stored.count + 1;
+    for path in page_paths(open) {
+        if unchanged.can_keep(&path)? {
+            unchanged.keep(publisher, &path)?;
+        }
+    }
+    Ok(true)
+}
+
+/// The channel's archive pages after this publish (see [`archive_plan`]): the stored
+/// full pages, the full pages cut now (recorded in the store), and the open page.
+struct Plan {
+    channel: String,
+    /// Pages after this publish, numbered `1..=count`.
+    count: u32,
+    /// The pages stored before this publish.
+    stored: StoredPages,
+    /// The pages that are not sealed, oldest first: stored ones, those cut now, and
+    /// the open page (`end: None`).
+    pending: Vec<Page<Cursor>>,
+}
+
+impl Plan {
+    /// Where page `n` ends: `None` before the first page and for the open page.
+    fn end(&self, store: &dyn Backend, n: u32) -> Result<Option<Cursor>, StoreError> {
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(p) = self.pending.iter().find(|p| p.number == n) {
+            return Ok(p.end.clone());
+        }
+        if let Some(last) = self.stored.last.as_ref().filter(|l| l.page == n) {
+            return Ok(Some(last.end.clone()));
+        }
+        store.archive_page_end(&self.channel, n)
+    }
+}
+
+fn plan_pages(store: &dyn Backend, ch: &Channel, size: usize) -> Result<Plan, StoreError> {
     let key = ch.key();
-    let stored = store.archive_pages(key)?;
-    let last_end = stored.last().map(|p| p.end.clone());
+    let stored = store.archive_summary(key)?;
+    let last_end = stored.last.as_ref().map(|p| p.end.clone());
     let fresh = store.archive_cursors(&ch.filter, last_end.as_ref())?;
     let plan = archive_plan::plan_pages(
-        stored.len(),
-        stored.last().is_some_and(|p| p.sealed),
+        stored.count as usize,
+        stored.last.as_ref().is_some_and(|p| p.sealed),
         &fresh,
         size,
         ch.max_items,
     );
+    let count = plan.page_count(stored.count as usize) as u32;
+    let mut pending: Vec<Page<Cursor>> = stored
+        .unsealed
+        .iter()
+        .map(|p| Page {
+            number: p.page,
+            end: Some(p.end.clone()),
+            sealed: false,
+        })
+        .collect();
     for (i, end) in plan.new_full.iter().enumerate() {
-        store.add_archive_page(key, (stored.len() + i + 1) as u32, end)?;
+        let number = stored.count + i as u32 + 1;
+        store.add_archive_page(key, number, end)?;
+        pending.push(Page {
+            number,
+            end: Some(end.clone()),
+            sealed: false,
+        });
     }
-    Ok(plan.pages(stored.into_iter().map(|p| (p.end, p.sealed))))
+    if plan.open_page {
+        pending.push(Page {
+            number: count,
+            end: None,
+            sealed: false,
+        });
+    }
+    Ok(Plan {
+        channel: key.to_owned(),
+        count,
+        stored,
+        pending,
+    })
 }
 
 /// Seals the pages whose final form is now published: every path of the page is

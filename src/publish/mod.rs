@@ -149,12 +149,13 @@ pub fn run(
         channels: &channels,
         dirty: &dirty,
         previous,
-        unchanged: Unchanged::new(keep, previous, store, &cfg.publish.output_dir)?,
+        unchanged: Unchanged::new(keep, previous, store, &cfg.publish.output_dir),
         everything,
         keep,
         now,
     };
-    let mut publisher = Publisher::start(&cfg.publish.output_dir, store, now, mode);
+    let mut publisher = Publisher::start(&cfg.publish.output_dir, store, now, mode)
+        .knowing(pass.unchanged.on_disk());
     let produced = pass.produce(&mut publisher);
     // Record every document that reached the disk, even when producing failed.
     let finished = publisher.finish();
@@ -341,36 +342,20 @@ impl<'a> Pass<'a> {
         if ch.kind == ChannelKind::Combined {
             paths.push("index.html".into());
         }
-        // A channel without archives has no pages on disk (see `remove_unpublished`),
-        // whatever the store remembers from a config that gave it some.
-        let archived = keeps_archive(self.cfg.publish.archives, ch);
-        let stored = if archived {
-            self.store.archive_pages(ch.key())?
-        } else {
-            Vec::new()
-        };
-        for page in &stored {
-            paths.extend(
-                archive::ARCHIVE_FORMATS
-                    .iter()
-                    .map(|f| ch.archive_path(*f, page.page)),
-            );
-        }
-        if !paths.iter().all(|path| self.unchanged.can_keep(path)) {
-            return Ok(false);
+        for path in &paths {
+            if !self.unchanged.can_keep(path)? {
+                return Ok(false);
+            }
         }
         if p.keeps_catalog() && self.previous.and_then(|c| c.embed(ch.key())).is_none() {
             return Ok(false);
         }
-        // The open page after the full ones, when the last publish had one.
-        if archived {
-            let open = stored.len() as u32 + 1;
-            for f in archive::ARCHIVE_FORMATS {
-                let path = ch.archive_path(f, open);
-                if self.unchanged.can_keep(&path) {
-                    paths.push(path);
-                }
-            }
+        // A channel without archives has no pages on disk (see `remove_unpublished`),
+        // whatever the store remembers from a config that gave it some.
+        if keeps_archive(self.cfg.publish.archives, ch)
+            && !archive::keep(self.store, ch, &self.unchanged, p)?
+        {
+            return Ok(false);
         }
         for path in &paths {
             self.unchanged.keep(p, path)?;

@@ -30,6 +30,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::compress::{brotli, compressible, gzip, Reach};
 use super::files::{self, sibling, stage, sync_dir, Staged};
+use super::unchanged::OnDisk;
 use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};
@@ -198,6 +199,10 @@ pub struct Publisher<'a> {
     /// [`HEADER_BATCH`] documents and at the end: uploading to object storage sets them
     /// on each object (`crate::upload`).
     headers: Vec<(String, &'static str, &'static str)>,
+    /// What a pass without a catalog already read of the output directory and the
+    /// stored validators: asked for a rendered document's instead of a query and a
+    /// `stat` each.
+    known: Option<&'a OnDisk<'a>>,
 }
 
 impl<'a> Publisher<'a> {
@@ -244,7 +249,15 @@ impl<'a> Publisher<'a> {
             report: PublishReport::default(),
             published: HashMap::new(),
             headers: Vec::new(),
+            known: None,
         }
+    }
+
+    /// Takes a rendered document's validators and whether its file exists from `known`
+    /// (see [`OnDisk`]) rather than from a query and a `stat` of its own.
+    pub(super) fn knowing(mut self, known: Option<&'a OnDisk<'a>>) -> Self {
+        self.known = known;
+        self
     }
 
     /// Closes the pass: the writers finish what is queued, what they staged is synced
@@ -352,6 +365,12 @@ impl Publisher<'_> {
         self.report.unchanged += 1;
     }
 
+    /// Counts a sealed document kept on disk by a pass without a catalog: its file is
+    /// final and nothing of it is read, held or recorded again.
+    pub fn keep_final(&mut self) {
+        self.report.unchanged += 1;
+    }
+
     /// Keeps an unchanged channel's embed list from the last catalog.
     pub fn keep_embed(&mut self, key: &str, previous: &Catalog) -> bool {
         match previous.embed(key) {
@@ -374,8 +393,13 @@ impl Publisher<'_> {
         }
         let now = self.now;
         let file = self.out_dir.join(&doc.path);
-        let previous = self.store.output_state(&doc.path)?;
-        let on_disk = file.exists();
+        let (previous, on_disk) = match self.known {
+            Some(known) => {
+                let (state, on_disk) = known.state(&doc.path)?;
+                (state.map(|s| (s.hash, s.last_modified)), on_disk)
+            }
+            None => (self.store.output_state(&doc.path)?, file.exists()),
+        };
         // The bytes as they would be if nothing changed, and whether they did.
         let (body, changed) = match (&doc.body, &previous) {
             (Body::Keep, Some((_, lm))) if on_disk && !self.keep => {

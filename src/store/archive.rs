@@ -6,7 +6,7 @@
 //! and its final bytes are on disk it is *sealed* and never rendered again, so pruning
 //! or merging items later cannot change what an archive URL returns.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{parse_item, Store, StoreError, StoredItem};
 use crate::model::ChannelFilter;
@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS archive_pages (
     PRIMARY KEY (channel, page)
 );
 CREATE INDEX IF NOT EXISTS items_first_seen ON items(first_seen, id);
+-- The pages not sealed yet: normally none or the newest, whatever the archive's length.
+CREATE INDEX IF NOT EXISTS archive_pages_unsealed ON archive_pages(channel, page) WHERE sealed = 0;
 ";
 
 /// A position in first-seen order: `(first_seen as UNIX seconds, item id)`.
@@ -32,6 +34,23 @@ pub struct ArchivePage {
     pub page: u32,
     pub end: Cursor,
     pub sealed: bool,
+}
+
+/// What publishing needs to know of a channel's stored pages without reading one row
+/// per page: how many there are (numbered `1..=count`), whether the newest is sealed,
+/// where it ends, and the pages not sealed yet. Everything else is sealed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredPages {
+    pub count: u32,
+    pub last: Option<ArchivePage>,
+    /// Oldest first.
+    pub unsealed: Vec<ArchivePage>,
+}
+
+impl StoredPages {
+    pub fn is_sealed(&self, page: u32) -> bool {
+        page <= self.count && !self.unsealed.iter().any(|p| p.page == page)
+    }
 }
 
 impl Store {
@@ -55,6 +74,48 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored pages of `channel` as [`StoredPages`]: two index lookups (the newest
+    /// page, the unsealed ones), so a channel with thousands of sealed pages costs what
+    /// one with a single page does.
+    pub fn archive_summary(&self, channel: &str) -> Result<StoredPages, StoreError> {
+        let page = |r: &rusqlite::Row| -> rusqlite::Result<ArchivePage> {
+            Ok(ArchivePage {
+                page: r.get(0)?,
+                end: Cursor(r.get(1)?, r.get(2)?),
+                sealed: r.get::<_, i64>(3)? != 0,
+            })
+        };
+        let last = self
+            .conn
+            .prepare_cached(
+                "SELECT page, end_first_seen, end_id, sealed FROM archive_pages
+                 WHERE channel = ?1 ORDER BY page DESC LIMIT 1",
+            )?
+            .query_row([channel], page)
+            .optional()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT page, end_first_seen, end_id, sealed FROM archive_pages
+             WHERE channel = ?1 AND sealed = 0 ORDER BY page",
+        )?;
+        let unsealed = stmt.query_map([channel], page)?.collect::<Result<_, _>>()?;
+        Ok(StoredPages {
+            count: last.as_ref().map_or(0, |p| p.page),
+            last,
+            unsealed,
+        })
+    }
+
+    /// Where page `page` of `channel` ends, if it is stored.
+    pub fn archive_page_end(&self, channel: &str, page: u32) -> Result<Option<Cursor>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT end_first_seen, end_id FROM archive_pages WHERE channel = ?1 AND page = ?2",
+            )?
+            .query_row(params![channel, page], |r| Ok(Cursor(r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     pub fn add_archive_page(

@@ -20,10 +20,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::archive::{ArchivePage, Cursor};
+use super::archive::{ArchivePage, Cursor, StoredPages};
 use super::{
-    Churn, Cluster, DedupeEvent, Dirty, HeldItem, PublishedOutput, RemoteObject, RemoteState,
-    Store, StoreError, StoredItem, UpsertReport,
+    Churn, Cluster, DedupeEvent, Dirty, HeldItem, OutputState, PublishedOutput, RemoteObject,
+    RemoteState, Store, StoreError, StoredItem, UpsertReport,
 };
 use crate::dedupe::{Candidates, Decision, LookupError};
 use crate::model::{ChannelFilter, Item, ItemId, SourceId, SourceState};
@@ -153,6 +153,30 @@ pub trait ChannelStore {
 pub trait OutputStore {
     fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError>;
     fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    /// The validators of the outputs directly in directory `dir` (no trailing `/`), by
+    /// file name. The default reads every output's date and then each one's hash: right
+    /// for any backend, but a backend that can read one directory's range should
+    /// (the SQLite store does: a publish after one change must not read every archive
+    /// page's row).
+    fn output_states_in(&self, dir: &str) -> Result<HashMap<String, OutputState>, StoreError> {
+        let prefix = format!("{dir}/");
+        let mut out = HashMap::new();
+        for path in self.output_dates()?.into_keys() {
+            let Some(name) = path.strip_prefix(&prefix).filter(|n| !n.contains('/')) else {
+                continue;
+            };
+            if let Some((hash, last_modified)) = self.output_state(&path)? {
+                out.insert(
+                    name.to_owned(),
+                    OutputState {
+                        hash,
+                        last_modified,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
     fn save_output_state(
         &self,
         path: &str,
@@ -165,6 +189,8 @@ pub trait OutputStore {
 pub trait ArchiveStore {
     fn ensure_archive_schema(&self) -> Result<(), StoreError>;
     fn archive_pages(&self, channel: &str) -> Result<Vec<ArchivePage>, StoreError>;
+    fn archive_summary(&self, channel: &str) -> Result<StoredPages, StoreError>;
+    fn archive_page_end(&self, channel: &str, page: u32) -> Result<Option<Cursor>, StoreError>;
     fn add_archive_page(&self, channel: &str, page: u32, end: &Cursor) -> Result<(), StoreError>;
     fn seal_archive_page(&self, channel: &str, page: u32) -> Result<(), StoreError>;
     fn archive_items(
@@ -383,6 +409,9 @@ impl OutputStore for Store {
     fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         Store::output_dates(self)
     }
+    fn output_states_in(&self, dir: &str) -> Result<HashMap<String, OutputState>, StoreError> {
+        Store::output_states_in(self, dir)
+    }
     fn save_output_state(
         &self,
         path: &str,
@@ -399,6 +428,12 @@ impl ArchiveStore for Store {
     }
     fn archive_pages(&self, channel: &str) -> Result<Vec<ArchivePage>, StoreError> {
         Store::archive_pages(self, channel)
+    }
+    fn archive_summary(&self, channel: &str) -> Result<StoredPages, StoreError> {
+        Store::archive_summary(self, channel)
+    }
+    fn archive_page_end(&self, channel: &str, page: u32) -> Result<Option<Cursor>, StoreError> {
+        Store::archive_page_end(self, channel, page)
     }
     fn add_archive_page(&self, channel: &str, page: u32, end: &Cursor) -> Result<(), StoreError> {
         Store::add_archive_page(self, channel, page, end)

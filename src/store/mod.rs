@@ -57,7 +57,7 @@ use bandfilter::BandFilter;
 pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, held, was_shown};
 pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 pub use items::{item_key, HeldItem, UpsertReport};
-pub use outputs::Dirty;
+pub use outputs::{Dirty, OutputState};
 use pending::Pending;
 pub use title_parts::by_title_parts;
 pub use uploads::{PublishedOutput, RemoteObject, RemoteState};

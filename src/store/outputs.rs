@@ -10,6 +10,14 @@ use rusqlite::{params, OptionalExtension};
 use super::{from_ts, ts, Store, StoreError};
 use crate::model::ChannelFilter;
 
+/// The validators of a published output: the hash of its bytes (its ETag) and when
+/// they last changed (its Last-Modified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputState {
+    pub hash: String,
+    pub last_modified: DateTime<Utc>,
+}
+
 /// What changed in the store since the last publish: the sources, tags and languages
 /// of items added, changed or removed (and of the representatives whose "also
 /// published by" list changed). Recorded by triggers, so no code path can forget it.
@@ -64,13 +72,39 @@ impl Store {
             .optional()?)
     }
 
-    /// When each output the store remembers was last published, by path: one query for
-    /// a whole publishing pass instead of one per document kept.
+    /// When each output the store remembers was last published, by path.
     pub fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT path, last_modified FROM outputs")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_ts(r.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The validators of the outputs directly in directory `dir` (relative to the output
+    /// directory, without a trailing `/`; not those in its subdirectories), by file
+    /// name: one query for a directory of channel documents instead of one per
+    /// document. An index range of `outputs`' key, so what it reads follows the
+    /// directory, not every output ever published (a growing archive lives in its own
+    /// directory and is not read for `sources/`).
+    pub fn output_states_in(&self, dir: &str) -> Result<HashMap<String, OutputState>, StoreError> {
+        debug_assert!(!dir.is_empty() && !dir.ends_with('/'));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT substr(path, ?3), content_hash, last_modified FROM outputs
+             WHERE path > ?1 AND path < ?2 AND instr(substr(path, ?3), '/') = 0",
+        )?;
+        // Every path under `dir/` sorts between `dir/` and `dir0` ('0' follows '/').
+        let (low, high) = (format!("{dir}/"), format!("{dir}0"));
+        let name_at = low.chars().count() as i64 + 1; // substr counts characters
+        let rows = stmt.query_map(params![low, high, name_at], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                OutputState {
+                    hash: r.get(1)?,
+                    last_modified: from_ts(r.get(2)?),
+                },
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

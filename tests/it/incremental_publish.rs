@@ -682,3 +682,195 @@ fn tag_counts_and_shown_marks_stay_right_as_items_are_added_edited_deduplicated_
     );
     assert_index_matches_a_recount(&p, "a withdrawn partner");
 }
+
+/// Two partners of four German items each, in archive pages of two, and a
+/// `[[channel]]` of partner b's (which keeps an archive too): after the first build the
+/// combined archive has sealed pages 1-3 and the open page 4, `channels/beta` sealed
+/// page 1 and the open page 2. Returns the project and how to make partner a's newest
+/// story change.
+fn archived_partners(server: &TestServer) -> (Project, impl Fn(&TestServer, &str)) {
+    let a_items = |newest: &str| {
+        feed(
+            "de",
+            &[
+                Entry("a-1", "Alpha one", &["alpha"], 1),
+                Entry("a-2", "Alpha two", &["alpha"], 2),
+                Entry("a-3", "Alpha three", &["alpha"], 3),
+                Entry("a-4", newest, &["alpha"], 4),
+            ],
+        )
+    };
+    let b_items = feed(
+        "de",
+        &[
+            Entry("b-1", "Beta one", &["beta"], 11),
+            Entry("b-2", "Beta two", &["beta"], 12),
+            Entry("b-3", "Beta three", &["beta"], 13),
+            Entry("b-4", "Beta four", &["beta"], 14),
+        ],
+    );
+    server.route(
+        "/a.xml",
+        Route::ok("application/rss+xml", a_items("Alpha four")).etag("\"a1\""),
+    );
+    server.route(
+        "/b.xml",
+        Route::ok("application/rss+xml", b_items).etag("\"b1\""),
+    );
+    let p = project(
+        server,
+        "[[channel]]\nid = \"beta\"\ntitle = \"Beta\"\nsources = [\"b\"]\nmax_items = 2\n",
+    );
+    p.publish_key("archive_page_size", Some("2"))
+        .publish_key("max_items", Some("2"));
+    let change_a = move |server: &TestServer, newest: &str| {
+        server.route(
+            "/a.xml",
+            Route::ok("application/rss+xml", a_items(newest)).etag("\"a2\""),
+        );
+    };
+    (p, change_a)
+}
+
+/// The sealed pages of the combined archive and of `channels/beta` (see
+/// [`archived_partners`]).
+const SEALED: [&str; 8] = [
+    "archive/1.rss",
+    "archive/1.atom",
+    "archive/2.rss",
+    "archive/2.atom",
+    "archive/3.rss",
+    "archive/3.atom",
+    "channels/beta/archive/1.rss",
+    "channels/beta/archive/1.atom",
+];
+
+/// The store's sealed flags and remembered validators of the archive pages.
+fn sealed_pages(p: &Project) -> (Vec<String>, Vec<String>) {
+    let db = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    let list = |sql: &str| -> Vec<String> {
+        db.prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    (
+        list("SELECT channel || ':' || page FROM archive_pages WHERE sealed = 1 ORDER BY 1"),
+        list("SELECT path FROM outputs WHERE path LIKE '%archive/%' ORDER BY 1"),
+    )
+}
+
+/// A publish after one change costs what the change needs, not what the archive
+/// holds: a sealed page is kept from its file alone, with no validators of its own
+/// read (here they are gone from the store), both in a channel that changed (the
+/// combined one) and in one that did not (`channels/beta`), and is still counted
+/// among the documents published.
+#[test]
+fn sealed_archive_pages_are_kept_from_their_files_without_their_stored_validators() {
+    let server = TestServer::start();
+    let (p, change_a) = archived_partners(&server);
+    let first = p.run(&["build"]);
+    let (docs, ..) = summary(&first.success().stdout());
+    let (sealed, _) = sealed_pages(&p);
+    assert_eq!(sealed, ["all:1", "all:2", "all:3", "channels/beta:1"]);
+    for page in SEALED {
+        assert!(exists(&p, page), "{page} not published");
+    }
+    let before = published_files(&p);
+    let db = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    let forgotten = db
+        .execute(
+            "DELETE FROM outputs WHERE path IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(&SEALED).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(forgotten, SEALED.len());
+    drop(db);
+
+    change_a(&server, "Alpha four, corrected");
+    let run = p.run(&["build"]);
+    let (docs_now, written, unchanged, rendered) = summary(&run.success().stdout());
+    assert_eq!(docs_now, docs, "{}", run.stdout());
+    assert_eq!(written + unchanged, docs, "{}", run.stdout());
+    // Combined (three formats, index.html, the open page's two formats) and a's own
+    // channels: sources/a, tags/alpha, lang/de. No sealed page, and nothing of
+    // channels/beta, is rendered.
+    assert_eq!(rendered, 4 + 2 + 3 + 3 + 3 + ALWAYS, "{}", run.stdout());
+    let after = published_files(&p);
+    for page in SEALED {
+        assert!(before[page] == after[page], "sealed {page} touched");
+    }
+    for doc in ["channels/beta.rss", "channels/beta/archive/2.rss"] {
+        assert!(
+            before[doc] == after[doc],
+            "{doc} of an unchanged channel touched"
+        );
+    }
+    assert!(p.read("public/rss.xml").contains("Alpha four, corrected"));
+    // Sealed pages stay sealed; their validators are not needed, so not written again.
+    let (sealed_now, validators) = sealed_pages(&p);
+    assert_eq!(sealed_now, sealed);
+    assert!(
+        validators.iter().all(|v| !SEALED.contains(&v.as_str())),
+        "{validators:?}"
+    );
+}
+
+/// A sealed page whose file is gone (removed by hand) comes back in the next publish
+/// with the same items, in a channel that changed and in one that did not; the other
+/// pages are left alone.
+#[test]
+fn a_sealed_archive_page_removed_by_hand_is_rendered_again_and_nothing_else_of_the_archive_is_written(
+) {
+    let server = TestServer::start();
+    let (p, change_a) = archived_partners(&server);
+    let first = p.run(&["build"]);
+    let (docs, ..) = summary(&first.success().stdout());
+    let before = published_files(&p);
+    // A combined page without partner a's newest story (which the change below edits,
+    // so a page holding it would come back with the correction in both formats).
+    let combined = ["archive/1.rss", "archive/2.rss", "archive/3.rss"]
+        .into_iter()
+        .find(|page| !String::from_utf8_lossy(&before[*page].0).contains("Alpha four<"))
+        .unwrap();
+    let removed = [combined, "channels/beta/archive/1.atom"];
+    for page in removed {
+        std::fs::remove_file(p.path().join("public").join(page)).unwrap();
+    }
+
+    change_a(&server, "Alpha four, corrected");
+    let run = p.run(&["build"]);
+    let (docs_now, written, ..) = summary(&run.success().stdout());
+    assert_eq!(docs_now, docs, "{}", run.stdout());
+    let after = published_files(&p);
+    let titles = |bytes: &[u8]| -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        ["Alpha", "Beta"]
+            .iter()
+            .flat_map(|who| ["one", "two", "three", "four"].map(|n| format!("{who} {n}")))
+            // The same item, as partner a's change left it.
+            .filter(|t| {
+                text.contains(&format!("{t}<")) || text.contains(&format!("{t}, corrected<"))
+            })
+            .collect()
+    };
+    for page in removed {
+        let (was, _) = &before[page];
+        let (now, _) = after.get(page).unwrap_or_else(|| panic!("{page} not back"));
+        assert_eq!(titles(was).len(), 2, "{page}: not the page of two expected");
+        assert_eq!(
+            titles(now),
+            titles(was),
+            "{page} came back with other items"
+        );
+    }
+    for page in SEALED.iter().filter(|p| !removed.contains(p)) {
+        assert!(before[*page] == after[*page], "sealed {page} touched");
+    }
+    // The two pages back, and what partner a's change rewrote.
+    assert!(written > removed.len(), "{}", run.stdout());
+    let (sealed, _) = sealed_pages(&p);
+    assert_eq!(sealed, ["all:1", "all:2", "all:3", "channels/beta:1"]);
+}
