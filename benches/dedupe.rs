@@ -157,14 +157,28 @@ fn make_item(i: usize, now: DateTime<Utc>) -> Item {
     }
 }
 
-fn run(n: usize) -> usize {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(&dir.path().join("bench.sqlite"), "bench.example").unwrap();
+fn deduper() -> Deduper {
     let priorities: HashMap<SourceId, i32> = (0..SOURCES)
         .map(|s| (SourceId(format!("src{s:03}")), 50))
         .collect();
-    let deduper = Deduper::new(DedupeConfig::default(), priorities);
-    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    Deduper::new(DedupeConfig::default(), priorities)
+}
+
+fn bench_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn run(n: usize) -> usize {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(&dir.path().join("bench.sqlite"), "bench.example").unwrap();
+    fill(&mut store, n)
+}
+
+/// Stores items `0..n` in batches of [`BATCH`], as a build stores its sources; returns
+/// how many were duplicates.
+fn fill(store: &mut Store, n: usize) -> usize {
+    let deduper = deduper();
+    let now = bench_now();
     let mut dups = 0;
     for start in (0..n).step_by(BATCH) {
         // One batch per source fetch, as a build stores them.
@@ -177,7 +191,58 @@ fn run(n: usize) -> usize {
             .unwrap();
         dups += rep.duplicates;
     }
+    store.flush_dedupe_index().unwrap();
     dups
+}
+
+/// The refresh commit of one source bringing [`COMMIT_ITEMS`] new items (a fifth of
+/// them repeating held stories) to a store already holding `held` items: what one
+/// changed partner costs a cycle. Each iteration stores them in a group transaction
+/// and rolls it back, so every iteration sees the same store.
+fn commit_once(store: &mut Store, deduper: &Deduper, held: usize) -> usize {
+    let now = bench_now();
+    let items: Vec<Item> = (held..held + COMMIT_ITEMS)
+        .map(|i| make_item(i, now))
+        .collect();
+    let source = items[0].source.clone();
+    let r: Result<usize, Rollback> = store.in_transaction(|s| {
+        let rep = s
+            .upsert_source_items(&source, items, now, |c, it| deduper.decide(c, it))
+            .map_err(|_| Rollback)?;
+        assert_eq!(rep.new, COMMIT_ITEMS);
+        Err(Rollback)
+    });
+    r.unwrap_err();
+    COMMIT_ITEMS
+}
+
+/// Items a changed source brings in the commit bench.
+const COMMIT_ITEMS: usize = 100;
+
+/// Ends a bench transaction without keeping it.
+#[derive(Debug)]
+struct Rollback;
+
+impl From<feedwerk::store::StoreError> for Rollback {
+    fn from(_: feedwerk::store::StoreError) -> Rollback {
+        Rollback
+    }
+}
+
+fn bench_commit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("commit");
+    g.sample_size(20);
+    for held in [10_000, 50_000] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("bench.sqlite"), "bench.example").unwrap();
+        fill(&mut store, held);
+        let deduper = deduper();
+        g.throughput(criterion::Throughput::Elements(COMMIT_ITEMS as u64));
+        g.bench_function(format!("{COMMIT_ITEMS}-new-items-into-{held}-held"), |b| {
+            b.iter(|| commit_once(&mut store, &deduper, held))
+        });
+    }
+    g.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -193,12 +258,28 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_commit);
 
 /// `DEDUPE_ONCE=N cargo bench --bench dedupe`: one run of N items and nothing else,
 /// for instruction counts (`valgrind --tool=callgrind target/release/deps/dedupe-*`),
-/// which criterion's repeated samples would multiply.
+/// which criterion's repeated samples would multiply. `COMMIT_ONCE=HELD`: fills a
+/// store with HELD items, then runs the commit bench's step 10 times (compare the
+/// instructions of `commit_once` under callgrind).
 fn main() {
+    if let Some(held) = std::env::var("COMMIT_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("bench.sqlite"), "bench.example").unwrap();
+        fill(&mut store, held);
+        let deduper = deduper();
+        let n: usize = (0..10)
+            .map(|_| commit_once(&mut store, &deduper, held))
+            .sum();
+        println!("{n} items committed (and rolled back) into {held} held");
+        return;
+    }
     if let Some(n) = std::env::var("DEDUPE_ONCE")
         .ok()
         .and_then(|v| v.parse().ok())

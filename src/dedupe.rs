@@ -187,12 +187,19 @@ impl Deduper {
 
     /// Decides for a new `item` (not yet stored) whether it repeats a held story.
     pub fn decide(&self, held: &dyn Candidates, item: &Item) -> Result<Decision, LookupError> {
-        let Some((rep, reason)) = self.find_match(held, item)? else {
+        let mut seen = Vec::new();
+        let Some((rep, reason)) = self.find_match_among(held, item, &mut seen)? else {
             return Ok(Decision::New);
         };
         let reason = reason.to_string();
-        let Some(rep_held) = held.held(&rep)? else {
-            return Ok(Decision::New);
+        // The representative is usually one of the candidates just read: its row is
+        // not read again.
+        let rep_held = match seen.into_iter().find(|h| h.id == rep) {
+            Some(h) => h,
+            None => match held.held(&rep)? {
+                Some(h) => h,
+                None => return Ok(Decision::New),
+            },
         };
         if !held.was_shown(&rep)? && self.outranks(item, &rep_held) {
             return Ok(Decision::Supersedes { rep, reason });
@@ -227,6 +234,16 @@ impl Deduper {
         &self,
         held: &dyn Candidates,
         item: &Item,
+    ) -> Result<Option<(ItemId, Reason)>, LookupError> {
+        self.find_match_among(held, item, &mut Vec::new())
+    }
+
+    /// [`Deduper::find_match`], keeping the held candidates it read in `seen`.
+    fn find_match_among(
+        &self,
+        held: &dyn Candidates,
+        item: &Item,
+        seen: &mut Vec<Held>,
     ) -> Result<Option<(ItemId, Reason)>, LookupError> {
         let mut cands: Vec<ItemId> = Vec::new();
         if let Some(u) = &item.canonical_url {
@@ -266,9 +283,10 @@ impl Deduper {
             };
             if let Some(r) = self.verify(&mine, &Side::of_held(&h)) {
                 if best.as_ref().is_none_or(|(_, b)| r.rank() > b.rank()) {
-                    best = Some((h.rep, r));
+                    best = Some((h.rep.clone(), r));
                 }
             }
+            seen.push(h);
         }
         Ok(best)
     }
@@ -398,6 +416,12 @@ fn language_of<'s>(s: &'s Side) -> Option<&'s str> {
 }
 
 fn same_language(a: &Side, b: &Side) -> bool {
+    // Detection is a function of the text: one text is in one language, whatever it
+    // is, and detecting it is the dearest step of a comparison (an exact copy under
+    // another URL would pay it twice).
+    if a.text == b.text {
+        return true;
+    }
     match (language_of(a), language_of(b)) {
         (Some(x), Some(y)) => x == y,
         _ => true,

@@ -73,26 +73,24 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
     let whole = fingerprint::title_key(title);
     let parts = fingerprint::title_parts(title);
     let mut out = Vec::new();
-    let mut by_part = conn.prepare_cached(
-        "SELECT p.item_id FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
-         WHERE p.part = ?1 ORDER BY i.published DESC LIMIT 50",
-    )?;
-    let mut by_whole = conn.prepare_cached(
-        "SELECT s.item_id FROM dedupe_sig s JOIN items i ON i.id = s.item_id
-         WHERE s.title_key = ?1 ORDER BY i.published DESC LIMIT 50",
-    )?;
+    let by_part = |part: &str| {
+        super::dedup::bounded_ids(
+            conn,
+            "SELECT p.item_id, i.published FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
+             WHERE p.part = ?1 LIMIT 51",
+            "SELECT p.item_id FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
+             WHERE p.part = ?1 ORDER BY i.published DESC LIMIT 50",
+            part,
+            super::dedup::TITLE_LIMIT,
+            super::dedup::Keep::Newest,
+        )
+    };
     if whole.split(' ').count() >= 2 {
-        for id in by_part.query_map([&whole], |r| r.get::<_, String>(0))? {
-            out.push(ItemId(id?));
-        }
+        out.extend(by_part(&whole)?);
     }
     for part in &parts {
-        for id in by_part.query_map([part], |r| r.get::<_, String>(0))? {
-            out.push(ItemId(id?));
-        }
-        for id in by_whole.query_map([part], |r| r.get::<_, String>(0))? {
-            out.push(ItemId(id?));
-        }
+        out.extend(by_part(part)?);
+        out.extend(super::dedup::by_title_key(conn, part)?);
     }
     Ok(out)
 }
