@@ -499,7 +499,7 @@ fn candidate_lookups_are_compiled_once_not_per_item() {
     // (The other copies of a page of items are read in one statement run.)
     for (sql, min_runs) in [
         (
-            "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT 20",
+            "SELECT id, first_seen FROM items WHERE canonical_url = ?1 LIMIT 21",
             10,
         ),
         (
@@ -519,6 +519,59 @@ fn candidate_lookups_are_compiled_once_not_per_item() {
             "{sql}"
         );
     }
+}
+
+/// The URL, GUID and text-hash lookups read a key's rows unsorted and order them in
+/// Rust; past the limit they fall back to the sorted SQL, so the same items are
+/// returned either way: the first seen, then by ID.
+#[test]
+fn key_lookups_return_the_first_seen_items_below_and_above_the_limit() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let start = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    // Stored newest first, so an unsorted read would not be in order by accident.
+    for n in (0..25).rev() {
+        let mut it = item(&format!("{n:02}"), "a", &[], "de");
+        it.canonical_url = Some(
+            if n < 5 {
+                "https://e.org/few"
+            } else {
+                "https://e.org/many"
+            }
+            .into(),
+        );
+        s.upsert_source_items(
+            &SourceId("a".into()),
+            vec![it],
+            start + chrono::Duration::minutes(n),
+            |_, _| Ok(Decision::New),
+        )
+        .unwrap();
+    }
+    let ids = |s: &Store, url: &str| -> Vec<String> {
+        by_canonical_url(s.connection(), url)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.0)
+            .collect()
+    };
+    let expect =
+        |r: std::ops::Range<i64>| -> Vec<String> { r.map(|n| format!("a:{n:02}")).collect() };
+    assert_eq!(ids(&s, "https://e.org/few"), expect(0..5));
+    assert_eq!(ids(&s, "https://e.org/many"), expect(5..25));
+    let mut one = item("late", "a", &[], "de");
+    one.canonical_url = Some("https://e.org/many".into());
+    s.upsert_source_items(
+        &SourceId("a".into()),
+        vec![one],
+        start + chrono::Duration::hours(2),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&s, "https://e.org/many"),
+        expect(5..25),
+        "21 rows: the 20 first seen"
+    );
 }
 
 #[test]
