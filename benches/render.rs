@@ -34,7 +34,7 @@ fn render(c: &mut Criterion) {
             } else {
                 Vec::new()
             },
-            item,
+            item: item.into(),
         })
         .collect();
     items.sort_by_key(|s| std::cmp::Reverse(s.item.published));

@@ -1,6 +1,8 @@
 //! JSON Feed 1.1 (https://jsonfeed.org/version/1.1): plain serde structs. Provenance goes
 //! into the `_feedwerk` extension object, as the spec's extension rules ask.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::FeedDoc;
@@ -16,10 +18,10 @@ struct JsonFeed<'a> {
     description: Option<&'a str>,
     language: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    authors: Vec<Author>,
+    authors: Vec<Author<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hubs: Option<Vec<Hub>>,
-    items: Vec<JsonItem>,
+    items: Vec<JsonItem<'a>>,
 }
 
 #[derive(Serialize)]
@@ -29,50 +31,53 @@ struct Hub {
     url: String,
 }
 
+/// One item, borrowing the stored item's strings: a feed is serialised straight from
+/// the items the pass holds, without copying every body and title into the document
+/// first.
 #[derive(Serialize)]
-struct JsonItem {
-    id: String,
+struct JsonItem<'a> {
+    id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<String>,
-    title: String,
+    url: Option<&'a str>,
+    title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_html: Option<String>,
+    content_html: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_text: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    summary: String,
+    content_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    summary: &'a str,
     date_published: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     date_modified: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    authors: Vec<Author>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tags: Vec<String>,
+    authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    language: Option<String>,
-    _feedwerk: Extension,
+    language: Option<&'a str>,
+    _feedwerk: Extension<'a>,
 }
 
 #[derive(Serialize)]
-struct Author {
-    name: String,
+struct Author<'a> {
+    name: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
-struct Extension {
-    source: String,
-    source_title: String,
+struct Extension<'a> {
+    source: &'a str,
+    source_title: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    also_at: Vec<AlsoAtJson>,
+    also_at: Vec<AlsoAtJson<'a>>,
 }
 
 #[derive(Serialize)]
-struct AlsoAtJson {
-    source: String,
-    source_title: String,
-    title: String,
+struct AlsoAtJson<'a> {
+    source: &'a str,
+    source_title: &'a str,
+    title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<String>,
+    url: Option<&'a str>,
 }
 
 pub fn render(doc: &FeedDoc) -> Vec<u8> {
@@ -82,12 +87,12 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         .map(|s| {
             let it = &s.item;
             JsonItem {
-                id: s.published_id.clone(),
-                url: it.url.as_ref().map(|u| u.to_string()),
-                title: it.title.clone(),
-                content_text: it.content_html.is_none().then(|| it.summary.clone()),
-                content_html: it.content_html.clone(),
-                summary: it.summary.clone(),
+                id: &s.published_id,
+                url: it.url.as_ref().map(|u| u.as_str()),
+                title: &it.title,
+                content_text: it.content_html.is_none().then_some(it.summary.as_str()),
+                content_html: it.content_html.as_deref(),
+                summary: &it.summary,
                 date_published: it
                     .published
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -98,32 +103,32 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                     it.authors
                         .iter()
                         .map(|a| Author {
-                            name: super::split_author(a).0,
+                            name: Cow::Owned(super::split_author(a).0),
                         })
                         .collect()
                 } else if doc.is_partner(&it.source) {
                     vec![Author {
-                        name: doc.source_title(&it.source).to_owned(),
+                        name: Cow::Borrowed(doc.source_title(&it.source)),
                     }]
                 } else {
                     Vec::new()
                 },
-                tags: it.tags.clone(),
-                language: it.language.clone(),
+                tags: &it.tags,
+                language: it.language.as_deref(),
                 _feedwerk: Extension {
-                    source: it.source.to_string(),
+                    source: it.source.as_str(),
                     source_title: doc
                         .source(&it.source)
-                        .map(|s| s.title.clone())
+                        .map(|s| s.title.as_str())
                         .unwrap_or_default(),
                     also_at: s
                         .also_at
                         .iter()
                         .map(|a| AlsoAtJson {
-                            source: a.source.to_string(),
-                            source_title: a.source_title.clone(),
-                            title: a.title.clone(),
-                            url: a.url.as_ref().map(|u| u.to_string()),
+                            source: a.source.as_str(),
+                            source_title: &a.source_title,
+                            title: &a.title,
+                            url: a.url.as_ref().map(|u| u.as_str()),
                         })
                         .collect(),
                 },
@@ -141,7 +146,9 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
             .site
             .author
             .iter()
-            .map(|a| Author { name: a.clone() })
+            .map(|a| Author {
+                name: Cow::Borrowed(a),
+            })
             .collect(),
         hubs: doc.websub_hub.map(|h| {
             vec![Hub {

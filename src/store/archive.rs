@@ -155,7 +155,7 @@ impl Store {
             |item, published_id, cursor| {
                 out.push((
                     StoredItem {
-                        item: item.expect("parsed when asked for items"),
+                        item: item.expect("parsed when asked for items").into(),
                         published_id,
                         also_at: Vec::new(),
                     },

@@ -22,7 +22,8 @@ use chrono::{DateTime, Utc};
 
 use super::archive::{ArchivePage, Cursor, StoredPages};
 use super::{
-    Churn, Cluster, DedupeEvent, Dirty, HeldItem, OutputState, PublishedOutput, RemoteObject,
+    Churn, Cluster, DedupeEvent, Dirty, HeldItem, ItemCache, OutputState, PublishedOutput,
+    RemoteObject,
     RemoteState, Store, StoreError, StoredItem, UpsertReport,
 };
 use crate::dedupe::{Candidates, Decision, LookupError};
@@ -141,6 +142,13 @@ pub trait ChannelStore {
         &self,
         filter: &ChannelFilter,
         limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError>;
+    /// `visible_items_where`, reusing and filling a publishing pass's parsed items.
+    fn visible_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        limit: usize,
+        cache: &mut ItemCache,
     ) -> Result<Vec<StoredItem>, StoreError>;
     fn visible_tag_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
     fn visible_languages(&self) -> Result<Vec<String>, StoreError>;
@@ -384,6 +392,14 @@ impl ChannelStore for Store {
         limit: usize,
     ) -> Result<Vec<StoredItem>, StoreError> {
         Store::visible_items_where(self, filter, limit)
+    }
+    fn visible_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        limit: usize,
+        cache: &mut ItemCache,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        Store::visible_items_cached(self, filter, limit, cache)
     }
     fn visible_tag_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
         Store::visible_tag_counts(self)

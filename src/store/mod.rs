@@ -61,7 +61,7 @@ pub use outputs::{Dirty, OutputState};
 use pending::Pending;
 pub use title_parts::by_title_parts;
 pub use uploads::{PublishedOutput, RemoteObject, RemoteState};
-pub use visible::StoredItem;
+pub use visible::{ItemCache, StoredItem};
 
 /// The meta key holding the config fingerprint of the last publish.
 pub const PUBLISHED_CONFIG: &str = "published_config";

@@ -66,7 +66,7 @@ fn tag_and_language_channels_read_from_the_index() {
         s.visible_items_where(f, 10)
             .unwrap()
             .into_iter()
-            .map(|i| i.item.id.0)
+            .map(|i| i.item.id.0.clone())
             .collect()
     };
     assert_eq!(ids(&filter(&["Wetter"], &[])), vec!["a:1"]);
@@ -708,4 +708,50 @@ fn store_of_schema_2_gets_lean_item_rows_and_keeps_every_published_id() {
         .query_row("SELECT count(*) FROM dedupe_band", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0);
+}
+
+#[test]
+fn a_publishing_pass_parses_an_item_once_for_all_its_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with(
+        &dir.path().join("s.sqlite"),
+        vec![
+            item("1", "a", &["Wetter", "Politik"], "de"),
+            item("2", "a", &["Politik"], "en"),
+        ],
+    );
+    let mut cache = ItemCache::new(10);
+    let wetter = s
+        .visible_items_cached(&filter(&["Wetter"], &[]), 10, &mut cache)
+        .unwrap();
+    let politik = s
+        .visible_items_cached(&filter(&["Politik"], &[]), 10, &mut cache)
+        .unwrap();
+    assert_eq!(politik.len(), 2);
+    let one = politik.iter().find(|i| i.item.id.0 == "a:1").unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&wetter[0].item, &one.item),
+        "the second channel reuses the item parsed for the first"
+    );
+    // The same items as read without a cache, and a cache of one holds one.
+    assert_eq!(
+        politik,
+        s.visible_items_where(&filter(&["Politik"], &[]), 10)
+            .unwrap()
+    );
+    // A cache of one keeps the last item parsed (a:2, after a:1) and no other.
+    let mut small = ItemCache::new(1);
+    let both = s
+        .visible_items_cached(&filter(&["Politik"], &[]), 10, &mut small)
+        .unwrap();
+    let en = s
+        .visible_items_cached(&filter(&[], &["en"]), 10, &mut small)
+        .unwrap();
+    assert_eq!(both[1].item.id.0, "a:2");
+    assert!(std::sync::Arc::ptr_eq(&both[1].item, &en[0].item));
+    let de = s
+        .visible_items_cached(&filter(&["Wetter"], &[]), 10, &mut small)
+        .unwrap();
+    assert_eq!(de[0].item.id.0, "a:1");
+    assert!(!std::sync::Arc::ptr_eq(&both[0].item, &de[0].item));
 }

@@ -3,14 +3,18 @@
 //! story. Which tags and languages get channels of their own is `publish_index`'s.
 
 use super::{parse_item, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::model::{AlsoAt, ChannelFilter, Item, SourceId};
 
 /// A visible item with what the renderers need besides the item itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredItem {
-    pub item: Item,
+    /// Shared: one item is in many channels of a pass (its source's, its tags', its
+    /// language's, the combined one), and is parsed once for all of them
+    /// ([`ItemCache`]).
+    pub item: Arc<Item>,
     /// The ID readers saw first (Atom `id`, RSS `guid`); never changes.
     pub published_id: String,
     /// Other copies of the same story.
@@ -37,7 +41,7 @@ impl Store {
         for row in rows {
             let (id, data, published_id) = row?;
             out.push(StoredItem {
-                item: parse_item(&id, &data)?,
+                item: Arc::new(parse_item(&id, &data)?),
                 published_id,
                 also_at: Vec::new(),
             });
@@ -97,6 +101,18 @@ impl Store {
         filter: &ChannelFilter,
         limit: usize,
     ) -> Result<Vec<StoredItem>, StoreError> {
+        self.visible_items_cached(filter, limit, &mut ItemCache::new(0))
+    }
+
+    /// [`Store::visible_items_where`], taking the items already parsed from `cache`
+    /// and leaving the ones parsed now in it: a publishing pass reads the same items
+    /// for many channels.
+    pub fn visible_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        limit: usize,
+        cache: &mut ItemCache,
+    ) -> Result<Vec<StoredItem>, StoreError> {
         if filter.tags.is_empty() && filter.languages.is_empty() && filter.sources.is_empty() {
             return self.visible_items(limit);
         }
@@ -141,8 +157,14 @@ impl Store {
                     break;
                 }
                 let id: String = r.get(0)?;
-                let json: String = data.query_row([&id], |d| d.get(0))?;
-                let item = parse_item(&id, &json)?;
+                let item = match cache.get(&id) {
+                    Some(item) => item,
+                    None => {
+                        let json: String = data.query_row([&id], |d| d.get(0))?;
+                        let item = Arc::new(parse_item(&id, &json)?);
+                        cache.insert(id, item)
+                    }
+                };
                 if filter.matches(&item) {
                     out.push(StoredItem {
                         item,
@@ -154,5 +176,45 @@ impl Store {
         }
         self.fill_also_at(&mut out)?;
         Ok(out)
+    }
+}
+
+/// Items parsed during one publishing pass, by ID, so that an item in many channels
+/// (its source's, each of its tags', its language's) is read from the store and parsed
+/// from its JSON once, not once per channel: in a cold medium build the 10 000 items
+/// were parsed about 27 000 times. Bounded: at most `capacity` items are held, the
+/// oldest going first, so memory does not grow with the store.
+pub struct ItemCache {
+    items: HashMap<String, Arc<Item>>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl ItemCache {
+    /// A cache holding at most `capacity` items (0: none, every item is parsed).
+    pub fn new(capacity: usize) -> Self {
+        ItemCache {
+            items: HashMap::with_capacity(capacity.min(4096)),
+            order: VecDeque::with_capacity(capacity.min(4096)),
+            capacity,
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Item>> {
+        self.items.get(id).cloned()
+    }
+
+    fn insert(&mut self, id: String, item: Arc<Item>) -> Arc<Item> {
+        if self.capacity == 0 {
+            return item;
+        }
+        if self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.items.remove(&old);
+            }
+        }
+        self.order.push_back(id.clone());
+        self.items.insert(id, item.clone());
+        item
     }
 }
