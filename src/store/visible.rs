@@ -181,9 +181,10 @@ impl Store {
 
 /// Items parsed during one publishing pass, by ID, so that an item in many channels
 /// (its source's, each of its tags', its language's) is read from the store and parsed
-/// from its JSON once, not once per channel: in a cold medium build the 10 000 items
-/// were parsed about 27 000 times. Bounded: at most `capacity` items are held, the
-/// oldest going first, so memory does not grow with the store.
+/// from its JSON once, not once per channel: in a publish of a medium build (1 939
+/// documents) the channel reads went from 1.34 G to 0.88 G instructions (callgrind).
+/// Bounded: at most `capacity` items are held, the oldest going first, so memory does
+/// not grow with the store.
 pub struct ItemCache {
     items: HashMap<String, Arc<Item>>,
     order: VecDeque<String>,
