@@ -23,8 +23,7 @@ use chrono::{DateTime, Utc};
 use super::archive::{ArchivePage, Cursor, StoredPages};
 use super::{
     Churn, Cluster, DedupeEvent, Dirty, HeldItem, ItemCache, OutputState, PublishedOutput,
-    RemoteObject,
-    RemoteState, Store, StoreError, StoredItem, UpsertReport,
+    RemoteObject, RemoteState, Store, StoreError, StoredItem, UpsertReport,
 };
 use crate::dedupe::{Candidates, Decision, LookupError};
 use crate::model::{ChannelFilter, Item, ItemId, SourceId, SourceState};
