@@ -24,6 +24,7 @@ pub mod channels;
 mod compress;
 mod documents;
 mod files;
+mod on_disk;
 mod preview;
 mod unchanged;
 mod writer;

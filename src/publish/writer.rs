@@ -30,7 +30,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::compress::{brotli, compressible, gzip, Reach};
 use super::files::{self, sibling, stage, sync_dir, Staged};
-use super::unchanged::OnDisk;
+use super::on_disk::OnDisk;
 use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
 use crate::render::verify::{self, VerifyError};

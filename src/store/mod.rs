@@ -37,6 +37,7 @@ use crate::model::Item;
 pub mod archive;
 mod backend;
 mod bandfilter;
+mod bounded;
 mod dedup;
 mod items;
 mod outputs;

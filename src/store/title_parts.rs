@@ -74,15 +74,15 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
     let parts = fingerprint::title_parts(title);
     let mut out = Vec::new();
     let by_part = |part: &str| {
-        super::dedup::bounded_ids(
+        super::bounded::bounded_ids(
             conn,
             "SELECT p.item_id, i.published FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
              WHERE p.part = ?1 LIMIT 51",
             "SELECT p.item_id FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
              WHERE p.part = ?1 ORDER BY i.published DESC LIMIT 50",
             part,
-            super::dedup::TITLE_LIMIT,
-            super::dedup::Keep::Newest,
+            super::bounded::TITLE_LIMIT,
+            super::bounded::Keep::Newest,
         )
     };
     if whole.split(' ').count() >= 2 {
@@ -90,7 +90,7 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
     }
     for part in &parts {
         out.extend(by_part(part)?);
-        out.extend(super::dedup::by_title_key(conn, part)?);
+        out.extend(super::bounded::by_title_key(conn, part)?);
     }
     Ok(out)
 }
