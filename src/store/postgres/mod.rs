@@ -21,6 +21,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::backend::{MetaStore, OutputStore, SourceStore};
@@ -116,7 +117,24 @@ impl PgStore {
         });
         rx.recv().map_err(|_| StoreError::PgGone)?
     }
+
+    /// Runs one write statement on a pooled connection. The parameters are owned
+    /// because the statement runs on the store's own runtime, not the caller's stack.
+    fn execute(&self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.run(|pool| async move {
+            let c = pool.get().await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            c.execute(sql, &refs).await?;
+            Ok(())
+        })
+    }
 }
+
+/// An owned statement parameter (see [`PgStore::execute`]).
+type Param = Box<dyn ToSql + Sync + Send>;
 
 /// `url` with any password replaced, for error messages and logs. Done on the text,
 /// not with a URL parser: the URLs this must mask are the ones that did not parse.
@@ -197,17 +215,11 @@ impl MetaStore for PgStore {
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let (key, value) = (key.to_owned(), value.to_owned());
-        self.run(|pool| async move {
-            let c = pool.get().await?;
-            c.execute(
-                "INSERT INTO meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&key, &value],
-            )
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            vec![Box::new(key.to_owned()), Box::new(value.to_owned())],
+        )
     }
 
     fn note_unpublished_changes(&self) -> Result<(), StoreError> {
@@ -352,17 +364,14 @@ impl SourceStore for PgStore {
     }
 
     fn set_reading_fingerprint(&self, source: &str, fingerprint: &str) -> Result<(), StoreError> {
-        let (source, fingerprint) = (source.to_owned(), fingerprint.to_owned());
-        self.run(|pool| async move {
-            let c = pool.get().await?;
-            c.execute(
-                "INSERT INTO source_reading (source_id, fingerprint) VALUES ($1, $2)
-                 ON CONFLICT (source_id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
-                &[&source, &fingerprint],
-            )
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO source_reading (source_id, fingerprint) VALUES ($1, $2)
+             ON CONFLICT (source_id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
+            vec![
+                Box::new(source.to_owned()),
+                Box::new(fingerprint.to_owned()),
+            ],
+        )
     }
 }
 
@@ -397,17 +406,15 @@ impl OutputStore for PgStore {
         hash: &str,
         last_modified: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let (path, hash, at) = (path.to_owned(), hash.to_owned(), ts(last_modified));
-        self.run(|pool| async move {
-            let c = pool.get().await?;
-            c.execute(
-                "INSERT INTO outputs (path, content_hash, last_modified) VALUES ($1, $2, $3)
-                 ON CONFLICT (path) DO UPDATE SET content_hash = EXCLUDED.content_hash,
-                     last_modified = EXCLUDED.last_modified",
-                &[&path, &hash, &at],
-            )
-            .await?;
-            Ok(())
-        })
+        self.execute(
+            "INSERT INTO outputs (path, content_hash, last_modified) VALUES ($1, $2, $3)
+             ON CONFLICT (path) DO UPDATE SET content_hash = EXCLUDED.content_hash,
+                 last_modified = EXCLUDED.last_modified",
+            vec![
+                Box::new(path.to_owned()),
+                Box::new(hash.to_owned()),
+                Box::new(ts(last_modified)),
+            ],
+        )
     }
 }
