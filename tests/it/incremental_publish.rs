@@ -458,35 +458,7 @@ fn published_files(
 #[test]
 fn one_changed_partner_rewrites_only_its_channels_and_leaves_sealed_archive_pages_alone() {
     let server = TestServer::start();
-    // Both in German (the texts are), so lang/de is partner a's channel too.
-    let a_items = |newest: &str| {
-        feed(
-            "de",
-            &[
-                Entry("a-1", "Alpha one", &["alpha"], 1),
-                Entry("a-2", "Alpha two", &["alpha"], 2),
-                Entry("a-3", "Alpha three", &["alpha"], 3),
-                Entry("a-4", newest, &["alpha"], 4),
-            ],
-        )
-    };
-    let b_items = feed(
-        "de",
-        &[
-            Entry("b-1", "Beta one", &["beta"], 11),
-            Entry("b-2", "Beta two", &["beta"], 12),
-            Entry("b-3", "Beta three", &["beta"], 13),
-            Entry("b-4", "Beta four", &["beta"], 14),
-        ],
-    );
-    server.route(
-        "/a.xml",
-        Route::ok("application/rss+xml", a_items("Alpha four")).etag("\"a1\""),
-    );
-    server.route(
-        "/b.xml",
-        Route::ok("application/rss+xml", b_items).etag("\"b1\""),
-    );
+    let change_a = serve_partners(&server);
     let p = project(&server, "");
     // Eight items in pages of two: pages 1-3 of the combined archive are sealed at once.
     p.publish_key("archive_page_size", Some("2"))
@@ -500,10 +472,7 @@ fn one_changed_partner_rewrites_only_its_channels_and_leaves_sealed_archive_page
 
     // Partner a corrects its newest story, which sits on sealed page 2 (pages follow
     // first sight, then ID) and in the subscription documents.
-    server.route(
-        "/a.xml",
-        Route::ok("application/rss+xml", a_items("Alpha four, corrected")).etag("\"a2\""),
-    );
+    change_a(&server, "Alpha four, corrected");
     let run = p.run(&["build"]);
     run.success();
     let after = published_files(&p);
@@ -689,6 +658,19 @@ fn tag_counts_and_shown_marks_stay_right_as_items_are_added_edited_deduplicated_
 /// page 1 and the open page 2. Returns the project and how to make partner a's newest
 /// story change.
 fn archived_partners(server: &TestServer) -> (Project, impl Fn(&TestServer, &str)) {
+    let change_a = serve_partners(server);
+    let p = project(
+        server,
+        "[[channel]]\nid = \"beta\"\ntitle = \"Beta\"\nsources = [\"b\"]\nmax_items = 2\n",
+    );
+    p.publish_key("archive_page_size", Some("2"))
+        .publish_key("max_items", Some("2"));
+    (p, change_a)
+}
+
+/// Serves partners a and b, four German items each (the texts are German, so `lang/de`
+/// is partner a's channel too). Returns how to make partner a's newest story change.
+fn serve_partners(server: &TestServer) -> impl Fn(&TestServer, &str) {
     let a_items = |newest: &str| {
         feed(
             "de",
@@ -717,19 +699,12 @@ fn archived_partners(server: &TestServer) -> (Project, impl Fn(&TestServer, &str
         "/b.xml",
         Route::ok("application/rss+xml", b_items).etag("\"b1\""),
     );
-    let p = project(
-        server,
-        "[[channel]]\nid = \"beta\"\ntitle = \"Beta\"\nsources = [\"b\"]\nmax_items = 2\n",
-    );
-    p.publish_key("archive_page_size", Some("2"))
-        .publish_key("max_items", Some("2"));
-    let change_a = move |server: &TestServer, newest: &str| {
+    move |server: &TestServer, newest: &str| {
         server.route(
             "/a.xml",
             Route::ok("application/rss+xml", a_items(newest)).etag("\"a2\""),
         );
-    };
-    (p, change_a)
+    }
 }
 
 /// The sealed pages of the combined archive and of `channels/beta` (see
