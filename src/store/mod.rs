@@ -111,6 +111,8 @@ pub enum StoreError {
     PgGone,
     #[error("store: the PostgreSQL database has schema version {version}, newer than this feedwerk knows ({known}): upgrade feedwerk")]
     PgNewerSchema { version: i64, known: i64 },
+    #[error("store: a PostgreSQL store group was opened inside another group")]
+    PgNestedGroup,
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {

@@ -332,3 +332,49 @@ fn a_server_that_is_not_there_is_a_connection_error_not_a_hang() {
     assert!(matches!(e, StoreError::PgConnect(_)), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn a_group_commits_together_its_reads_see_its_writes_and_a_failed_group_leaves_nothing() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = pg.create_database("group");
+    let mut store = PgStore::connect(&url).unwrap();
+    let done: Result<(), StoreError> = store.group(|s| {
+        s.set_meta("a", "1")?;
+        s.set_meta("b", "2")?;
+        // Inside the group, its own writes are read back on its connection...
+        assert_eq!(s.meta("a")?.as_deref(), Some("1"));
+        // ...and no other session sees them before the commit.
+        assert_eq!(
+            pg.psql("group", "SELECT count(*) FROM meta WHERE key IN ('a', 'b')"),
+            "0"
+        );
+        Ok(())
+    });
+    done.unwrap();
+    assert_eq!(
+        pg.psql(
+            "group",
+            "SELECT string_agg(value, ',' ORDER BY key) FROM meta WHERE key IN ('a', 'b')"
+        ),
+        "1,2"
+    );
+
+    let failed: Result<(), StoreError> = store.group(|s| {
+        s.set_meta("a", "changed")?;
+        s.set_meta("c", "3")?;
+        Err(StoreError::PgGone)
+    });
+    assert!(matches!(failed, Err(StoreError::PgGone)));
+    assert_eq!(store.meta("a").unwrap().as_deref(), Some("1"));
+    assert_eq!(store.meta("c").unwrap(), None);
+
+    // Groups do not nest; the outer one still commits what it wrote.
+    let nested: Result<(), StoreError> = store.group(|s| {
+        s.set_meta("d", "4")?;
+        let inner: Result<(), StoreError> = s.group(|_| Ok(()));
+        assert!(matches!(inner, Err(StoreError::PgNestedGroup)), "{inner:?}");
+        Ok(())
+    });
+    nested.unwrap();
+    assert_eq!(store.meta("d").unwrap().as_deref(), Some("4"));
+}

@@ -12,15 +12,20 @@
 //! including the daemon's runtime threads, where blocking on a runtime of one's own
 //! would panic.
 //!
+//! Every call runs on the connection [`PgStore::with_conn`] picks (a group's, else a pooled
+//! one) and every write through [`PgStore::with_write`] (in a transaction), so each area
+//! gets group transactions and, later, the leader's fencing check without its own code.
+//!
 //! Left to the next steps (see the issue note): the items, deduplication, channel,
 //! archive and upload areas, group transactions (one pooled connection held for the
 //! group), TLS through a rustls connector, leader election and epoch fencing.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
@@ -45,7 +50,14 @@ pub struct PgStore {
     /// Drives the pool's connections; `None` only while being dropped.
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// While a group runs ([`GroupStore::in_group`](super::backend::GroupStore::in_group)): the one connection its
+    /// transaction is open on, which every call of the group must use.
+    group: Option<Conn>,
 }
+
+/// The connection one store call runs on: the open group's, or one from the pool
+/// (returned to it when the last clone is dropped).
+pub(crate) type Conn = Arc<Object>;
 
 impl Drop for PgStore {
     /// Shuts the runtime down without waiting: dropping a runtime inside another
@@ -85,6 +97,7 @@ impl PgStore {
         let store = PgStore {
             runtime: Some(runtime),
             pool,
+            group: None,
         };
         store.run(|pool| async move { migrate(&pool).await })?;
         Ok(store)
@@ -92,10 +105,7 @@ impl PgStore {
 
     /// The schema version the database is at.
     pub fn schema_version(&self) -> Result<usize, StoreError> {
-        self.run(|pool| async move {
-            let c = pool.get().await?;
-            Ok(current_version(&c).await? as usize)
-        })
+        self.with_conn(|c| async move { Ok(current_version(&c).await? as usize) })
     }
 
     /// Runs the future `f` makes from the pool on the store's runtime and waits for
@@ -118,11 +128,60 @@ impl PgStore {
         rx.recv().map_err(|_| StoreError::PgGone)?
     }
 
-    /// Runs one write statement on a pooled connection. The parameters are owned
-    /// because the statement runs on the store's own runtime, not the caller's stack.
+    /// Runs `f` on the connection this call must use (the open group's, else a pooled
+    /// one) on the store's runtime, and waits for its answer. Every read goes through
+    /// here, so a read inside a group sees the group's own writes.
+    pub(crate) fn with_conn<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let group = self.group.clone();
+        self.run(move |pool| async move {
+            let c = match group {
+                Some(c) => c,
+                None => Arc::new(pool.get().await?),
+            };
+            f(c).await
+        })
+    }
+
+    /// Runs the writes `f` makes as one transaction: inside a group, on the group's
+    /// connection and transaction; outside one, in a transaction of its own, committed
+    /// when `f` succeeds and rolled back when it fails. Every write goes through here
+    /// (or through a group), which is where a write can be refused as a whole.
+    pub(crate) fn with_write<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        if self.group.is_some() {
+            return self.with_conn(f);
+        }
+        self.with_conn(move |c| async move {
+            c.batch_execute("BEGIN").await?;
+            match f(c.clone()).await {
+                Ok(v) => {
+                    c.batch_execute("COMMIT").await?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    // The body's error says what went wrong; a failed rollback adds
+                    // nothing (the connection is then broken and the pool drops it).
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// Runs one write statement (see [`PgStore::with_write`]). The parameters are
+    /// owned because the statement runs on the store's own runtime, not the caller's
+    /// stack.
     fn execute(&self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_write(move |c| async move {
             let refs: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -130,6 +189,55 @@ impl PgStore {
             c.execute(sql, &refs).await?;
             Ok(())
         })
+    }
+}
+
+impl PgStore {
+    /// Runs `f` with every store call it makes in one transaction on one pooled
+    /// connection ([`PgStore::with_conn`] routes them there); committed when `f`
+    /// succeeds, rolled back when it fails (its error is returned). This is what
+    /// [`GroupStore::in_group`](super::backend::GroupStore::in_group) will be once every area is here and `PgStore` is a
+    /// [`Backend`](super::Backend); until then the areas' tests call it directly.
+    /// Groups do not nest (neither do SQLite's).
+    pub fn group<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut PgStore) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.group.is_some() {
+            return Err(E::from(StoreError::PgNestedGroup));
+        }
+        let c: Conn = self
+            .run(|pool| async move {
+                let c = pool.get().await?;
+                c.batch_execute("BEGIN").await?;
+                Ok(Arc::new(c))
+            })
+            .map_err(E::from)?;
+        self.group = Some(c.clone());
+        // Cleared even if `f` panics, so the store is not left routing calls to a
+        // connection whose transaction nobody will finish.
+        struct Ungroup<'a>(&'a mut PgStore);
+        impl Drop for Ungroup<'_> {
+            fn drop(&mut self) {
+                self.0.group = None;
+            }
+        }
+        let result = {
+            let guard = Ungroup(self);
+            f(&mut *guard.0)
+        };
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.run(move |_| async move {
+            c.batch_execute(end).await?;
+            Ok(())
+        });
+        match (result, ended) {
+            (Ok(v), Ok(())) => Ok(v),
+            // The commit failed: nothing was stored.
+            (Ok(_), Err(e)) => Err(E::from(e)),
+            // The body's error, whatever the rollback said.
+            (Err(e), _) => Err(e),
+        }
     }
 }
 
@@ -205,8 +313,7 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 impl MetaStore for PgStore {
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let row = c
                 .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
                 .await?;
@@ -253,8 +360,7 @@ fn state_from_row(r: &tokio_postgres::Row) -> SourceState {
 impl SourceStore for PgStore {
     fn source_state(&self, id: &SourceId) -> Result<SourceState, StoreError> {
         let id = id.to_string();
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let held: i64 = c
                 .query_one(
                     "SELECT count(*) FROM items WHERE source_id = $1 AND NOT withdrawn",
@@ -281,8 +387,7 @@ impl SourceStore for PgStore {
     }
 
     fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let mut out = HashMap::new();
             for row in c
                 .query(&format!("SELECT {STATE_COLUMNS} FROM sources"), &[])
@@ -312,10 +417,8 @@ impl SourceStore for PgStore {
 
     fn save_source_states(&mut self, states: &[SourceState]) -> Result<(), StoreError> {
         let states = states.to_vec();
-        self.run(|pool| async move {
-            let mut c = pool.get().await?;
-            let tx = c.transaction().await?;
-            let stmt = tx
+        self.with_write(|c| async move {
+            let stmt = c
                 .prepare(
                     "INSERT INTO sources (id, url, etag, last_modified, last_attempt, last_success,
                          last_status, last_error, consecutive_failures, next_fetch, moved_to, gone,
@@ -328,7 +431,7 @@ impl SourceStore for PgStore {
                 )
                 .await?;
             for s in &states {
-                tx.execute(
+                c.execute(
                     &stmt,
                     &[
                         &s.id,
@@ -348,14 +451,12 @@ impl SourceStore for PgStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
 
     fn reading_fingerprints(&self) -> Result<HashMap<String, String>, StoreError> {
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let rows = c
                 .query("SELECT source_id, fingerprint FROM source_reading", &[])
                 .await?;
@@ -378,8 +479,7 @@ impl SourceStore for PgStore {
 impl OutputStore for PgStore {
     fn output_state(&self, path: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
         let path = path.to_owned();
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let row = c
                 .query_opt(
                     "SELECT content_hash, last_modified FROM outputs WHERE path = $1",
@@ -391,8 +491,7 @@ impl OutputStore for PgStore {
     }
 
     fn output_dates(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-        self.run(|pool| async move {
-            let c = pool.get().await?;
+        self.with_conn(|c| async move {
             let rows = c
                 .query("SELECT path, last_modified FROM outputs", &[])
                 .await?;
