@@ -8,14 +8,20 @@
 //! one bit per key (its low bits) is the whole filter: a set bit may be a false
 //! positive (then the query runs and finds nothing), a clear bit is a sure miss.
 //!
-//! The bitmap is built lazily from the tables, and only once the lookups it would
-//! save are worth a scan of the band table (a refresh adding a few items to a large
-//! store never builds it). Keys of rolled-back or deleted rows stay set: only false
-//! positives. [`super::Store::flush_dedupe_index`] drops it at the end of a run, so a
-//! long-running daemon holds it only while a run is adding many items, and rows that
-//! another process wrote meanwhile are seen by the next run's bitmap.
+//! The bitmap is taken up lazily, and only once the lookups it would save are worth
+//! reading it (a refresh adding a few items to a large store never does). It is kept
+//! in the store (`dedupe_band_filter`, schema 4), written with the band rows it covers,
+//! in their transaction: building it meant a scan of the whole band table (6.4 million
+//! rows and a second of CPU at 200,000 items held) in every run that added many items,
+//! a cost that grew with history. A run reads the stored chunks and adds the keys of
+//! the signatures stored since it was last written (by runs that never took it up, or
+//! by another process), from their signatures; it is built from the band table only
+//! when the store has none yet, or when it is getting full and doubles. Keys of
+//! rolled-back or deleted rows stay set: only false positives.
+//! [`super::Store::flush_dedupe_index`] drops it from memory at the end of a run, so a
+//! long-running daemon holds it only while a run is adding many items.
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::normalise::fingerprint;
 
@@ -29,6 +35,12 @@ const MAX_LOAD_DIVISOR: u64 = 8;
 pub(super) const MIN_BITS: u64 = 1 << 16;
 /// 32 MiB. Past it the bitmap stops growing and only answers less often.
 const MAX_BITS: u64 = 1 << 28;
+/// Words per stored chunk (4 KiB): a run that adds a few keys rewrites a few chunks.
+const CHUNK_WORDS: usize = 512;
+const _: () = assert!(MIN_BITS as usize % (CHUNK_WORDS * 64) == 0);
+/// `meta` key of the stored bitmap: `<bits> <keys> <through>`, where every signature
+/// numbered up to `through` has its keys set.
+const STORED: &str = "dedupe_band_filter";
 
 #[derive(Debug)]
 pub(super) enum BandFilter {
@@ -39,6 +51,14 @@ pub(super) enum BandFilter {
         rows: Option<u64>,
     },
     Warm(Bitmap),
+}
+
+/// Where a warm bitmap came from (for tests).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Origin {
+    Stored,
+    Built,
 }
 
 impl Default for BandFilter {
@@ -57,6 +77,12 @@ pub(super) struct Bitmap {
     mask: u64,
     /// Keys set since the build (with repeats), for the load check.
     keys: u64,
+    /// Every signature numbered up to this has its keys set.
+    through: i64,
+    /// Chunks changed since the bitmap was read or written.
+    dirty: Vec<bool>,
+    #[cfg(test)]
+    origin: Origin,
 }
 
 impl Bitmap {
@@ -64,10 +90,16 @@ impl Bitmap {
         let bits = (keys.saturating_mul(BITS_PER_KEY))
             .clamp(MIN_BITS, MAX_BITS)
             .next_power_of_two();
+        let words = (bits / 64) as usize;
         Bitmap {
-            words: vec![0; (bits / 64) as usize],
+            words: vec![0; words],
             mask: bits - 1,
             keys: 0,
+            through: 0,
+            // A new bitmap is written whole.
+            dirty: vec![true; words / CHUNK_WORDS],
+            #[cfg(test)]
+            origin: Origin::Built,
         }
     }
 
@@ -78,7 +110,10 @@ impl Bitmap {
 
     fn insert(&mut self, key: i64) {
         let (w, b) = self.slot(key);
-        self.words[w] |= b;
+        if self.words[w] & b == 0 {
+            self.words[w] |= b;
+            self.dirty[w / CHUNK_WORDS] = true;
+        }
         self.keys += 1;
     }
 
@@ -92,9 +127,11 @@ impl Bitmap {
         bits < MAX_BITS && self.keys > bits / MAX_LOAD_DIVISOR
     }
 
-    /// Every key in the band table (the pending rows are looked up in memory).
+    /// Every key in the band table (the pending rows are looked up in memory): the
+    /// signatures up to the band table's watermark.
     fn build(conn: &Connection, expected: u64) -> rusqlite::Result<Bitmap> {
         let mut map = Bitmap::with_capacity(expected);
+        map.through = super::dedup::bands_through(conn)?;
         let mut stmt = conn.prepare("SELECT bucket FROM dedupe_band")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -106,6 +143,101 @@ impl Bitmap {
             "built the band-key bitmap"
         );
         Ok(map)
+    }
+
+    /// The bitmap kept in the store, if there is a whole one.
+    fn stored(conn: &Connection) -> rusqlite::Result<Option<Bitmap>> {
+        let head: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [STORED], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let parsed: Vec<u64> = head.split(' ').filter_map(|v| v.parse().ok()).collect();
+        let [bits, keys, through] = parsed[..] else {
+            return Ok(None);
+        };
+        if !bits.is_power_of_two() || !(MIN_BITS..=MAX_BITS).contains(&bits) {
+            return Ok(None);
+        }
+        let mut map = Bitmap::with_capacity(0);
+        map.words = vec![0; (bits / 64) as usize];
+        map.mask = bits - 1;
+        map.keys = keys;
+        map.through = through as i64;
+        let chunks = map.words.len() / CHUNK_WORDS;
+        map.dirty = vec![false; chunks];
+        let mut seen = 0;
+        let mut stmt = conn.prepare("SELECT chunk, words FROM dedupe_band_filter")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (chunk, blob): (i64, Vec<u8>) = (r.get(0)?, r.get(1)?);
+            let chunk = chunk as usize;
+            if chunk >= chunks || blob.len() != CHUNK_WORDS * 8 {
+                return Ok(None);
+            }
+            let words = &mut map.words[chunk * CHUNK_WORDS..(chunk + 1) * CHUNK_WORDS];
+            for (w, b) in words.iter_mut().zip(blob.chunks_exact(8)) {
+                *w = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            }
+            seen += 1;
+        }
+        if seen != chunks {
+            return Ok(None);
+        }
+        #[cfg(test)]
+        {
+            map.origin = Origin::Stored;
+        }
+        Ok(Some(map))
+    }
+
+    /// Sets the keys of the signatures stored after `through` (from their stored
+    /// signatures; only this run's or another process's latest items).
+    fn catch_up(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare_cached("SELECT n, sig FROM dedupe_sig WHERE n > ?1")?;
+        let mut rows = stmt.query([self.through])?;
+        while let Some(r) = rows.next()? {
+            let (n, blob): (i64, Vec<u8>) = (r.get(0)?, r.get(1)?);
+            for key in fingerprint::band_keys(&fingerprint::from_blob(&blob)) {
+                self.insert(key);
+            }
+            self.through = self.through.max(n);
+        }
+        Ok(())
+    }
+
+    /// Writes the chunks changed since the bitmap was read or last written.
+    fn save(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let chunks = self.dirty.len() as i64;
+        let mut put = conn.prepare_cached(
+            "INSERT INTO dedupe_band_filter (chunk, words) VALUES (?1, ?2)
+             ON CONFLICT(chunk) DO UPDATE SET words = excluded.words",
+        )?;
+        let mut blob = Vec::with_capacity(CHUNK_WORDS * 8);
+        for (chunk, dirty) in self.dirty.iter_mut().enumerate() {
+            if !std::mem::take(dirty) {
+                continue;
+            }
+            blob.clear();
+            for w in &self.words[chunk * CHUNK_WORDS..(chunk + 1) * CHUNK_WORDS] {
+                blob.extend_from_slice(&w.to_le_bytes());
+            }
+            put.execute(params![chunk as i64, blob])?;
+        }
+        conn.prepare_cached("DELETE FROM dedupe_band_filter WHERE chunk >= ?1")?
+            .execute([chunks])?;
+        conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![
+            STORED,
+            format!("{} {} {}", self.mask + 1, self.keys, self.through)
+        ])?;
+        Ok(())
     }
 }
 
@@ -122,7 +254,14 @@ impl BandFilter {
             if probed.saturating_mul(QUERY_COST_IN_ROWS) < rows {
                 return Ok(keys.to_vec());
             }
-            *self = BandFilter::Warm(Bitmap::build(conn, rows)?);
+            let map = match Bitmap::stored(conn)? {
+                Some(mut map) => {
+                    map.catch_up(conn)?;
+                    map
+                }
+                None => Bitmap::build(conn, rows)?,
+            };
+            *self = BandFilter::Warm(map);
         }
         let BandFilter::Warm(map) = self else {
             unreachable!("built above")
@@ -130,26 +269,44 @@ impl BandFilter {
         Ok(keys.iter().copied().filter(|&k| map.may_hold(k)).collect())
     }
 
-    /// Records keys just written to the band table; doubles the bitmap (from the
-    /// table, which holds these keys already) when it is getting full.
-    pub(super) fn note(&mut self, conn: &Connection, keys: &[i64]) -> rusqlite::Result<()> {
+    /// Called in the transaction that has just written band rows: a warm bitmap learns
+    /// the keys of every signature stored since it was read (this run's, another
+    /// process's), doubles (from the band table, which holds them all now) when it is
+    /// getting full, and is written to the store with them. A cold one is left as it
+    /// is stored: the next run to take it up catches up.
+    pub(super) fn persist(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         let BandFilter::Warm(map) = self else {
             return Ok(());
         };
-        for &k in keys {
-            map.insert(k);
-        }
+        map.catch_up(conn)?;
         if map.overloaded() {
             let doubled = (map.mask + 1) * 2 / BITS_PER_KEY;
             // Free the old bitmap before building the new one: both at once would be
-            // the run's peak. If the build fails, the filter is simply cold again.
+            // the run's peak. If the build fails, the transaction rolls back and the
+            // filter is simply cold again.
             *self = BandFilter::default();
             *self = BandFilter::Warm(Bitmap::build(conn, doubled)?);
+        }
+        let BandFilter::Warm(map) = self else {
+            unreachable!("warm above")
+        };
+        map.save(conn)
+    }
+
+    /// Builds and stores the bitmap of a store that has none (made before it was kept,
+    /// or new): once, when the store is opened, so no later run scans the band table
+    /// for it.
+    pub(super) fn store_if_missing(conn: &Connection) -> rusqlite::Result<()> {
+        let stored = conn
+            .prepare("SELECT 1 FROM meta WHERE key = ?1")?
+            .exists([STORED])?;
+        if !stored {
+            Bitmap::build(conn, estimate_rows(conn)?)?.save(conn)?;
         }
         Ok(())
     }
 
-    /// Forgets the bitmap (the next run builds its own if it needs one).
+    /// Forgets the bitmap (the next run reads it again if it needs it).
     pub(super) fn reset(&mut self) {
         *self = BandFilter::default();
     }
@@ -159,6 +316,24 @@ impl BandFilter {
     pub(super) fn bits(&self) -> Option<u64> {
         match self {
             BandFilter::Warm(map) => Some(map.mask + 1),
+            BandFilter::Cold { .. } => None,
+        }
+    }
+
+    /// Whether the warm bitmap was read from the store or built from the band table.
+    #[cfg(test)]
+    pub(super) fn origin(&self) -> Option<Origin> {
+        match self {
+            BandFilter::Warm(map) => Some(map.origin),
+            BandFilter::Cold { .. } => None,
+        }
+    }
+
+    /// Whether the warm bitmap may hold `key`.
+    #[cfg(test)]
+    pub(super) fn may_hold(&self, key: i64) -> Option<bool> {
+        match self {
+            BandFilter::Warm(map) => Some(map.may_hold(key)),
             BandFilter::Cold { .. } => None,
         }
     }

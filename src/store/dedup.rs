@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::bandfilter::BandFilter;
-use super::bounded::{bounded_ids, by_title_key, Keep, EXACT_KEY_LIMIT};
+use super::bounded::{bounded_ids, by_title_key, EXACT_KEY_LIMIT};
 use super::pending::Pending;
 use super::{from_ts, parse_item, ts, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, Held, LookupError};
@@ -65,6 +65,9 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
         )?;
     }
     drop_band_sig_index(&tx)?;
+    if !needs_index {
+        date_signatures(&tx)?;
+    }
     tx.execute_batch(include_str!("dedup.sql"))?;
     let mut pending = Pending::default();
     if needs_index {
@@ -74,6 +77,7 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
         recover_bands(&tx, &mut pending)?;
     }
     sweep_deleted(&tx)?;
+    BandFilter::store_if_missing(&tx)?;
     tx.commit()?;
     Ok(())
 }
@@ -94,6 +98,22 @@ fn drop_band_sig_index(conn: &Connection) -> Result<(), rusqlite::Error> {
         conn.execute_batch(
             "DROP TRIGGER IF EXISTS items_delete_dedupe;
              DROP INDEX dedupe_band_sig;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Schema 4: signature rows keep their item's date (see `dedup.sql`), copied once from
+/// the items of a store made before; `dedup.sql` then replaces the title index.
+fn date_signatures(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let dated = conn
+        .prepare("SELECT 1 FROM pragma_table_info('dedupe_sig') WHERE name = 'published'")?
+        .exists([])?;
+    if !dated {
+        conn.execute_batch(
+            "ALTER TABLE dedupe_sig ADD COLUMN published INTEGER NOT NULL DEFAULT 0;
+             UPDATE dedupe_sig SET published =
+                 coalesce((SELECT published FROM items WHERE items.id = dedupe_sig.item_id), 0);",
         )?;
     }
     Ok(())
@@ -135,6 +155,24 @@ fn recover_bands(conn: &Connection, pending: &mut Pending) -> Result<(), rusqlit
         }
     }
     flush_bands(conn, pending)
+}
+
+/// The watermark: every signature numbered up to it has its rows in the band table.
+pub(super) fn bands_through(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    let through: Option<i64> = conn
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+            [BANDS_THROUGH],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match through {
+        Some(n) => Ok(n),
+        // Written when every upsert flushed its own rows: complete.
+        None => conn.query_row("SELECT coalesce(max(n), 0) FROM dedupe_sig", [], |r| {
+            r.get(0)
+        }),
+    }
 }
 
 /// Moves the watermark to the newest signature: called when nothing is pending.
@@ -207,14 +245,16 @@ pub(super) fn index_item(
     // and closes per statement. `n` is the row's rowid (INTEGER PRIMARY KEY) and the
     // table has no triggers, so the connection's last insert rowid is it.
     conn.prepare_cached(
-        "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key, published)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         item.id.0,
         fp.version,
         fp.shingles,
         fingerprint::to_blob(&fp.minhash),
-        fingerprint::title_key(&item.title)
+        fingerprint::title_key(&item.title),
+        ts(item.published)
     ])?;
     let n = conn.last_insert_rowid();
     let keys = fingerprint::band_keys(&fp.minhash);
@@ -318,7 +358,6 @@ pub fn by_canonical_url(conn: &Connection, url: &str) -> Result<Vec<ItemId>, rus
         "SELECT id FROM items WHERE canonical_url = ?1 ORDER BY first_seen, id LIMIT 20",
         url,
         EXACT_KEY_LIMIT,
-        Keep::Oldest,
     )
 }
 
@@ -330,7 +369,6 @@ pub fn by_guid(conn: &Connection, guid: &str) -> Result<Vec<ItemId>, rusqlite::E
         "SELECT id FROM items WHERE guid = ?1 ORDER BY first_seen, id LIMIT 20",
         guid,
         EXACT_KEY_LIMIT,
-        Keep::Oldest,
     )
 }
 
@@ -342,7 +380,6 @@ pub fn by_text_hash(conn: &Connection, hash: &str) -> Result<Vec<ItemId>, rusqli
         "SELECT id FROM items WHERE text_hash = ?1 ORDER BY first_seen, id LIMIT 20",
         hash,
         EXACT_KEY_LIMIT,
-        Keep::Oldest,
     )
 }
 
@@ -675,11 +712,14 @@ impl Store {
             if present.contains(id.as_str()) || (!whole_set && published <= floor) {
                 continue;
             }
-            tx.execute("UPDATE items SET withdrawn = 1 WHERE id = ?1", [&id])?;
-            tx.execute(
+            // Cached: a source replacing its whole window withdraws every held item it
+            // listed, and compiling both statements again per item was most of it.
+            tx.prepare_cached("UPDATE items SET withdrawn = 1 WHERE id = ?1")?
+                .execute([&id])?;
+            tx.prepare_cached(
                 "INSERT INTO dedupe_events (at, source_id, kind, detail) VALUES (?1, ?2, 'retracted', ?3)",
-                params![ts(now), source.as_str(), format!("{id}: {title}")],
-            )?;
+            )?
+            .execute(params![ts(now), source.as_str(), format!("{id}: {title}")])?;
             out.push((ItemId(id), title));
         }
         tx.commit()?;

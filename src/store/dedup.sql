@@ -6,15 +6,20 @@
 -- title used to find teasers and same-title copies. `n` is the small, stable integer
 -- the band table refers to (an explicit INTEGER PRIMARY KEY, so VACUUM never renumbers
 -- it; AUTOINCREMENT, so a deleted item's number is never handed to another).
+-- `published` is the item's date (schema 4), kept beside the title key so the most
+-- recent items of a title are the first entries of its key in `dedupe_sig_title_recent`
+-- (`bounded::by_title_key`), read without the item rows or a sort.
 CREATE TABLE IF NOT EXISTS dedupe_sig (
     n         INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id   TEXT NOT NULL UNIQUE,
     version   INTEGER NOT NULL,
     shingles  INTEGER NOT NULL,
     sig       BLOB NOT NULL,
-    title_key TEXT NOT NULL
+    title_key TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS dedupe_sig_title ON dedupe_sig(title_key);
+DROP INDEX IF EXISTS dedupe_sig_title;
+CREATE INDEX IF NOT EXISTS dedupe_sig_title_recent ON dedupe_sig(title_key, published DESC, item_id);
 
 -- LSH band table: one row per (band bucket, signature). Candidates for an item are the
 -- items sharing at least one bucket: an index lookup, never an all-pairs scan. Two
@@ -27,6 +32,14 @@ CREATE TABLE IF NOT EXISTS dedupe_band (
     sig    INTEGER NOT NULL,
     PRIMARY KEY (bucket, sig)
 ) WITHOUT ROWID;
+
+-- The bitmap over the band table's keys (`bandfilter`), in chunks of 4 KiB, written
+-- in the transactions that write band rows; its size and the signatures it covers are
+-- in `meta` (`dedupe_band_filter`). A superset of the keys: a deleted row's bit stays.
+CREATE TABLE IF NOT EXISTS dedupe_band_filter (
+    chunk INTEGER PRIMARY KEY,
+    words BLOB NOT NULL
+);
 
 -- Signatures of items deleted whose band rows are still to be removed: the delete
 -- trigger cannot compute band keys, `dedup::sweep_deleted` does, in the same

@@ -286,14 +286,14 @@ impl Store {
     }
 
     /// Writes the pending band rows in their own transaction, then forgets them. The
-    /// bitmap, if built, learns their keys (they are in the band table now).
+    /// bitmap, if taken up, learns their keys (they are in the band table now) and is
+    /// written with them (see `bandfilter`).
     fn write_pending_bands(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         dedup::flush_bands(&tx, self.pending.get_mut())?;
+        self.bands.get_mut().persist(&tx)?;
         tx.commit()?;
-        let pending = std::mem::take(self.pending.get_mut());
-        let keys: Vec<i64> = pending.sorted_rows().into_iter().map(|(k, _)| k).collect();
-        self.bands.get_mut().note(&self.conn, &keys)?;
+        *self.pending.get_mut() = Pending::default();
         Ok(())
     }
 
@@ -301,15 +301,16 @@ impl Store {
     /// store. A writer calls it when a run has stored its sources; dropping the store
     /// does it too, and rows a crash left pending are indexed on the next open.
     pub fn flush_dedupe_index(&mut self) -> Result<(), StoreError> {
+        let written = if self.pending.get_mut().len() == 0 {
+            Ok(())
+        } else {
+            // With the bitmap still warm, so it is stored with the rows.
+            self.write_pending_bands()
+        };
+        // The bitmap is for one run: the next reads it again and catches up with the
+        // rows another process wrote meanwhile.
         self.bands.get_mut().reset();
-        if self.pending.get_mut().len() == 0 {
-            return Ok(());
-        }
-        self.write_pending_bands()?;
-        // The bitmap is for one run: the next builds its own, seeing rows that
-        // another process wrote meanwhile.
-        self.bands.get_mut().reset();
-        Ok(())
+        written
     }
 
     pub fn connection(&self) -> &Connection {

@@ -12,7 +12,10 @@ use super::{dedup, publish_index, table_exists, title_parts, uploads, StoreError
 /// 3: lean item rows (title and matching text in columns, the text no longer in the
 /// JSON; see [`lean_item_rows`]) and a band table without its index by signature
 /// (`dedup::init`).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// 4: the title lookups read indexes kept in their order: signature rows keep their
+/// item's date (`dedup::init`), title-part rows are keyed by part and date
+/// (`title_parts::init`).
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Prepared statements kept per connection. An upsert with deduplication cycles through
 /// about 25 distinct statements; rusqlite's default of 16 made the cache evict and

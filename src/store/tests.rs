@@ -755,3 +755,265 @@ fn a_publishing_pass_parses_an_item_once_for_all_its_channels() {
     assert_eq!(de[0].item.id.0, "a:1");
     assert!(!std::sync::Arc::ptr_eq(&both[0].item, &de[0].item));
 }
+
+/// A generic title ("Wetter") gathers many items: a title lookup returns the most
+/// recent 50 (by date, then ID) whichever order they were stored in, by whole title and
+/// by title part, and reads them from an index kept in that order, without a sort or
+/// the item rows.
+#[test]
+fn title_lookups_return_the_newest_of_a_crowded_title_in_index_order() {
+    let mut s = Store::in_memory("example.org").unwrap();
+    let start = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    // Dates in a scrambled order, with ties, so neither storage order nor IDs give
+    // the answer by accident.
+    let day = |n: i64| (n * 37) % 30;
+    for n in 0..60i64 {
+        let mut it = item(&format!("{n:02}"), "a", &[], "de");
+        it.title = format!("Wetter: Sonne und Regen {}", ["", "heute"][n as usize % 2]);
+        it.title = it.title.trim_end().to_owned();
+        it.published = start + chrono::Duration::days(day(n));
+        s.upsert_source_items(&SourceId("a".into()), vec![it], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+    }
+    let mut expect: Vec<(i64, String)> =
+        (0..60i64).map(|n| (day(n), format!("a:{n:02}"))).collect();
+    expect.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let newest: Vec<String> = expect.into_iter().take(50).map(|(_, id)| id).collect();
+    let ids = |v: Vec<ItemId>| -> Vec<String> { v.into_iter().map(|i| i.0).collect() };
+    // The even items' title has the part "sonne und regen", the odd ones' the part
+    // "sonne und regen heute" ("Wetter" alone is one word: not a part).
+    let by_part = ids(bounded::by_title_part(s.connection(), "sonne und regen").unwrap());
+    let even: Vec<String> = newest
+        .iter()
+        .filter(|id| id[2..].parse::<i64>().unwrap() % 2 == 0)
+        .cloned()
+        .collect();
+    assert_eq!(by_part.len(), 30, "{by_part:?}");
+    assert!(by_part.starts_with(&even), "{by_part:?}");
+    let whole = ids(by_title(s.connection(), "Wetter: Sonne und Regen").unwrap());
+    assert_eq!(whole.len(), 30);
+    for (sql, index) in [
+        (
+            "SELECT item_id FROM dedupe_sig WHERE title_key = ?1
+         ORDER BY published DESC, item_id LIMIT 50",
+            "dedupe_sig_title_recent",
+        ),
+        (
+            "SELECT item_id FROM dedupe_title_part WHERE part = ?1
+         ORDER BY published DESC, item_id LIMIT 50",
+            "PRIMARY KEY",
+        ),
+    ] {
+        let plan: Vec<String> = s
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(["wetter"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join(" / ");
+        assert!(plan.contains(index), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+    // Sixty items under one part: the 50 newest, in order.
+    let mut s2 = Store::in_memory("example.org").unwrap();
+    for n in 0..60i64 {
+        let mut it = item(&format!("{n:02}"), "a", &[], "de");
+        it.title = format!("Meldung {n}: Wetter am Morgen");
+        it.published = start + chrono::Duration::days(day(n));
+        s2.upsert_source_items(&SourceId("a".into()), vec![it], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        ids(bounded::by_title_part(s2.connection(), "wetter am morgen").unwrap()),
+        newest
+    );
+    let mut s3 = Store::in_memory("example.org").unwrap();
+    for n in 0..60i64 {
+        let mut it = item(&format!("{n:02}"), "a", &[], "de");
+        it.title = "Wetter".into();
+        it.published = start + chrono::Duration::days(day(n));
+        s3.upsert_source_items(&SourceId("a".into()), vec![it], Utc::now(), |_, _| {
+            Ok(Decision::New)
+        })
+        .unwrap();
+    }
+    assert_eq!(ids(by_title(s3.connection(), "Wetter").unwrap()), newest);
+    // A changed date moves the item in the index.
+    let mut moved = item("00", "a", &[], "de");
+    moved.title = "Wetter".into();
+    moved.published = start + chrono::Duration::days(100);
+    moved.text = "a new text".into();
+    s3.upsert_source_items(&SourceId("a".into()), vec![moved], Utc::now(), |_, _| {
+        Ok(Decision::New)
+    })
+    .unwrap();
+    assert_eq!(
+        ids(by_title(s3.connection(), "Wetter").unwrap())[0],
+        "a:00",
+        "the changed item is now the newest"
+    );
+}
+
+/// A store of schema 3 as that version wrote it (the `.dump` of the multi-partner golden
+/// build's store): opening it dates the signature rows and rekeys the title-part rows
+/// by date, and keeps every item, published ID, cluster, signature and part; each held
+/// item is then found by its own title and title parts.
+#[test]
+fn store_of_schema_3_gets_dated_title_indexes_and_keeps_every_published_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    let dump = include_str!("../../tests/fixtures/store/multi-partner-1.schema-3.sql");
+    type Row = (String, String, Option<String>, i64);
+    let rows = |conn: &Connection| -> Vec<Row> {
+        let mut stmt = conn
+            .prepare("SELECT id, published_id, dup_of, published FROM items ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let count =
+        |conn: &Connection, sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let parts_sql = "SELECT count(*) FROM dedupe_title_part";
+    let sigs_sql = "SELECT count(*) FROM dedupe_sig";
+    let (before, parts_before, sigs_before) = {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(dump).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3);
+        (rows(&conn), count(&conn, parts_sql), count(&conn, sigs_sql))
+    };
+    assert_eq!(before.len(), 17);
+    assert!(parts_before > 0, "the fixture has titles with parts");
+
+    let s = Store::open(&path, "example.org").unwrap();
+    let conn = s.connection();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(rows(conn), before, "items, published IDs and clusters kept");
+    assert_eq!(count(conn, parts_sql), parts_before);
+    assert_eq!(count(conn, sigs_sql), sigs_before);
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) FROM dedupe_sig s JOIN items i ON i.id = s.item_id
+             WHERE s.published = i.published"
+        ),
+        sigs_before,
+        "every signature row carries its item's date"
+    );
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
+             WHERE p.published = i.published"
+        ),
+        parts_before
+    );
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('dedupe_sig_title', 'dedupe_title_part_v3')"
+        ),
+        0,
+        "the old index and table are gone"
+    );
+    for (id, ..) in &before {
+        let item = s.get_item(&ItemId(id.clone())).unwrap().unwrap().0;
+        if !crate::normalise::fingerprint::title_key(&item.title).is_empty() {
+            assert!(
+                by_title(conn, &item.title).unwrap().contains(&item.id),
+                "{id}: by title"
+            );
+        }
+        for part in crate::normalise::fingerprint::title_parts(&item.title) {
+            assert!(
+                bounded::by_title_part(conn, &part)
+                    .unwrap()
+                    .contains(&item.id),
+                "{id}: by part {part}"
+            );
+        }
+    }
+    // Deleting items takes their parts along (the trigger was made again).
+    drop(s);
+    let mut s = Store::open(&path, "example.org").unwrap();
+    s.prune(0, None, Utc::now()).unwrap();
+    assert_eq!(count(s.connection(), parts_sql), 0);
+}
+
+/// The band bitmap is kept in the store with the band rows it covers: a later run that
+/// needs it reads it instead of scanning the band table, adds the keys of items stored
+/// meanwhile by runs that never took it up, and so still finds every held item. A
+/// store without one (made before it was kept) gets it built once, when opened.
+#[test]
+fn the_band_bitmap_is_kept_in_the_store_and_caught_up_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let text = |i: usize| {
+        let words = (0..60).map(|w| format!("w{}", (i * 7_919 + w * 104_729) % 1_000_003));
+        words.collect::<Vec<_>>().join(" ")
+    };
+    let items = |range: std::ops::Range<usize>| -> Vec<Item> {
+        range
+            .map(|i| with_text(item(&format!("i{i}"), "a", &[], "de"), &text(i)))
+            .collect()
+    };
+    let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+    let mut s = Store::open(&path, "example.org").unwrap();
+    s.upsert_source_items(&SourceId("a".into()), items(0..200), Utc::now(), |c, it| {
+        deduper.decide(c, it)
+    })
+    .unwrap();
+    assert_eq!(
+        s.bands.borrow().origin(),
+        Some(bandfilter::Origin::Stored),
+        "made when the store was created"
+    );
+    drop(s);
+    // A run adding two items never takes the bitmap up: it stays as stored.
+    let mut s = Store::open(&path, "example.org").unwrap();
+    s.upsert_source_items(
+        &SourceId("a".into()),
+        items(200..202),
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    assert_eq!(s.bands.borrow().bits(), None);
+    drop(s);
+    let stored: String = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'dedupe_band_filter'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored.ends_with(" 200"), "covers the first 200: {stored}");
+    // A run looking up many keys reads it from the store and catches up.
+    let s = Store::open(&path, "example.org").unwrap();
+    let probes = items(0..202);
+    let lookup = || Lookup::new(s.connection(), &s.bands, &s.pending);
+    for p in &probes {
+        let found = lookup().by_bands(&p.fingerprint.minhash).unwrap();
+        assert!(found.iter().any(|(id, _)| *id == p.id), "{}", p.id.0);
+    }
+    assert_eq!(s.bands.borrow().origin(), Some(bandfilter::Origin::Stored));
+    for p in &probes {
+        for key in crate::normalise::fingerprint::band_keys(&p.fingerprint.minhash) {
+            assert_eq!(s.bands.borrow().may_hold(key), Some(true), "{}", p.id.0);
+        }
+    }
+}

@@ -9,11 +9,15 @@ use rusqlite::{params, Connection};
 use crate::model::{Item, ItemId};
 use crate::normalise::fingerprint;
 
+/// Rows are keyed by part, then the item's date (newest first), then the item, so the
+/// most recent items with a part are the first rows of its key (schema 4; see
+/// `bounded::by_title_part`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS dedupe_title_part (
-    part    TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    PRIMARY KEY (part, item_id)
+    part      TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    item_id   TEXT NOT NULL,
+    PRIMARY KEY (part, published DESC, item_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedupe_title_part_item ON dedupe_title_part(item_id);
 CREATE TRIGGER IF NOT EXISTS items_delete_title_parts AFTER DELETE ON items BEGIN
@@ -21,26 +25,49 @@ CREATE TRIGGER IF NOT EXISTS items_delete_title_parts AFTER DELETE ON items BEGI
 END;
 ";
 
-/// Creates the table; a store made before it gets its held items' parts once.
+/// Creates the table; a store made before it gets its held items' parts once, and a
+/// store of schema 3 or older (rows keyed by part and item only) has its rows rekeyed
+/// with their items' dates.
 pub(super) fn init(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let fresh = !super::table_exists(conn, "dedupe_title_part")?;
-    conn.execute_batch(SCHEMA)?;
-    if fresh {
-        // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
-        // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
-        // this one waits out the busy timeout.
-        let tx =
-            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-        let rows: Vec<(String, String)> = tx
-            .prepare("SELECT id, coalesce(json_extract(data, '$.title'), '') FROM items")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        for (id, title) in rows {
-            insert(&tx, &id, &title)?;
-        }
-        tx.commit()?;
+    let exists = super::table_exists(conn, "dedupe_title_part")?;
+    let dated = conn
+        .prepare("SELECT 1 FROM pragma_table_info('dedupe_title_part') WHERE name = 'published'")?
+        .exists([])?;
+    if exists && dated {
+        return conn.execute_batch(SCHEMA);
     }
-    Ok(())
+    // IMMEDIATE: it may write, and a deferred transaction that reads first fails at
+    // once (SQLITE_BUSY_SNAPSHOT) when a running daemon commits in between, where
+    // this one waits out the busy timeout. One transaction: a crash leaves the old
+    // table or the new one.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if exists {
+        // The trigger names the table: dropped with it, and made again by SCHEMA.
+        tx.execute_batch(
+            "DROP TRIGGER IF EXISTS items_delete_title_parts;
+             ALTER TABLE dedupe_title_part RENAME TO dedupe_title_part_v3;
+             DROP INDEX IF EXISTS dedupe_title_part_item;",
+        )?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO dedupe_title_part (part, published, item_id)
+                 SELECT p.part, i.published, p.item_id
+                 FROM dedupe_title_part_v3 p JOIN items i ON i.id = p.item_id;
+             DROP TABLE dedupe_title_part_v3;",
+        )?;
+    } else {
+        tx.execute_batch(SCHEMA)?;
+        let rows: Vec<(String, String, i64)> = tx
+            .prepare(
+                "SELECT id, coalesce(json_extract(data, '$.title'), ''), published FROM items",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, title, published) in rows {
+            insert(&tx, &id, &title, published)?;
+        }
+    }
+    tx.commit()
 }
 
 /// (Re-)indexes `item`'s title parts. `fresh`: just inserted, no rows to replace.
@@ -49,19 +76,19 @@ pub(super) fn index(conn: &Connection, item: &Item, fresh: bool) -> Result<(), r
         conn.prepare_cached("DELETE FROM dedupe_title_part WHERE item_id = ?1")?
             .execute([&item.id.0])?;
     }
-    insert(conn, &item.id.0, &item.title)
+    insert(conn, &item.id.0, &item.title, item.published.timestamp())
 }
 
-fn insert(conn: &Connection, id: &str, title: &str) -> Result<(), rusqlite::Error> {
+fn insert(conn: &Connection, id: &str, title: &str, published: i64) -> Result<(), rusqlite::Error> {
     let parts = fingerprint::title_parts(title);
     if parts.is_empty() {
         return Ok(());
     }
     let mut ins = conn.prepare_cached(
-        "INSERT OR IGNORE INTO dedupe_title_part (part, item_id) VALUES (?1, ?2)",
+        "INSERT OR IGNORE INTO dedupe_title_part (part, published, item_id) VALUES (?1, ?2, ?3)",
     )?;
     for part in parts {
-        ins.execute(params![part, id])?;
+        ins.execute(params![part, published, id])?;
     }
     Ok(())
 }
@@ -73,18 +100,7 @@ pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rus
     let whole = fingerprint::title_key(title);
     let parts = fingerprint::title_parts(title);
     let mut out = Vec::new();
-    let by_part = |part: &str| {
-        super::bounded::bounded_ids(
-            conn,
-            "SELECT p.item_id, i.published FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
-             WHERE p.part = ?1 LIMIT 51",
-            "SELECT p.item_id FROM dedupe_title_part p JOIN items i ON i.id = p.item_id
-             WHERE p.part = ?1 ORDER BY i.published DESC LIMIT 50",
-            part,
-            super::bounded::TITLE_LIMIT,
-            super::bounded::Keep::Newest,
-        )
-    };
+    let by_part = |part: &str| super::bounded::by_title_part(conn, part);
     if whole.split(' ').count() >= 2 {
         out.extend(by_part(&whole)?);
     }

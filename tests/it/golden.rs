@@ -215,6 +215,17 @@ fn golden_multi_partner_two_builds() {
 /// provenance kept, and the migrated items still found as duplicates.
 #[test]
 fn golden_multi_partner_second_build_over_a_schema_2_store() {
+    second_build_over_an_older_store("store/multi-partner-1.schema-2.sql");
+}
+
+/// The same over the store as schema 3 wrote it (the version before the title lookups'
+/// dated indexes and the stored band bitmap).
+#[test]
+fn golden_multi_partner_second_build_over_a_schema_3_store() {
+    second_build_over_an_older_store("store/multi-partner-1.schema-3.sql");
+}
+
+fn second_build_over_an_older_store(dump: &str) {
     let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
     let root = golden("multi-partner");
     let p = Project::new();
@@ -226,7 +237,7 @@ fn golden_multi_partner_second_build_over_a_schema_2_store() {
     copy_tree(&root.join("expected/1"), &p.path().join("public"));
     let store = p.path().join("state/feedwerk.sqlite");
     std::fs::create_dir_all(store.parent().unwrap()).unwrap();
-    let dump = std::fs::read_to_string(fixture("store/multi-partner-1.schema-2.sql")).unwrap();
+    let dump = std::fs::read_to_string(fixture(dump)).unwrap();
     let published_ids = |conn: &rusqlite::Connection| -> Vec<(String, String)> {
         let mut stmt = conn
             .prepare("SELECT id, published_id FROM items ORDER BY id")
@@ -234,10 +245,13 @@ fn golden_multi_partner_second_build_over_a_schema_2_store() {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         rows.collect::<Result<_, _>>().unwrap()
     };
-    let before = {
+    let (before, old_version) = {
         let conn = rusqlite::Connection::open(&store).unwrap();
         conn.execute_batch(&dump).unwrap();
-        published_ids(&conn)
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        (published_ids(&conn), v)
     };
     assert_eq!(before.len(), 17);
 
@@ -250,7 +264,10 @@ fn golden_multi_partner_second_build_over_a_schema_2_store() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert!(version >= 3, "migrated, user_version {version}");
+    assert!(
+        version >= 4 && version > old_version,
+        "migrated from {old_version}, user_version {version}"
+    );
     let after = published_ids(&conn);
     assert!(
         before.iter().all(|b| after.contains(b)),
