@@ -42,6 +42,29 @@ const _: () = assert!(MIN_BITS as usize % (CHUNK_WORDS * 64) == 0);
 /// numbered up to `through` has its keys set.
 const STORED: &str = "dedupe_band_filter";
 
+/// `meta` key: every signature numbered up to this has its band rows in the band table.
+/// Later ones were still pending when the process ended (a crash, a kill) and are
+/// indexed again from their stored signatures when the store is next opened.
+pub(super) const BANDS_THROUGH: &str = "dedupe_bands_through";
+
+/// The watermark: every signature numbered up to it has its rows in the band table.
+fn bands_through(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    let through: Option<i64> = conn
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+            [BANDS_THROUGH],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match through {
+        Some(n) => Ok(n),
+        // Written when every upsert flushed its own rows: complete.
+        None => conn.query_row("SELECT coalesce(max(n), 0) FROM dedupe_sig", [], |r| {
+            r.get(0)
+        }),
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum BandFilter {
     /// Not built: every key is looked up. `probed` counts the keys looked up so far,
@@ -131,7 +154,7 @@ impl Bitmap {
     /// signatures up to the band table's watermark.
     fn build(conn: &Connection, expected: u64) -> rusqlite::Result<Bitmap> {
         let mut map = Bitmap::with_capacity(expected);
-        map.through = super::dedup::bands_through(conn)?;
+        map.through = bands_through(conn)?;
         let mut stmt = conn.prepare("SELECT bucket FROM dedupe_band")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {

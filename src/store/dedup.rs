@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::bandfilter::BandFilter;
+use super::bandfilter::{BandFilter, BANDS_THROUGH};
 use super::bounded::{bounded_ids, by_title_key, EXACT_KEY_LIMIT};
 use super::pending::Pending;
 use super::{from_ts, parse_item, ts, Store, StoreError};
@@ -81,11 +81,6 @@ pub(super) fn init(conn: &Connection) -> Result<(), StoreError> {
     tx.commit()?;
     Ok(())
 }
-
-/// `meta` key: every signature numbered up to this has its band rows in the band table.
-/// Later ones were still pending when the process ended (a crash, a kill) and are
-/// indexed again from their stored signatures when the store is next opened.
-const BANDS_THROUGH: &str = "dedupe_bands_through";
 
 /// Schema 3: the band table loses its index by signature (a second b-tree written for
 /// every band row, only to delete an item's rows, which are now deleted by key), and
@@ -155,24 +150,6 @@ fn recover_bands(conn: &Connection, pending: &mut Pending) -> Result<(), rusqlit
         }
     }
     flush_bands(conn, pending)
-}
-
-/// The watermark: every signature numbered up to it has its rows in the band table.
-pub(super) fn bands_through(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    let through: Option<i64> = conn
-        .query_row(
-            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
-            [BANDS_THROUGH],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match through {
-        Some(n) => Ok(n),
-        // Written when every upsert flushed its own rows: complete.
-        None => conn.query_row("SELECT coalesce(max(n), 0) FROM dedupe_sig", [], |r| {
-            r.get(0)
-        }),
-    }
 }
 
 /// Moves the watermark to the newest signature: called when nothing is pending.
