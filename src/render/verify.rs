@@ -11,6 +11,7 @@
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
+use super::splice::Splice;
 use super::DocKind;
 use crate::model::Format;
 
@@ -74,7 +75,7 @@ pub fn check(
             } else {
                 ("feed", Entry::ATOM)
             };
-            let scan = scan(text, Some(entry))?;
+            let scan = scan(text, Some(entry), Within::Document)?;
             if scan.root != root {
                 return Err(VerifyError::Root {
                     found: scan.root,
@@ -105,6 +106,125 @@ pub fn check(
             }
         }
         DocKind::Script => Ok(()),
+    }
+}
+
+/// Checks a channel document spliced from item fragments ([`super::splice`]) as
+/// [`check`] does, reading each fragment once however many documents hold it: with
+/// [`Depth::Scan`], an XML document passes when
+/// - the fragments are the document's bytes between `splice.start` and `splice.end`;
+/// - the envelope (the document without them) is a well-formed document with the
+///   right root, and `splice.start` lies between two pieces of its markup, inside
+///   as many elements as an entry is (RSS `rss/channel`, Atom `feed`);
+/// - each fragment passes [`fragment`]: a single well-formed `<item>` or `<entry>`
+///   element of legal characters;
+/// - the envelope's entries and the fragments are `items` together.
+///
+/// Then the whole is what [`check`] would pass: balanced elements put between two
+/// pieces of markup keep a document well-formed, characters and references are
+/// checked where they are, and each fragment adds one entry at the entries' depth.
+/// JSON Feeds, and any document at [`Depth::Reparse`], are checked whole.
+pub fn check_spliced(
+    kind: DocKind,
+    body: &[u8],
+    splice: Option<&Splice>,
+    items: Option<usize>,
+    depth: Depth,
+) -> Result<(), VerifyError> {
+    let (Some(splice), Depth::Scan, DocKind::Feed(f) | DocKind::Archive(f)) = (splice, depth, kind)
+    else {
+        return check(kind, body, items, depth);
+    };
+    let Some((root, entry)) = xml_entry(f).filter(|_| splice.format == f) else {
+        return check(kind, body, items, depth);
+    };
+    let mut at = splice.start;
+    for part in &splice.parts {
+        let bytes = part.bytes();
+        if body.get(at..at + bytes.len()) != Some(bytes) {
+            return Err(VerifyError::Xml {
+                at: at as u64,
+                message: "an item is not where the document says".into(),
+            });
+        }
+        at += bytes.len();
+    }
+    if at != splice.end || splice.end > body.len() {
+        return Err(VerifyError::Xml {
+            at: at as u64,
+            message: "the items do not end where the document says".into(),
+        });
+    }
+    let mut envelope = Vec::with_capacity(splice.start + body.len() - splice.end);
+    envelope.extend_from_slice(&body[..splice.start]);
+    envelope.extend_from_slice(&body[splice.end..]);
+    let scan = scan(utf8(&envelope)?, Some(entry), Within::Splice(splice.start))?;
+    if scan.root != root {
+        return Err(VerifyError::Root {
+            found: scan.root,
+            expected: root.into(),
+        });
+    }
+    if scan.depth_at != Some(entry.depth) {
+        return Err(VerifyError::Xml {
+            at: splice.start as u64,
+            message: "the items are not spliced in where entries go".into(),
+        });
+    }
+    let mut offset = splice.start;
+    for part in &splice.parts {
+        part.check(f).map_err(|e| e.shifted(offset))?;
+        offset += part.bytes().len();
+    }
+    let found = scan.entries + splice.parts.len();
+    match items {
+        Some(n) if found != n => Err(VerifyError::ItemCount { found, expected: n }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks one item fragment of a `format` document: legal UTF-8 characters, one
+/// well-formed element (`<item>` for RSS, `<entry>` for Atom) and no declaration; a
+/// JSON Feed item: a JSON object with the item rules of [`check`].
+pub fn fragment(format: Format, bytes: &[u8]) -> Result<(), VerifyError> {
+    let text = utf8(bytes)?;
+    let Some((_, entry)) = xml_entry(format) else {
+        let item: shape::Item =
+            serde_json::from_str(text).map_err(|e| VerifyError::JsonFeed(e.to_string()))?;
+        return item_rules(&item, 0);
+    };
+    let scan = scan(text, None, Within::Fragment)?;
+    if scan.root != entry.name {
+        return Err(VerifyError::Root {
+            found: scan.root,
+            expected: entry.name.into(),
+        });
+    }
+    Ok(())
+}
+
+/// The root and entry elements of an XML feed format.
+fn xml_entry(format: Format) -> Option<(&'static str, Entry)> {
+    match format {
+        Format::Rss => Some(("rss", Entry::RSS)),
+        Format::Atom => Some(("feed", Entry::ATOM)),
+        Format::Json => None,
+    }
+}
+
+impl VerifyError {
+    /// The error with its position moved by `by` bytes (a fragment's error, placed in
+    /// the document holding the fragment).
+    fn shifted(self, by: usize) -> Self {
+        match self {
+            VerifyError::NotUtf8(at) => VerifyError::NotUtf8(at + by),
+            VerifyError::IllegalChar { code, at } => VerifyError::IllegalChar { code, at: at + by },
+            VerifyError::Xml { at, message } => VerifyError::Xml {
+                at: at + by as u64,
+                message,
+            },
+            other => other,
+        }
     }
 }
 
@@ -139,7 +259,7 @@ fn legal_xml_char(c: char) -> bool {
 
 /// Checks well-formedness; returns the root element's qualified name.
 pub fn well_formed(text: &str) -> Result<String, VerifyError> {
-    scan(text, None).map(|s| s.root)
+    scan(text, None, Within::Document).map(|s| s.root)
 }
 
 /// Which elements are a feed's entries: `name` at `depth` below the root (RSS 2.0
@@ -167,6 +287,21 @@ struct Scanned {
     root: String,
     /// How many `entry` elements (0 when none was asked for).
     entries: usize,
+    /// How many elements were open at the byte asked for ([`Within::Splice`]), if it
+    /// lies between two pieces of markup.
+    depth_at: Option<usize>,
+}
+
+/// What a scanned text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Within {
+    /// A document.
+    Document,
+    /// A document into which fragments go at this byte: the scan notes how deep it is.
+    Splice(usize),
+    /// An element to go into a document: it may hold no XML declaration or DTD, which
+    /// only a document's start may.
+    Fragment,
 }
 
 /// The first character XML 1.0 does not allow, and where. Works on bytes: in UTF-8 the
@@ -202,7 +337,7 @@ fn illegal_char(text: &str) -> Option<(usize, char)> {
 }
 
 /// Checks well-formedness and counts `entry` elements in one pass.
-fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
+fn scan(text: &str, entry: Option<Entry>, within: Within) -> Result<Scanned, VerifyError> {
     if let Some((at, c)) = illegal_char(text) {
         debug_assert!(!legal_xml_char(c));
         return Err(VerifyError::IllegalChar { code: c as u32, at });
@@ -214,6 +349,11 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
     cfg.check_comments = true;
     let mut depth = 0usize;
     let mut root: Option<String> = None;
+    let splice_at = match within {
+        Within::Splice(at) => Some(at as u64),
+        _ => None,
+    };
+    let mut depth_at = None;
     let err = |reader: &Reader<&[u8]>, message: String| VerifyError::Xml {
         at: reader.buffer_position(),
         message,
@@ -223,6 +363,9 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
             .read_event()
             .map_err(|e| err(&reader, e.to_string()))?;
         match ev {
+            Event::Decl(_) | Event::DocType(_) if within == Within::Fragment => {
+                return Err(err(&reader, "a declaration inside an item".into()));
+            }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 if depth == 0 {
                     if root.is_some() {
@@ -271,6 +414,9 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
             Event::Eof => break,
             _ => {}
         }
+        if splice_at == Some(reader.buffer_position()) {
+            depth_at = Some(depth);
+        }
     }
     if depth != 0 {
         return Err(VerifyError::Xml {
@@ -282,7 +428,11 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
         at: 0,
         message: "no root element".into(),
     })?;
-    Ok(Scanned { root, entries })
+    Ok(Scanned {
+        root,
+        entries,
+        depth_at,
+    })
 }
 
 fn parse_feed(body: &[u8], items: Option<usize>) -> Result<(), VerifyError> {
@@ -315,27 +465,33 @@ fn json_feed(text: &str, items: Option<usize>) -> Result<(), VerifyError> {
     }
     let list = feed.items.ok_or_else(|| bad("`items` missing"))?;
     for (i, it) in list.iter().enumerate() {
-        let at = |m: &str| VerifyError::JsonFeed(format!("items[{i}]: {m}"));
-        if it.id != shape::Seen::String {
-            return Err(at("`id` must be a string"));
-        }
-        if it.content_html != shape::Seen::String && it.content_text != shape::Seen::String {
-            return Err(at("needs `content_html` or `content_text`"));
-        }
-        for (k, d) in [
-            ("date_published", it.date_published),
-            ("date_modified", it.date_modified),
-        ] {
-            if d == shape::Seen::Other {
-                return Err(at(&format!("`{k}` is not RFC 3339")));
-            }
-        }
+        item_rules(it, i)?;
     }
     if let Some(n) = items.filter(|n| *n != list.len()) {
         return Err(VerifyError::ItemCount {
             found: list.len(),
             expected: n,
         });
+    }
+    Ok(())
+}
+
+/// The rules for item `i` of a JSON Feed.
+fn item_rules(it: &shape::Item, i: usize) -> Result<(), VerifyError> {
+    let at = |m: &str| VerifyError::JsonFeed(format!("items[{i}]: {m}"));
+    if it.id != shape::Seen::String {
+        return Err(at("`id` must be a string"));
+    }
+    if it.content_html != shape::Seen::String && it.content_text != shape::Seen::String {
+        return Err(at("needs `content_html` or `content_text`"));
+    }
+    for (k, d) in [
+        ("date_published", it.date_published),
+        ("date_modified", it.date_modified),
+    ] {
+        if d == shape::Seen::Other {
+            return Err(at(&format!("`{k}` is not RFC 3339")));
+        }
     }
     Ok(())
 }
