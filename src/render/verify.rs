@@ -1126,3 +1126,99 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod spliced_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::render::splice::{Fragment, Splice};
+
+    const HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>t</title><link>https://x.example/</link><description>d</description>";
+    const TAIL: &str = "</channel></rss>\n";
+
+    fn spliced(items: &[&str], head: &str) -> (Vec<u8>, Splice) {
+        let parts: Vec<Arc<Fragment>> = items
+            .iter()
+            .map(|i| Arc::new(Fragment::new(i.as_bytes().to_vec())))
+            .collect();
+        let body = format!("{head}{}{TAIL}", items.concat()).into_bytes();
+        let splice = Splice {
+            format: Format::Rss,
+            start: head.len(),
+            end: head.len() + items.iter().map(|i| i.len()).sum::<usize>(),
+            parts,
+        };
+        (body, splice)
+    }
+
+    fn both(items: &[&str], head: &str) -> (Result<(), VerifyError>, Result<(), VerifyError>) {
+        let (body, splice) = spliced(items, head);
+        let kind = DocKind::Feed(Format::Rss);
+        let n = Some(items.len());
+        (
+            check(kind, &body, n, Depth::Scan),
+            check_spliced(kind, &body, Some(&splice), n, Depth::Scan),
+        )
+    }
+
+    /// Hostile items (what a renderer bug or an unescaped partner string would put in a
+    /// fragment) fail a spliced document exactly when they fail the whole document.
+    #[test]
+    fn a_spliced_document_fails_when_the_whole_would() {
+        let good = "<item><title>a &amp; b</title></item>";
+        for bad in [
+            "<item><title>bell \u{7}</title></item>",
+            "<item><title>nonchar \u{FFFF}</title></item>",
+            "<item><title>open</item>",
+            "<item><title>x</title></item></channel><channel><item>",
+            "<item>&nbsp;</item>",
+            "<item><![CDATA[x]]></item><item/>",
+            "</channel><item/>",
+            "<entry/>",
+            "text only",
+        ] {
+            let (whole, parts) = both(&[good, bad, good], HEAD);
+            assert!(parts.is_err(), "{bad:?} passed spliced");
+            assert!(
+                whole.is_err() || bad == "<entry/>" || bad == "text only",
+                "{bad:?}: whole {whole:?}"
+            );
+        }
+        let (whole, parts) = both(&[good, good], HEAD);
+        assert_eq!(whole, Ok(()));
+        assert_eq!(parts, Ok(()));
+        // An envelope cut at the wrong place: inside the description's text.
+        let cut = &HEAD[..HEAD.len() - "d</description>".len()];
+        let (_, parts) = both(&[good], cut);
+        assert!(parts.is_err());
+    }
+
+    /// A fragment's error names its place in the document, as the whole check does.
+    #[test]
+    fn a_fragments_error_is_placed_in_the_document() {
+        let good = "<item><title>a</title></item>";
+        let (whole, parts) = both(&[good, "<item><title>\u{1}</title></item>"], HEAD);
+        assert_eq!(whole, parts);
+        assert!(matches!(
+            parts,
+            Err(VerifyError::IllegalChar { code: 1, .. })
+        ));
+    }
+
+    /// The bytes between the splice's ends must be its fragments.
+    #[test]
+    fn a_splice_that_does_not_match_its_bytes_fails() {
+        let (mut body, splice) = spliced(&["<item/>", "<item/>"], HEAD);
+        let at = splice.start + 1;
+        body[at] = b'x';
+        let r = check_spliced(
+            DocKind::Feed(Format::Rss),
+            &body,
+            Some(&splice),
+            Some(2),
+            Depth::Scan,
+        );
+        assert!(r.is_err());
+    }
+}
