@@ -168,7 +168,7 @@ fn render(c: &mut Criterion) {
                     }
                 },
                 |a| {
-                    verify::check_spliced(
+                    feedwerk::render::splice::check_spliced(
                         DocKind::Feed(Format::Atom),
                         &a.bytes,
                         a.splice.as_ref(),

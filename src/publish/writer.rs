@@ -44,7 +44,7 @@ pub enum Body<'a> {
     Fixed(Vec<u8>),
     /// Bytes that carry "when the content last changed"; called with that time. A
     /// channel document says how it was spliced from item fragments, so that its check
-    /// reads each fragment once (see [`verify::check_spliced`]).
+    /// reads each fragment once (see [`crate::render::splice::check_spliced`]).
     Dated(Box<dyn Fn(DateTime<Utc>) -> Assembled + 'a>),
     /// A sealed document (a full RFC 5005 archive page): the file on disk is final.
     Keep,
@@ -120,9 +120,13 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
         Reach::Wide => verify::Depth::Reparse,
         Reach::Narrow => verify::Depth::Scan,
     };
-    if let Err(error) =
-        verify::check_spliced(job.kind, &job.body, job.splice.as_ref(), job.items, depth)
-    {
+    if let Err(error) = crate::render::splice::check_spliced(
+        job.kind,
+        &job.body,
+        job.splice.as_ref(),
+        job.items,
+        depth,
+    ) {
         return Ok(Outcome::Failed {
             path: job.path,
             error,

@@ -13,14 +13,15 @@
 //! `<entry>` element, both as the crates write them inside their feeds, and a JSON Feed
 //! item object as `serde_json` pretty-prints it inside `items`. Each fragment is checked
 //! once ([`Fragment::check`]), whatever the number of documents it goes into; how a
-//! spliced document's check uses that is [`super::verify::check_spliced`]'s.
+//! spliced document's check uses that is [`check_spliced`]'s.
 //!
 //! Which items a channel holds, and when its documents are written, is `publish`'s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
-use super::verify::{self, VerifyError};
+use super::verify::{self, Depth, VerifyError, Within};
+use super::DocKind;
 use crate::model::{AlsoAt, Format};
 use crate::store::StoredItem;
 
@@ -225,4 +226,82 @@ impl Fragments {
 
 fn held_bytes(h: &Held) -> usize {
     h.parts.iter().flatten().map(|p| p.bytes.len()).sum()
+}
+
+/// Checks a channel document spliced from item fragments ([`super::splice`]) as
+/// [`check`] does, reading each fragment once however many documents hold it: with
+/// [`Depth::Scan`], an XML document passes when
+/// - the fragments are the document's bytes between `splice.start` and `splice.end`;
+/// - the envelope (the document without them) is a well-formed document with the
+///   right root, and `splice.start` lies between two pieces of its markup, inside
+///   as many elements as an entry is (RSS `rss/channel`, Atom `feed`);
+/// - each fragment passes [`verify::fragment`]: a single well-formed `<item>` or `<entry>`
+///   element of legal characters;
+/// - the envelope's entries and the fragments are `items` together.
+///
+/// Then the whole is what [`verify::check`] would pass: balanced elements put between two
+/// pieces of markup keep a document well-formed, characters and references are
+/// checked where they are, and each fragment adds one entry at the entries' depth.
+/// JSON Feeds, and any document at [`Depth::Reparse`], are checked whole.
+pub fn check_spliced(
+    kind: DocKind,
+    body: &[u8],
+    splice: Option<&Splice>,
+    items: Option<usize>,
+    depth: Depth,
+) -> Result<(), VerifyError> {
+    let (Some(splice), Depth::Scan, DocKind::Feed(f) | DocKind::Archive(f)) = (splice, depth, kind)
+    else {
+        return verify::check(kind, body, items, depth);
+    };
+    let Some((root, entry)) = verify::xml_entry(f).filter(|_| splice.format == f) else {
+        return verify::check(kind, body, items, depth);
+    };
+    let mut at = splice.start;
+    for part in &splice.parts {
+        let bytes = part.bytes();
+        if body.get(at..at + bytes.len()) != Some(bytes) {
+            return Err(VerifyError::Xml {
+                at: at as u64,
+                message: "an item is not where the document says".into(),
+            });
+        }
+        at += bytes.len();
+    }
+    if at != splice.end || splice.end > body.len() {
+        return Err(VerifyError::Xml {
+            at: at as u64,
+            message: "the items do not end where the document says".into(),
+        });
+    }
+    let mut envelope = Vec::with_capacity(splice.start + body.len() - splice.end);
+    envelope.extend_from_slice(&body[..splice.start]);
+    envelope.extend_from_slice(&body[splice.end..]);
+    let scan = verify::scan(
+        verify::utf8(&envelope)?,
+        Some(entry),
+        Within::Splice(splice.start),
+    )?;
+    if scan.root != root {
+        return Err(VerifyError::Root {
+            found: scan.root,
+            expected: root.into(),
+        });
+    }
+    if scan.depth_at != Some(entry.depth) {
+        return Err(VerifyError::Xml {
+            at: splice.start as u64,
+            message: "the items are not spliced in where entries go".into(),
+        });
+    }
+    let mut offset = splice.start;
+    for part in &splice.parts {
+        part.check(f).map_err(|e| e.shifted(offset))?;
+        offset += part.bytes().len();
+    }
+    let found = scan.entries + splice.parts.len();
+    match items {
+        Some(n) if found != n => Err(VerifyError::ItemCount { found, expected: n }),
+        _ => Ok(()),
+    }
 }

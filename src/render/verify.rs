@@ -11,7 +11,6 @@
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 
-use super::splice::Splice;
 use super::DocKind;
 use crate::model::Format;
 
@@ -109,80 +108,6 @@ pub fn check(
     }
 }
 
-/// Checks a channel document spliced from item fragments ([`super::splice`]) as
-/// [`check`] does, reading each fragment once however many documents hold it: with
-/// [`Depth::Scan`], an XML document passes when
-/// - the fragments are the document's bytes between `splice.start` and `splice.end`;
-/// - the envelope (the document without them) is a well-formed document with the
-///   right root, and `splice.start` lies between two pieces of its markup, inside
-///   as many elements as an entry is (RSS `rss/channel`, Atom `feed`);
-/// - each fragment passes [`fragment`]: a single well-formed `<item>` or `<entry>`
-///   element of legal characters;
-/// - the envelope's entries and the fragments are `items` together.
-///
-/// Then the whole is what [`check`] would pass: balanced elements put between two
-/// pieces of markup keep a document well-formed, characters and references are
-/// checked where they are, and each fragment adds one entry at the entries' depth.
-/// JSON Feeds, and any document at [`Depth::Reparse`], are checked whole.
-pub fn check_spliced(
-    kind: DocKind,
-    body: &[u8],
-    splice: Option<&Splice>,
-    items: Option<usize>,
-    depth: Depth,
-) -> Result<(), VerifyError> {
-    let (Some(splice), Depth::Scan, DocKind::Feed(f) | DocKind::Archive(f)) = (splice, depth, kind)
-    else {
-        return check(kind, body, items, depth);
-    };
-    let Some((root, entry)) = xml_entry(f).filter(|_| splice.format == f) else {
-        return check(kind, body, items, depth);
-    };
-    let mut at = splice.start;
-    for part in &splice.parts {
-        let bytes = part.bytes();
-        if body.get(at..at + bytes.len()) != Some(bytes) {
-            return Err(VerifyError::Xml {
-                at: at as u64,
-                message: "an item is not where the document says".into(),
-            });
-        }
-        at += bytes.len();
-    }
-    if at != splice.end || splice.end > body.len() {
-        return Err(VerifyError::Xml {
-            at: at as u64,
-            message: "the items do not end where the document says".into(),
-        });
-    }
-    let mut envelope = Vec::with_capacity(splice.start + body.len() - splice.end);
-    envelope.extend_from_slice(&body[..splice.start]);
-    envelope.extend_from_slice(&body[splice.end..]);
-    let scan = scan(utf8(&envelope)?, Some(entry), Within::Splice(splice.start))?;
-    if scan.root != root {
-        return Err(VerifyError::Root {
-            found: scan.root,
-            expected: root.into(),
-        });
-    }
-    if scan.depth_at != Some(entry.depth) {
-        return Err(VerifyError::Xml {
-            at: splice.start as u64,
-            message: "the items are not spliced in where entries go".into(),
-        });
-    }
-    let mut offset = splice.start;
-    for part in &splice.parts {
-        part.check(f).map_err(|e| e.shifted(offset))?;
-        offset += part.bytes().len();
-    }
-    let found = scan.entries + splice.parts.len();
-    match items {
-        Some(n) if found != n => Err(VerifyError::ItemCount { found, expected: n }),
-        _ => Ok(()),
-    }
-}
-
 /// Checks one item fragment of a `format` document: legal UTF-8 characters, one
 /// well-formed element (`<item>` for RSS, `<entry>` for Atom) and no declaration; a
 /// JSON Feed item: a JSON object with the item rules of [`check`].
@@ -204,7 +129,7 @@ pub fn fragment(format: Format, bytes: &[u8]) -> Result<(), VerifyError> {
 }
 
 /// The root and entry elements of an XML feed format.
-fn xml_entry(format: Format) -> Option<(&'static str, Entry)> {
+pub(super) fn xml_entry(format: Format) -> Option<(&'static str, Entry)> {
     match format {
         Format::Rss => Some(("rss", Entry::RSS)),
         Format::Atom => Some(("feed", Entry::ATOM)),
@@ -215,7 +140,7 @@ fn xml_entry(format: Format) -> Option<(&'static str, Entry)> {
 impl VerifyError {
     /// The error with its position moved by `by` bytes (a fragment's error, placed in
     /// the document holding the fragment).
-    fn shifted(self, by: usize) -> Self {
+    pub(super) fn shifted(self, by: usize) -> Self {
         match self {
             VerifyError::NotUtf8(at) => VerifyError::NotUtf8(at + by),
             VerifyError::IllegalChar { code, at } => VerifyError::IllegalChar { code, at: at + by },
@@ -231,7 +156,7 @@ impl VerifyError {
 /// `body` as text. simdutf8's validation first (several times as fast as the standard
 /// library's on our megabytes of mostly ASCII); only a document that fails it is looked
 /// at again, for the position of its first bad byte.
-fn utf8(body: &[u8]) -> Result<&str, VerifyError> {
+pub(super) fn utf8(body: &[u8]) -> Result<&str, VerifyError> {
     match simdutf8::basic::from_utf8(body) {
         Ok(text) => Ok(text),
         Err(_) => Err(VerifyError::NotUtf8(
@@ -265,9 +190,9 @@ pub fn well_formed(text: &str) -> Result<String, VerifyError> {
 /// Which elements are a feed's entries: `name` at `depth` below the root (RSS 2.0
 /// `rss/channel/item`, Atom `feed/entry`).
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    name: &'static str,
-    depth: usize,
+pub(super) struct Entry {
+    pub name: &'static str,
+    pub depth: usize,
 }
 
 impl Entry {
@@ -282,19 +207,19 @@ impl Entry {
 }
 
 /// What one well-formedness scan found.
-struct Scanned {
+pub(super) struct Scanned {
     /// The root element's qualified name.
-    root: String,
+    pub root: String,
     /// How many `entry` elements (0 when none was asked for).
-    entries: usize,
+    pub entries: usize,
     /// How many elements were open at the byte asked for ([`Within::Splice`]), if it
     /// lies between two pieces of markup.
-    depth_at: Option<usize>,
+    pub depth_at: Option<usize>,
 }
 
 /// What a scanned text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Within {
+pub(super) enum Within {
     /// A document.
     Document,
     /// A document into which fragments go at this byte: the scan notes how deep it is.
@@ -337,7 +262,11 @@ fn illegal_char(text: &str) -> Option<(usize, char)> {
 }
 
 /// Checks well-formedness and counts `entry` elements in one pass.
-fn scan(text: &str, entry: Option<Entry>, within: Within) -> Result<Scanned, VerifyError> {
+pub(super) fn scan(
+    text: &str,
+    entry: Option<Entry>,
+    within: Within,
+) -> Result<Scanned, VerifyError> {
     if let Some((at, c)) = illegal_char(text) {
         debug_assert!(!legal_xml_char(c));
         return Err(VerifyError::IllegalChar { code: c as u32, at });
@@ -1132,7 +1061,7 @@ mod spliced_tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::render::splice::{Fragment, Splice};
+    use crate::render::splice::{check_spliced, Fragment, Splice};
 
     const HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>t</title><link>https://x.example/</link><description>d</description>";
     const TAIL: &str = "</channel></rss>\n";
