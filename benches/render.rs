@@ -11,6 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use feedwerk::model::{AlsoAt, Channel, ChannelFilter, ChannelKind, Format};
 use feedwerk::publish::{self, Body, Coding, Document, Mode, Publisher, Reach};
+use feedwerk::render::splice::{Assembled, Fragments, Splice};
 use feedwerk::render::verify::{self, Depth};
 use feedwerk::render::{self, DocKind, FeedDoc, Paging};
 use feedwerk::store::{Store, StoredItem};
@@ -64,6 +65,12 @@ fn render(c: &mut Criterion) {
     for f in Format::ALL {
         g.bench_function(f.extension(), |b| {
             b.iter(|| render::render(black_box(&doc), f))
+        });
+        // The same document in a pass that rendered its items for another document
+        // already: only the envelope is rendered, the fragments spliced in.
+        let parts = render::parts(&doc, f, &mut Fragments::new(usize::MAX));
+        g.bench_function(format!("{}_from_fragments", f.extension()), |b| {
+            b.iter(|| render::assemble(black_box(&doc), f, &parts))
         });
     }
     g.finish();
@@ -133,10 +140,53 @@ fn render(c: &mut Criterion) {
             })
         });
     }
+    // A spliced document: its fragments checked for the first document holding them
+    // (fresh), or by an earlier one of the pass (the envelope and a comparison left).
+    let checked = render::assemble(
+        &doc,
+        Format::Atom,
+        &render::parts(&doc, Format::Atom, &mut Fragments::new(0)),
+    );
+    for (name, fresh) in [("spliced_fresh", true), ("spliced_checked", false)] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    if fresh {
+                        render::assemble(
+                            &doc,
+                            Format::Atom,
+                            &render::parts(&doc, Format::Atom, &mut Fragments::new(0)),
+                        )
+                    } else {
+                        Assembled {
+                            bytes: checked.bytes.clone(),
+                            splice: checked.splice.as_ref().map(|s| Splice {
+                                parts: s.parts.clone(),
+                                ..*s
+                            }),
+                        }
+                    }
+                },
+                |a| {
+                    feedwerk::render::splice::check_spliced(
+                        DocKind::Feed(Format::Atom),
+                        &a.bytes,
+                        a.splice.as_ref(),
+                        Some(50),
+                        Depth::Scan,
+                    )
+                    .unwrap()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 
     // One publishing pass of DOCS changed documents (each rendered, checked, compressed
-    // when wide, staged; then one sync and the renames), into a fresh directory.
+    // when wide, staged; then one sync and the renames), into a fresh directory. The
+    // documents hold the same items, as tag channels share theirs: rendered and
+    // checked for the first, spliced into the others.
     const DOCS: usize = 20;
     let mut g = c.benchmark_group("write_path_50_items_atom");
     g.throughput(Throughput::Elements(DOCS as u64));
@@ -151,13 +201,16 @@ fn render(c: &mut Criterion) {
                     round += 1;
                     let now = common::now() + chrono::Duration::seconds(round);
                     let mut p = Publisher::start(dir.path(), &store, now, Mode::Files);
+                    let mut fragments = Fragments::new(usize::MAX);
                     for i in 0..DOCS {
+                        let parts = render::parts(&doc, Format::Atom, &mut fragments);
+                        let doc = &doc;
                         p.add(Document {
                             path: format!("tags/t{i}.atom"),
                             kind: DocKind::Feed(Format::Atom),
                             content_type: Format::Atom.content_type(),
-                            body: Body::Dated(Box::new(|updated| {
-                                render::render(&FeedDoc { updated, ..doc }, Format::Atom)
+                            body: Body::Dated(Box::new(move |updated| {
+                                render::assemble(&FeedDoc { updated, ..*doc }, Format::Atom, &parts)
                             })),
                             cache_control: "public, max-age=300",
                             items: Some(items.len()),

@@ -10,12 +10,11 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 
 use super::compress::Reach;
-use super::documents::{with_source_titles, RenderCtx, ARCHIVE_CACHE, FEED_CACHE};
+use super::documents::{with_source_titles, ARCHIVE_CACHE, FEED_CACHE};
 use super::unchanged::Unchanged;
 use super::writer::{Body, Document, Publisher};
-use super::{PublishError, PublishReport};
+use super::{Pass, PublishError, PublishReport};
 use crate::archive_plan::{self, Page};
-use crate::config::Config;
 use crate::model::{Channel, Format};
 use crate::render::{DocKind, Paging};
 use crate::store::archive::{Cursor, StoredPages};
@@ -42,14 +41,13 @@ pub(super) struct Seal {
 /// catalog, in the last catalog): no store row, validators, file read or stamp, so a
 /// publish after one change costs about the same with 20 pages or 2,000.
 pub(super) fn docs<'a>(
-    cfg: &Config,
-    store: &dyn Backend,
-    ctx: RenderCtx<'a>,
+    pass: &Pass<'a>,
     ch: &'a Channel,
-    unchanged: &Unchanged,
     publisher: &mut Publisher,
     seals: &mut Vec<Seal>,
 ) -> Result<u32, PublishError> {
+    let (cfg, store, ctx, unchanged) = (pass.cfg, pass.store, pass.ctx, &pass.unchanged);
+    let read = &mut *pass.read.borrow_mut();
     let plan = plan_pages(store, ch, cfg.publish.archive_page_size)?;
     let count = plan.count;
     let out = &cfg.publish.output_dir;
@@ -101,7 +99,7 @@ pub(super) fn docs<'a>(
         let upto = plan.end(store, n)?;
         let mut items: Vec<StoredItem> = with_source_titles(
             store
-                .archive_items(&ch.filter, after.as_ref(), upto.as_ref())?
+                .archive_items_cached(&ch.filter, after.as_ref(), upto.as_ref(), &mut read.items)?
                 .into_iter()
                 .map(|(s, _)| s)
                 .collect(),
@@ -124,7 +122,7 @@ pub(super) fn docs<'a>(
                 kind: DocKind::Archive(*f),
                 content_type: f.content_type(),
                 items: Some(items.len()),
-                body: ctx.feed_body(ch, items.clone(), paging, *f),
+                body: ctx.feed_body(ch, items.clone(), paging, *f, &mut read.fragments),
                 cache_control,
                 reach: Reach::Narrow,
             })?;

@@ -14,6 +14,7 @@ use super::compress::Reach;
 use super::writer::{Body, Document};
 use crate::config::{Config, Site};
 use crate::model::{Channel, ChannelKind, Format, Source, SourceId};
+use crate::render::splice::Fragments;
 use crate::render::{self, assets, DocKind, FeedDoc, Paging};
 use crate::store::StoredItem;
 
@@ -53,16 +54,25 @@ impl<'a> RenderCtx<'a> {
         }
     }
 
-    /// A feed document whose date is filled in by the writer (see [`Body::Dated`]).
+    /// A feed document whose date is filled in by the writer (see [`Body::Dated`]),
+    /// spliced from its items' fragments, which are taken from `fragments` when this
+    /// pass rendered them for another document (see [`render::splice`]).
     pub fn feed_body(
         self,
         channel: &'a Channel,
         items: Rc<Vec<StoredItem>>,
         paging: Paging,
         format: Format,
+        fragments: &mut Fragments,
     ) -> Body<'a> {
+        // Fragments do not depend on the date: rendered once, whatever the writer asks.
+        let parts = render::parts(
+            &self.doc(channel, &items, paging, DateTime::UNIX_EPOCH),
+            format,
+            fragments,
+        );
         Body::Dated(Box::new(move |updated| {
-            render::render(&self.doc(channel, &items, paging, updated), format)
+            render::assemble(&self.doc(channel, &items, paging, updated), format, &parts)
         }))
     }
 }
@@ -73,6 +83,7 @@ pub(super) fn feeds<'a>(
     ch: &'a Channel,
     items: &Rc<Vec<StoredItem>>,
     paging: Paging,
+    fragments: &mut Fragments,
 ) -> Vec<Document<'a>> {
     Format::ALL
         .into_iter()
@@ -81,7 +92,7 @@ pub(super) fn feeds<'a>(
             kind: DocKind::Feed(f),
             content_type: f.content_type(),
             items: Some(items.len()),
-            body: ctx.feed_body(ch, items.clone(), paging, f),
+            body: ctx.feed_body(ch, items.clone(), paging, f, fragments),
             cache_control: FEED_CACHE,
             reach: reach(ch),
         })

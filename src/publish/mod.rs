@@ -40,6 +40,7 @@ use url::Url;
 use crate::catalog::{Catalog, EmbedList};
 use crate::config::Config;
 use crate::model::{Channel, ChannelFilter, ChannelKind, Format, Source, SourceId, SourceKind};
+use crate::render::splice::Fragments;
 use crate::render::verify::VerifyError;
 use crate::render::{self, Paging};
 use crate::store::{Backend, Dirty, ItemCache, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
@@ -155,7 +156,10 @@ pub fn run(
         everything,
         keep,
         now,
-        items: RefCell::new(ItemCache::new(ITEM_CACHE)),
+        read: RefCell::new(Read {
+            items: ItemCache::new(ITEM_CACHE),
+            fragments: Fragments::new(FRAGMENT_CACHE),
+        }),
     };
     let mut publisher = Publisher::start(&cfg.publish.output_dir, store, now, mode)
         .knowing(pass.unchanged.on_disk());
@@ -253,8 +257,16 @@ struct Pass<'a> {
     /// Build a catalog for the server.
     keep: bool,
     now: DateTime<Utc>,
-    /// The items parsed for earlier channels of this pass.
-    items: RefCell<ItemCache>,
+    /// What earlier channels of this pass read and rendered.
+    read: RefCell<Read>,
+}
+
+/// What a pass keeps of its earlier channels for its later ones.
+struct Read {
+    /// The items parsed.
+    items: ItemCache,
+    /// The items rendered.
+    fragments: Fragments,
 }
 
 /// How many parsed items a pass keeps for its later channels (see [`ItemCache`]). Tag
@@ -262,6 +274,12 @@ struct Pass<'a> {
 /// sources' channels to help them; 8 192 items of a few KB each bound it at about
 /// 25 MB (a medium build's peak RSS did not change measurably: 97-100 MB).
 const ITEM_CACHE: usize = 8192;
+
+/// How many bytes of rendered item fragments a pass keeps for its later documents (see
+/// [`Fragments`]): what the distinct fragments of a cold medium build come to (66 MB),
+/// so each of its items is rendered and checked once per format. A larger site keeps
+/// the fragments of its most recently rendered items.
+const FRAGMENT_CACHE: usize = 64 << 20;
 
 impl<'a> Pass<'a> {
     /// Feeds every document of this pass to `p`; returns the archive pages to seal and
@@ -309,15 +327,7 @@ impl<'a> Pass<'a> {
             return Ok(());
         }
         let pages = if keeps_archive(self.cfg.publish.archives, ch) {
-            archive::docs(
-                self.cfg,
-                self.store,
-                self.ctx,
-                ch,
-                &self.unchanged,
-                p,
-                seals,
-            )?
+            archive::docs(self, ch, p, seals)?
         } else {
             0
         };
@@ -325,14 +335,20 @@ impl<'a> Pass<'a> {
             self.store.visible_items_cached(
                 &ch.filter,
                 ch.max_items,
-                &mut self.items.borrow_mut(),
+                &mut self.read.borrow_mut().items,
             )?,
             self.ctx.sources,
         ));
         let paging = Paging::Subscription {
             prev_archive: (pages > 0).then_some(pages),
         };
-        let mut docs = documents::feeds(self.ctx, ch, &items, paging);
+        let mut docs = documents::feeds(
+            self.ctx,
+            ch,
+            &items,
+            paging,
+            &mut self.read.borrow_mut().fragments,
+        );
         let doc = self.ctx.doc(ch, &items, paging, self.now);
         if self.keep {
             embeds.push(Embed {
@@ -400,7 +416,7 @@ impl<'a> Pass<'a> {
             self.store.visible_items_cached(
                 &filter,
                 self.cfg.store.max_items,
-                &mut self.items.borrow_mut(),
+                &mut self.read.borrow_mut().items,
             )?,
             self.ctx.sources,
         );

@@ -33,6 +33,7 @@ use super::files::{self, sibling, stage, sync_dir, Staged};
 use super::on_disk::OnDisk;
 use super::{Mode, PublishError, PublishReport};
 use crate::catalog::{content_hash, sealed, Catalog, Rendered, Stamp};
+use crate::render::splice::{Assembled, Splice};
 use crate::render::verify::{self, VerifyError};
 use crate::render::DocKind;
 use crate::store::Backend;
@@ -41,8 +42,10 @@ use crate::store::Backend;
 pub enum Body<'a> {
     /// Bytes that do not depend on when they are published.
     Fixed(Vec<u8>),
-    /// Bytes that carry "when the content last changed"; called with that time.
-    Dated(Box<dyn Fn(DateTime<Utc>) -> Vec<u8> + 'a>),
+    /// Bytes that carry "when the content last changed"; called with that time. A
+    /// channel document says how it was spliced from item fragments, so that its check
+    /// reads each fragment once (see [`crate::render::splice::check_spliced`]).
+    Dated(Box<dyn Fn(DateTime<Utc>) -> Assembled + 'a>),
     /// A sealed document (a full RFC 5005 archive page): the file on disk is final.
     Keep,
 }
@@ -78,6 +81,8 @@ struct Job {
     items: Option<usize>,
     reach: Reach,
     body: Vec<u8>,
+    /// Where the body's item fragments are, when it was spliced from them.
+    splice: Option<Splice>,
     hash: String,
     file: PathBuf,
     /// Was a version of the file there already (so compressed copies may be too)?
@@ -115,7 +120,13 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
         Reach::Wide => verify::Depth::Reparse,
         Reach::Narrow => verify::Depth::Scan,
     };
-    if let Err(error) = verify::check(job.kind, &job.body, job.items, depth) {
+    if let Err(error) = crate::render::splice::check_spliced(
+        job.kind,
+        &job.body,
+        job.splice.as_ref(),
+        job.items,
+        depth,
+    ) {
         return Ok(Outcome::Failed {
             path: job.path,
             error,
@@ -401,7 +412,7 @@ impl Publisher<'_> {
             None => (self.store.output_state(&doc.path)?, file.exists()),
         };
         // The bytes as they would be if nothing changed, and whether they did.
-        let (body, changed) = match (&doc.body, &previous) {
+        let (body, splice, changed) = match (&doc.body, &previous) {
             (Body::Keep, Some((_, lm))) if on_disk && !self.keep => {
                 // Sealed and on disk: a pass without a catalog has nothing to do.
                 self.published.insert(doc.path, *lm);
@@ -427,6 +438,7 @@ impl Publisher<'_> {
                 items: doc.items,
                 reach: doc.reach,
                 body,
+                splice,
                 hash,
                 file,
                 on_disk,
@@ -576,18 +588,19 @@ fn variants(
     )
 }
 
-/// The bytes a document has now, and whether they differ from what is published.
-/// `None` for a sealed document whose file is gone or unreadable (logged).
+/// The bytes a document has now (with where its fragments are, when spliced), and
+/// whether they differ from what is published. `None` for a sealed document whose file
+/// is gone or unreadable (logged).
 fn bytes_to_publish(
     doc: &Document,
     previous: &Option<(String, DateTime<Utc>)>,
     file: &Path,
     on_disk: bool,
     now: DateTime<Utc>,
-) -> Option<(Vec<u8>, bool)> {
+) -> Option<(Vec<u8>, Option<Splice>, bool)> {
     Some(match (&doc.body, previous) {
         (Body::Keep, Some(_)) if on_disk => match std::fs::read(file) {
-            Ok(b) => (b, false),
+            Ok(b) => (b, None, false),
             Err(e) => {
                 tracing::error!(path = %doc.path, error = %e, "cannot read sealed document");
                 return None;
@@ -599,17 +612,21 @@ fn bytes_to_publish(
         }
         (Body::Fixed(b), prev) => {
             let same = prev.as_ref().is_some_and(|(h, _)| *h == content_hash(b)) && on_disk;
-            (b.clone(), !same)
+            (b.clone(), None, !same)
         }
         (Body::Dated(render), Some((h, lm))) if on_disk => {
             let b = render(*lm);
-            if content_hash(&b) == *h {
-                (b, false)
+            if content_hash(&b.bytes) == *h {
+                (b.bytes, b.splice, false)
             } else {
-                (render(now), true)
+                let b = render(now);
+                (b.bytes, b.splice, true)
             }
         }
-        (Body::Dated(render), _) => (render(now), true),
+        (Body::Dated(render), _) => {
+            let b = render(now);
+            (b.bytes, b.splice, true)
+        }
     })
 }
 
@@ -804,7 +821,7 @@ mod tests {
         let store = Store::in_memory("x.example").unwrap();
         let dated = |title: &'static str| Document {
             body: Body::Dated(Box::new(move |d: DateTime<Utc>| {
-                rss(&format!("{title} {}", d.timestamp()))
+                rss(&format!("{title} {}", d.timestamp())).into()
             })),
             ..doc(Vec::new())
         };

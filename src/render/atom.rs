@@ -32,13 +32,14 @@ fn person(name: &str) -> at::Person {
     }
 }
 
-pub fn render(doc: &FeedDoc) -> Vec<u8> {
-    let site_author = person(doc.site.author.as_deref().unwrap_or(&doc.site.title));
-    let entries = doc
-        .items
-        .iter()
-        .map(|s| entry(doc, s, &site_author))
-        .collect();
+fn site_author(doc: &FeedDoc) -> at::Person {
+    person(doc.site.author.as_deref().unwrap_or(&doc.site.title))
+}
+
+/// The document without its entries, and where they go: before `</feed>` (the crate
+/// writes the entries after every feed element, and we give it no extension element
+/// that would follow them).
+pub fn envelope(doc: &FeedDoc) -> (Vec<u8>, usize) {
     let mut namespaces = BTreeMap::new();
     if doc.is_archive() {
         namespaces.insert("fh".to_owned(), FH_NS.to_owned());
@@ -48,7 +49,7 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         // Archive pages share the subscription document's ID: one logical feed.
         id: doc.subscription_url(Format::Atom).to_string(),
         updated: fixed(doc.updated),
-        authors: vec![site_author],
+        authors: vec![site_author(doc)],
         links: feed_links(doc),
         generator: Some(at::Generator {
             value: "feedwerk".into(),
@@ -57,24 +58,46 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         }),
         subtitle: (!doc.site.description.is_empty())
             .then(|| at::Text::plain(doc.site.description.clone())),
-        entries,
         lang: Some(doc.language()),
         namespaces,
         ..at::Feed::default()
     };
-    let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
+    let mut out = Vec::with_capacity(4096);
     feed.write_to(&mut out)
         .expect("writing to a Vec cannot fail");
     if doc.is_archive() {
         // The crate writes extension elements after the entries, where RFC 4287's
-        // schema allows none; `fh:archive` goes before the first entry instead. Markup
-        // `<entry` cannot occur earlier: text and attribute values are escaped.
-        let at = find(&out, b"<entry")
-            .or_else(|| find(&out, b"</feed>"))
-            .expect("a feed element");
+        // schema allows none; `fh:archive` goes before the first entry instead (the
+        // entries go after it). Markup `</feed>` cannot occur earlier: text and
+        // attribute values are escaped.
+        let at = rfind(&out, b"</feed>").expect("a feed element");
         out.splice(at..at, b"<fh:archive/>".iter().copied());
     }
-    super::with_prolog(out, &doc.stylesheet_href(Format::Atom))
+    let out = super::with_prolog(out, &doc.stylesheet_href(Format::Atom));
+    let at = rfind(&out, b"</feed>").expect("a feed element");
+    (out, at)
+}
+
+/// The start tag the crate gives an entry written alone: inside a feed it inherits the
+/// namespace and is written as `<entry>`.
+const STANDALONE_ENTRY: &[u8] = b"<entry xmlns=\"http://www.w3.org/2005/Atom\">";
+
+/// One item's `<entry>` element, byte for byte as the crate writes it inside a feed
+/// (`Entry::write_with_config` writes the same element, declaring the namespace).
+pub fn fragment(doc: &FeedDoc, s: &StoredItem) -> Vec<u8> {
+    let config = at::WriteConfig {
+        write_document_declaration: false,
+        indent_size: None,
+    };
+    let mut out = entry(doc, s, &site_author(doc))
+        .write_with_config(Vec::with_capacity(4096), config)
+        .expect("writing to a Vec cannot fail");
+    assert!(
+        out.starts_with(STANDALONE_ENTRY),
+        "atom_syndication writes an entry's start tag as we expect"
+    );
+    out.splice(..STANDALONE_ENTRY.len(), b"<entry>".iter().copied());
+    out
 }
 
 /// The feed's own links: `self`, the site, the WebSub hub (subscription documents only)
@@ -208,6 +231,6 @@ fn entry_content(it: &Item) -> Option<at::Content> {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::rfind(hay, needle)
 }

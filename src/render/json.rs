@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::FeedDoc;
 use crate::model::Format;
+use crate::store::StoredItem;
 
 #[derive(Serialize)]
 struct JsonFeed<'a> {
@@ -80,61 +81,8 @@ struct AlsoAtJson<'a> {
     url: Option<&'a str>,
 }
 
-pub fn render(doc: &FeedDoc) -> Vec<u8> {
-    let items = doc
-        .items
-        .iter()
-        .map(|s| {
-            let it = &s.item;
-            JsonItem {
-                id: &s.published_id,
-                url: it.url.as_ref().map(|u| u.as_str()),
-                title: &it.title,
-                content_text: it.content_html.is_none().then_some(it.summary.as_str()),
-                content_html: it.content_html.as_deref(),
-                summary: &it.summary,
-                date_published: it
-                    .published
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                date_modified: it
-                    .updated
-                    .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                authors: if !it.authors.is_empty() {
-                    it.authors
-                        .iter()
-                        .map(|a| Author {
-                            name: Cow::Owned(super::split_author(a).0),
-                        })
-                        .collect()
-                } else if doc.is_partner(&it.source) {
-                    vec![Author {
-                        name: Cow::Borrowed(doc.source_title(&it.source)),
-                    }]
-                } else {
-                    Vec::new()
-                },
-                tags: &it.tags,
-                language: it.language.as_deref(),
-                _feedwerk: Extension {
-                    source: it.source.as_str(),
-                    source_title: doc
-                        .source(&it.source)
-                        .map(|s| s.title.as_str())
-                        .unwrap_or_default(),
-                    also_at: s
-                        .also_at
-                        .iter()
-                        .map(|a| AlsoAtJson {
-                            source: a.source.as_str(),
-                            source_title: &a.source_title,
-                            title: &a.title,
-                            url: a.url.as_ref().map(|u| u.as_str()),
-                        })
-                        .collect(),
-                },
-            }
-        })
-        .collect();
+/// The document with an empty `items` array, and where the items go: inside it.
+pub fn envelope(doc: &FeedDoc) -> (Vec<u8>, usize) {
     let feed = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &doc.channel.title,
@@ -156,9 +104,81 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
                 url: h.to_string(),
             }]
         }),
-        items,
+        items: Vec::new(),
     };
     let mut out = serde_json::to_vec_pretty(&feed).expect("JSON feed serialises");
     out.push(b'\n');
+    // `items` is the last member: its empty array is the last `[]`.
+    let at = memchr::memmem::rfind(&out, b"[]").expect("an items array") + 1;
+    (out, at)
+}
+
+/// How `serde_json` lays out a non-empty `items` array at its depth (two spaces per
+/// level): the items' openings, the separator between them, the array's closing.
+pub(super) const LAYOUT: (&[u8], &[u8], &[u8]) = (b"\n    ", b",\n    ", b"\n  ");
+
+/// One item object, byte for byte as `serde_json` pretty-prints it inside a feed's
+/// `items`: printed alone, then indented by the two levels it sits at (a raw line
+/// break only occurs between tokens: in strings it is escaped).
+pub fn fragment(doc: &FeedDoc, s: &StoredItem) -> Vec<u8> {
+    let alone = serde_json::to_vec_pretty(&item(doc, s)).expect("JSON items serialise");
+    let mut out = Vec::with_capacity(alone.len() + alone.len() / 8);
+    for (i, line) in alone.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\n    ");
+        }
+        out.extend_from_slice(line);
+    }
     out
+}
+
+fn item<'a>(doc: &'a FeedDoc, s: &'a StoredItem) -> JsonItem<'a> {
+    let it = &s.item;
+    JsonItem {
+        id: &s.published_id,
+        url: it.url.as_ref().map(|u| u.as_str()),
+        title: &it.title,
+        content_text: it.content_html.is_none().then_some(it.summary.as_str()),
+        content_html: it.content_html.as_deref(),
+        summary: &it.summary,
+        date_published: it
+            .published
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        date_modified: it
+            .updated
+            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        authors: if !it.authors.is_empty() {
+            it.authors
+                .iter()
+                .map(|a| Author {
+                    name: Cow::Owned(super::split_author(a).0),
+                })
+                .collect()
+        } else if doc.is_partner(&it.source) {
+            vec![Author {
+                name: Cow::Borrowed(doc.source_title(&it.source)),
+            }]
+        } else {
+            Vec::new()
+        },
+        tags: &it.tags,
+        language: it.language.as_deref(),
+        _feedwerk: Extension {
+            source: it.source.as_str(),
+            source_title: doc
+                .source(&it.source)
+                .map(|s| s.title.as_str())
+                .unwrap_or_default(),
+            also_at: s
+                .also_at
+                .iter()
+                .map(|a| AlsoAtJson {
+                    source: a.source.as_str(),
+                    source_title: &a.source_title,
+                    title: &a.title,
+                    url: a.url.as_ref().map(|u| u.as_str()),
+                })
+                .collect(),
+        },
+    }
 }

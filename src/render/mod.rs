@@ -16,9 +16,11 @@ pub mod html;
 pub mod json;
 pub mod opml;
 pub mod rss;
+pub mod splice;
 pub mod verify;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -26,6 +28,7 @@ use url::Url;
 use crate::config::Site;
 use crate::model::{Channel, Format, Source, SourceId, SourceKind};
 use crate::store::StoredItem;
+use splice::{Assembled, Fragment, Fragments};
 
 /// What kind of document a byte string is: decides how it is checked before publishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,11 +239,33 @@ pub fn relative_to_root(from: &str, target: &str) -> String {
 
 /// Renders `doc` in `format`.
 pub fn render(doc: &FeedDoc, format: Format) -> Vec<u8> {
-    match format {
-        Format::Rss => rss::render(doc),
-        Format::Atom => atom::render(doc),
-        Format::Json => json::render(doc),
-    }
+    let parts = parts(doc, format, &mut Fragments::new(0));
+    assemble(doc, format, &parts).bytes
+}
+
+/// The fragments of `doc`'s items in `format`, in order, taken from `cache` when this
+/// pass rendered them before (see [`splice`]).
+pub fn parts(doc: &FeedDoc, format: Format, cache: &mut Fragments) -> Vec<Arc<Fragment>> {
+    let render: fn(&FeedDoc, &StoredItem) -> Vec<u8> = match format {
+        Format::Rss => rss::fragment,
+        Format::Atom => atom::fragment,
+        Format::Json => json::fragment,
+    };
+    doc.items
+        .iter()
+        .map(|s| cache.get_or_render(format, s, || render(doc, s)))
+        .collect()
+}
+
+/// `doc` in `format` with `parts`, the fragments of its items ([`parts`]), spliced in.
+pub fn assemble(doc: &FeedDoc, format: Format, parts: &[Arc<Fragment>]) -> Assembled {
+    debug_assert_eq!(parts.len(), doc.items.len());
+    let ((envelope, at), layout) = match format {
+        Format::Rss => (rss::envelope(doc), None),
+        Format::Atom => (atom::envelope(doc), None),
+        Format::Json => (json::envelope(doc), Some(json::LAYOUT)),
+    };
+    splice::splice(format, envelope, at, parts, layout)
 }
 
 /// Replaces the XML declaration a writer produced with ours and adds the

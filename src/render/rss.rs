@@ -44,8 +44,9 @@ pub fn author_with_email(author: &str) -> Option<String> {
     })
 }
 
-pub fn render(doc: &FeedDoc) -> Vec<u8> {
-    let items = doc.items.iter().map(|s| item(doc, s)).collect();
+/// The document without its items, and where they go: before `</channel>` (the crate
+/// writes the items last, after every channel element and extension).
+pub fn envelope(doc: &FeedDoc) -> (Vec<u8>, usize) {
     let (namespaces, extensions) = namespaces_and_extensions(doc);
     let channel = rss::Channel {
         title: doc.channel.title.clone(),
@@ -62,16 +63,48 @@ pub fn render(doc: &FeedDoc) -> Vec<u8> {
         atom_ext: Some(AtomExtension {
             links: atom_links(doc),
         }),
-        items,
         namespaces,
         extensions,
         ..rss::Channel::default()
     };
-    let mut out = Vec::with_capacity(4096 + doc.items.len() * 2048);
+    let mut out = Vec::with_capacity(4096);
     channel
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    super::with_prolog(out, &doc.stylesheet_href(Format::Rss))
+    let out = super::with_prolog(out, &doc.stylesheet_href(Format::Rss));
+    let at = rfind(&out, b"</channel>").expect("a channel element");
+    (out, at)
+}
+
+/// One item's `<item>` element, byte for byte as the crate writes it inside a channel.
+/// The crate has no public writer for an item alone, so the item is written in a
+/// channel of its own, with the namespaces the documents declare (an item's elements
+/// are written the same under any channel), and cut out of it: the carrier channel's
+/// own elements are empty, so its first `<item>` is the item's, and `</channel>`
+/// follows the item's end.
+pub fn fragment(doc: &FeedDoc, s: &StoredItem) -> Vec<u8> {
+    let carrier = rss::Channel {
+        items: vec![item(doc, s)],
+        namespaces: namespaces(),
+        ..rss::Channel::default()
+    };
+    let mut out = Vec::with_capacity(4096);
+    carrier
+        .write_to(&mut out)
+        .expect("writing to a Vec cannot fail");
+    let start = find(&out, b"<item>").expect("the carrier's item");
+    let end = rfind(&out, b"</channel>").expect("the carrier's channel");
+    out.truncate(end);
+    out.drain(..start);
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::rfind(hay, needle)
 }
 
 /// `atom:link`s: `self`, the WebSub hub (subscription documents only), RFC 5005 paging.
@@ -103,8 +136,8 @@ fn atom_links(doc: &FeedDoc) -> Vec<Link> {
 
 type Namespaces = BTreeMap<String, String>;
 
-/// The namespaces used, and `fh:archive` on an archive page.
-fn namespaces_and_extensions(doc: &FeedDoc) -> (Namespaces, ExtensionMap) {
+/// The namespaces every document declares.
+fn namespaces() -> Namespaces {
     let mut ns = BTreeMap::new();
     ns.insert("atom".to_owned(), "http://www.w3.org/2005/Atom".to_owned());
     ns.insert(
@@ -115,6 +148,12 @@ fn namespaces_and_extensions(doc: &FeedDoc) -> (Namespaces, ExtensionMap) {
         "content".to_owned(),
         "http://purl.org/rss/1.0/modules/content/".to_owned(),
     );
+    ns
+}
+
+/// The namespaces used, and `fh:archive` on an archive page.
+fn namespaces_and_extensions(doc: &FeedDoc) -> (Namespaces, ExtensionMap) {
+    let mut ns = namespaces();
     let mut extensions = BTreeMap::new();
     if doc.is_archive() {
         ns.insert("fh".to_owned(), FH_NS.to_owned());

@@ -74,7 +74,7 @@ pub fn check(
             } else {
                 ("feed", Entry::ATOM)
             };
-            let scan = scan(text, Some(entry))?;
+            let scan = scan(text, Some(entry), Within::Document)?;
             if scan.root != root {
                 return Err(VerifyError::Root {
                     found: scan.root,
@@ -108,10 +108,55 @@ pub fn check(
     }
 }
 
+/// Checks one item fragment of a `format` document: legal UTF-8 characters, one
+/// well-formed element (`<item>` for RSS, `<entry>` for Atom) and no declaration; a
+/// JSON Feed item: a JSON object with the item rules of [`check`].
+pub fn fragment(format: Format, bytes: &[u8]) -> Result<(), VerifyError> {
+    let text = utf8(bytes)?;
+    let Some((_, entry)) = xml_entry(format) else {
+        let item: shape::Item =
+            serde_json::from_str(text).map_err(|e| VerifyError::JsonFeed(e.to_string()))?;
+        return item_rules(&item, 0);
+    };
+    let scan = scan(text, None, Within::Fragment)?;
+    if scan.root != entry.name {
+        return Err(VerifyError::Root {
+            found: scan.root,
+            expected: entry.name.into(),
+        });
+    }
+    Ok(())
+}
+
+/// The root and entry elements of an XML feed format.
+pub(super) fn xml_entry(format: Format) -> Option<(&'static str, Entry)> {
+    match format {
+        Format::Rss => Some(("rss", Entry::RSS)),
+        Format::Atom => Some(("feed", Entry::ATOM)),
+        Format::Json => None,
+    }
+}
+
+impl VerifyError {
+    /// The error with its position moved by `by` bytes (a fragment's error, placed in
+    /// the document holding the fragment).
+    pub(super) fn shifted(self, by: usize) -> Self {
+        match self {
+            VerifyError::NotUtf8(at) => VerifyError::NotUtf8(at + by),
+            VerifyError::IllegalChar { code, at } => VerifyError::IllegalChar { code, at: at + by },
+            VerifyError::Xml { at, message } => VerifyError::Xml {
+                at: at + by as u64,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 /// `body` as text. simdutf8's validation first (several times as fast as the standard
 /// library's on our megabytes of mostly ASCII); only a document that fails it is looked
 /// at again, for the position of its first bad byte.
-fn utf8(body: &[u8]) -> Result<&str, VerifyError> {
+pub(super) fn utf8(body: &[u8]) -> Result<&str, VerifyError> {
     match simdutf8::basic::from_utf8(body) {
         Ok(text) => Ok(text),
         Err(_) => Err(VerifyError::NotUtf8(
@@ -139,15 +184,15 @@ fn legal_xml_char(c: char) -> bool {
 
 /// Checks well-formedness; returns the root element's qualified name.
 pub fn well_formed(text: &str) -> Result<String, VerifyError> {
-    scan(text, None).map(|s| s.root)
+    scan(text, None, Within::Document).map(|s| s.root)
 }
 
 /// Which elements are a feed's entries: `name` at `depth` below the root (RSS 2.0
 /// `rss/channel/item`, Atom `feed/entry`).
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    name: &'static str,
-    depth: usize,
+pub(super) struct Entry {
+    pub name: &'static str,
+    pub depth: usize,
 }
 
 impl Entry {
@@ -162,11 +207,26 @@ impl Entry {
 }
 
 /// What one well-formedness scan found.
-struct Scanned {
+pub(super) struct Scanned {
     /// The root element's qualified name.
-    root: String,
+    pub root: String,
     /// How many `entry` elements (0 when none was asked for).
-    entries: usize,
+    pub entries: usize,
+    /// How many elements were open at the byte asked for ([`Within::Splice`]), if it
+    /// lies between two pieces of markup.
+    pub depth_at: Option<usize>,
+}
+
+/// What a scanned text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Within {
+    /// A document.
+    Document,
+    /// A document into which fragments go at this byte: the scan notes how deep it is.
+    Splice(usize),
+    /// An element to go into a document: it may hold no XML declaration or DTD, which
+    /// only a document's start may.
+    Fragment,
 }
 
 /// The first character XML 1.0 does not allow, and where. Works on bytes: in UTF-8 the
@@ -202,7 +262,11 @@ fn illegal_char(text: &str) -> Option<(usize, char)> {
 }
 
 /// Checks well-formedness and counts `entry` elements in one pass.
-fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
+pub(super) fn scan(
+    text: &str,
+    entry: Option<Entry>,
+    within: Within,
+) -> Result<Scanned, VerifyError> {
     if let Some((at, c)) = illegal_char(text) {
         debug_assert!(!legal_xml_char(c));
         return Err(VerifyError::IllegalChar { code: c as u32, at });
@@ -214,6 +278,11 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
     cfg.check_comments = true;
     let mut depth = 0usize;
     let mut root: Option<String> = None;
+    let splice_at = match within {
+        Within::Splice(at) => Some(at as u64),
+        _ => None,
+    };
+    let mut depth_at = None;
     let err = |reader: &Reader<&[u8]>, message: String| VerifyError::Xml {
         at: reader.buffer_position(),
         message,
@@ -223,6 +292,9 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
             .read_event()
             .map_err(|e| err(&reader, e.to_string()))?;
         match ev {
+            Event::Decl(_) | Event::DocType(_) if within == Within::Fragment => {
+                return Err(err(&reader, "a declaration inside an item".into()));
+            }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 if depth == 0 {
                     if root.is_some() {
@@ -271,6 +343,9 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
             Event::Eof => break,
             _ => {}
         }
+        if splice_at == Some(reader.buffer_position()) {
+            depth_at = Some(depth);
+        }
     }
     if depth != 0 {
         return Err(VerifyError::Xml {
@@ -282,7 +357,11 @@ fn scan(text: &str, entry: Option<Entry>) -> Result<Scanned, VerifyError> {
         at: 0,
         message: "no root element".into(),
     })?;
-    Ok(Scanned { root, entries })
+    Ok(Scanned {
+        root,
+        entries,
+        depth_at,
+    })
 }
 
 fn parse_feed(body: &[u8], items: Option<usize>) -> Result<(), VerifyError> {
@@ -315,27 +394,33 @@ fn json_feed(text: &str, items: Option<usize>) -> Result<(), VerifyError> {
     }
     let list = feed.items.ok_or_else(|| bad("`items` missing"))?;
     for (i, it) in list.iter().enumerate() {
-        let at = |m: &str| VerifyError::JsonFeed(format!("items[{i}]: {m}"));
-        if it.id != shape::Seen::String {
-            return Err(at("`id` must be a string"));
-        }
-        if it.content_html != shape::Seen::String && it.content_text != shape::Seen::String {
-            return Err(at("needs `content_html` or `content_text`"));
-        }
-        for (k, d) in [
-            ("date_published", it.date_published),
-            ("date_modified", it.date_modified),
-        ] {
-            if d == shape::Seen::Other {
-                return Err(at(&format!("`{k}` is not RFC 3339")));
-            }
-        }
+        item_rules(it, i)?;
     }
     if let Some(n) = items.filter(|n| *n != list.len()) {
         return Err(VerifyError::ItemCount {
             found: list.len(),
             expected: n,
         });
+    }
+    Ok(())
+}
+
+/// The rules for item `i` of a JSON Feed.
+fn item_rules(it: &shape::Item, i: usize) -> Result<(), VerifyError> {
+    let at = |m: &str| VerifyError::JsonFeed(format!("items[{i}]: {m}"));
+    if it.id != shape::Seen::String {
+        return Err(at("`id` must be a string"));
+    }
+    if it.content_html != shape::Seen::String && it.content_text != shape::Seen::String {
+        return Err(at("needs `content_html` or `content_text`"));
+    }
+    for (k, d) in [
+        ("date_published", it.date_published),
+        ("date_modified", it.date_modified),
+    ] {
+        if d == shape::Seen::Other {
+            return Err(at(&format!("`{k}` is not RFC 3339")));
+        }
     }
     Ok(())
 }
@@ -968,5 +1053,101 @@ mod tests {
                 expected: 2
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod spliced_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::render::splice::{check_spliced, Fragment, Splice};
+
+    const HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>t</title><link>https://x.example/</link><description>d</description>";
+    const TAIL: &str = "</channel></rss>\n";
+
+    fn spliced(items: &[&str], head: &str) -> (Vec<u8>, Splice) {
+        let parts: Vec<Arc<Fragment>> = items
+            .iter()
+            .map(|i| Arc::new(Fragment::new(i.as_bytes().to_vec())))
+            .collect();
+        let body = format!("{head}{}{TAIL}", items.concat()).into_bytes();
+        let splice = Splice {
+            format: Format::Rss,
+            start: head.len(),
+            end: head.len() + items.iter().map(|i| i.len()).sum::<usize>(),
+            parts,
+        };
+        (body, splice)
+    }
+
+    fn both(items: &[&str], head: &str) -> (Result<(), VerifyError>, Result<(), VerifyError>) {
+        let (body, splice) = spliced(items, head);
+        let kind = DocKind::Feed(Format::Rss);
+        let n = Some(items.len());
+        (
+            check(kind, &body, n, Depth::Scan),
+            check_spliced(kind, &body, Some(&splice), n, Depth::Scan),
+        )
+    }
+
+    /// Hostile items (what a renderer bug or an unescaped partner string would put in a
+    /// fragment) fail a spliced document exactly when they fail the whole document.
+    #[test]
+    fn a_spliced_document_fails_when_the_whole_would() {
+        let good = "<item><title>a &amp; b</title></item>";
+        for bad in [
+            "<item><title>bell \u{7}</title></item>",
+            "<item><title>nonchar \u{FFFF}</title></item>",
+            "<item><title>open</item>",
+            "<item><title>x</title></item></channel><channel><item>",
+            "<item>&nbsp;</item>",
+            "<item><![CDATA[x]]></item><item/>",
+            "</channel><item/>",
+            "<entry/>",
+            "text only",
+        ] {
+            let (whole, parts) = both(&[good, bad, good], HEAD);
+            assert!(parts.is_err(), "{bad:?} passed spliced");
+            assert!(
+                whole.is_err() || bad == "<entry/>" || bad == "text only",
+                "{bad:?}: whole {whole:?}"
+            );
+        }
+        let (whole, parts) = both(&[good, good], HEAD);
+        assert_eq!(whole, Ok(()));
+        assert_eq!(parts, Ok(()));
+        // An envelope cut at the wrong place: inside the description's text.
+        let cut = &HEAD[..HEAD.len() - "d</description>".len()];
+        let (_, parts) = both(&[good], cut);
+        assert!(parts.is_err());
+    }
+
+    /// A fragment's error names its place in the document, as the whole check does.
+    #[test]
+    fn a_fragments_error_is_placed_in_the_document() {
+        let good = "<item><title>a</title></item>";
+        let (whole, parts) = both(&[good, "<item><title>\u{1}</title></item>"], HEAD);
+        assert_eq!(whole, parts);
+        assert!(matches!(
+            parts,
+            Err(VerifyError::IllegalChar { code: 1, .. })
+        ));
+    }
+
+    /// The bytes between the splice's ends must be its fragments.
+    #[test]
+    fn a_splice_that_does_not_match_its_bytes_fails() {
+        let (mut body, splice) = spliced(&["<item/>", "<item/>"], HEAD);
+        let at = splice.start + 1;
+        body[at] = b'x';
+        let r = check_spliced(
+            DocKind::Feed(Format::Rss),
+            &body,
+            Some(&splice),
+            Some(2),
+            Depth::Scan,
+        );
+        assert!(r.is_err());
     }
 }

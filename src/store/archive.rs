@@ -8,8 +8,10 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{parse_item, Store, StoreError, StoredItem};
-use crate::model::ChannelFilter;
+use std::sync::Arc;
+
+use super::{parse_item, ItemCache, Store, StoreError, StoredItem};
+use crate::model::{ChannelFilter, Item};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS archive_pages (
@@ -147,30 +149,37 @@ impl Store {
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
     ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
-        let mut out = Vec::new();
+        self.archive_items_cached(filter, after, upto, &mut ItemCache::new(0))
+    }
+
+    /// [`Store::archive_items`], taking the items (and their other copies) already
+    /// parsed in this pass from `cache` and leaving the ones parsed now in it: the
+    /// combined archive holds every visible item, and each is in other channels of
+    /// the pass too.
+    pub fn archive_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        after: Option<&Cursor>,
+        upto: Option<&Cursor>,
+        cache: &mut ItemCache,
+    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
+        let mut items = Vec::new();
+        let mut cursors = Vec::new();
         self.archive_rows(
             filter,
             after,
             upto,
             |item, published_id, cursor| {
-                out.push((
-                    StoredItem {
-                        item: item.expect("parsed when asked for items").into(),
-                        published_id,
-                        also_at: Vec::new(),
-                    },
-                    cursor,
-                ));
+                items.push(StoredItem {
+                    item: item.expect("parsed when asked for items"),
+                    published_id,
+                    also_at: Vec::new(),
+                });
+                cursors.push(cursor);
             },
-            true,
+            Some(cache),
         )?;
-        let mut items: Vec<StoredItem> = Vec::with_capacity(out.len());
-        let mut cursors = Vec::with_capacity(out.len());
-        for (s, c) in out {
-            items.push(s);
-            cursors.push(c);
-        }
-        self.fill_also_at(&mut items)?;
+        self.fill_also_at(&mut items, cache)?;
         Ok(items.into_iter().zip(cursors).collect())
     }
 
@@ -196,20 +205,20 @@ impl Store {
             after,
             None,
             |_, _, cursor| out.push(cursor),
-            dims > 1,
+            (dims > 1).then_some(&mut ItemCache::new(0)),
         )?;
         Ok(out)
     }
 
     /// Streams the candidate rows of `filter` between the cursors to `row`, parsing
-    /// (and checking with `filter.matches`) only when `parse` is set.
+    /// (and checking with `filter.matches`) only when given a cache to parse through.
     fn archive_rows(
         &self,
         filter: &ChannelFilter,
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
-        mut row: impl FnMut(Option<crate::model::Item>, String, Cursor),
-        parse: bool,
+        mut row: impl FnMut(Option<Arc<Item>>, String, Cursor),
+        cache: Option<&mut ItemCache>,
     ) -> Result<(), StoreError> {
         let (a_ts, a_id) = after.map(|c| (c.0, c.1.as_str())).unwrap_or((i64::MIN, ""));
         let (u_ts, u_id) = upto
@@ -218,15 +227,23 @@ impl Store {
         let (sql, keys) = archive_query(filter);
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params![a_ts, a_id, u_ts, u_id, keys])?;
+        let Some(cache) = cache else {
+            while let Some(r) = rows.next()? {
+                row(None, r.get(2)?, Cursor(r.get(3)?, r.get(0)?));
+            }
+            return Ok(());
+        };
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
             let cursor = Cursor(r.get(3)?, id);
-            if !parse {
-                row(None, r.get(2)?, cursor);
-                continue;
-            }
-            let data: String = r.get(1)?;
-            let item = parse_item(&cursor.1, &data)?;
+            let item = match cache.get(&cursor.1) {
+                Some(item) => item,
+                None => {
+                    let data: String = r.get(1)?;
+                    let item = Arc::new(parse_item(&cursor.1, &data)?);
+                    cache.insert(cursor.1.clone(), item)
+                }
+            };
             if filter.matches(&item) {
                 row(Some(item), r.get(2)?, cursor);
             }

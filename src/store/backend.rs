@@ -206,6 +206,17 @@ pub trait ArchiveStore {
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
     ) -> Result<Vec<(StoredItem, Cursor)>, StoreError>;
+    /// [`ArchiveStore::archive_items`] through a publishing pass's [`ItemCache`]; a
+    /// store that keeps no parsed items may ignore the cache.
+    fn archive_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        after: Option<&Cursor>,
+        upto: Option<&Cursor>,
+        _cache: &mut ItemCache,
+    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
+        self.archive_items(filter, after, upto)
+    }
     fn archive_cursors(
         &self,
         filter: &ChannelFilter,
@@ -463,6 +474,15 @@ impl ArchiveStore for Store {
         upto: Option<&Cursor>,
     ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
         Store::archive_items(self, filter, after, upto)
+    }
+    fn archive_items_cached(
+        &self,
+        filter: &ChannelFilter,
+        after: Option<&Cursor>,
+        upto: Option<&Cursor>,
+        cache: &mut ItemCache,
+    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
+        Store::archive_items_cached(self, filter, after, upto, cache)
     }
     fn archive_cursors(
         &self,

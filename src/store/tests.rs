@@ -1016,4 +1016,51 @@ fn the_band_bitmap_is_kept_in_the_store_and_caught_up_by_the_next_run() {
             assert_eq!(s.bands.borrow().may_hold(key), Some(true), "{}", p.id.0);
         }
     }
+#[test]
+fn archive_pages_and_channels_of_one_pass_share_parsed_items_and_their_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store_with(
+        &dir.path().join("s.sqlite"),
+        vec![
+            item("1", "a", &["Wetter"], "de"),
+            item("2", "a", &["Politik"], "de"),
+        ],
+    );
+    let mut dup = item("9", "b", &["Sport"], "en");
+    dup.canonical_url = Some("//example.org/1".into());
+    s.upsert_source_items(&SourceId("b".into()), vec![dup], Utc::now(), |_, _| {
+        Ok(Decision::Joins {
+            rep: ItemId("a:1".into()),
+            reason: "exact URL".into(),
+        })
+    })
+    .unwrap();
+    s.ensure_archive_schema().unwrap();
+    let all = ChannelFilter::default();
+    let mut cache = ItemCache::new(10);
+    let page = s
+        .archive_items_cached(&all, None, None, &mut cache)
+        .unwrap();
+    assert_eq!(page, s.archive_items(&all, None, None).unwrap());
+    let rep = &page.iter().find(|(i, _)| i.item.id.0 == "a:1").unwrap().0;
+    assert_eq!(rep.also_at.len(), 1, "{page:?}");
+    // The copy is withdrawn behind the pass's back: a channel read through the cache
+    // still has what the archive read (the item and its copies were read once), one
+    // read without it sees the store as it is now.
+    s.connection()
+        .execute("UPDATE items SET withdrawn = 1 WHERE id = 'b:9'", [])
+        .unwrap();
+    let wetter = s
+        .visible_items_cached(&filter(&["Wetter"], &[]), 10, &mut cache)
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&wetter[0].item, &rep.item));
+    assert_eq!(wetter[0].also_at, rep.also_at);
+    let newest = s.visible_items_cached(&all, 10, &mut cache).unwrap();
+    assert!(newest
+        .iter()
+        .any(|i| std::sync::Arc::ptr_eq(&i.item, &rep.item)));
+    let uncached = s
+        .visible_items_where(&filter(&["Wetter"], &[]), 10)
+        .unwrap();
+    assert!(uncached[0].also_at.is_empty());
 }
