@@ -192,6 +192,20 @@ fn sequence(s: &mut dyn Under, mark_shown: &mut dyn FnMut(&mut dyn Under)) -> Ve
     verband.extend(dropped);
     commit(s, &deduper, &mut seen, "verband", verband, at(3));
 
+    // A document that lists one new item twice, the second time with another title:
+    // the second copy finds the first one stored and changes it.
+    let mut twice = again[4].1.clone();
+    let mut fresh = twice[0].clone();
+    fresh.id = ItemId(format!("{}-listed-twice", fresh.id));
+    fresh.guid = fresh.guid.map(|g| format!("{g}-listed-twice"));
+    fresh.canonical_url = fresh.canonical_url.map(|u| format!("{u}?twice"));
+    let mut retitled = fresh.clone();
+    retitled.title = format!("{} (korrigiert)", fresh.title);
+    twice.push(fresh);
+    twice.push(retitled);
+    let src = again[4].0.clone();
+    commit(s, &deduper, &mut seen, &src, twice, at(3));
+
     // A CMS migration re-issues every item of one corpus source under new GUIDs.
     let (src, items) = &again[5];
     commit(s, &deduper, &mut seen, src, churned(items), at(4));
@@ -383,6 +397,11 @@ fn items_and_deduplication_answer_the_same_on_sqlite_and_postgresql() {
     assert!(
         back.contains("restored: 2") && back.contains("gone []"),
         "{back}"
+    );
+    let twice = find(&on_pg, "src00001 at 2026-11-20 11:00:00 UTC");
+    assert!(
+        twice.contains("new: 1, changed: 1, unchanged: 12"),
+        "{twice}"
     );
     let churn = find(&on_pg, "src00002 at 2026-11-20 12:00:00 UTC");
     assert!(

@@ -21,9 +21,11 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::types::ToSql;
 
 use super::items::{flush, Write};
-use super::{Conn, PgStore};
+use super::pipeline::Pipeline;
+use super::{Conn, Param, PgStore};
 use crate::dedupe::{Candidates, Held, LookupError};
 use crate::model::{Item, ItemId, SourceId};
 use crate::normalise::fingerprint::{self, MIN_TEXT_FOR_HASH};
@@ -62,54 +64,51 @@ impl IndexRows {
         }
     }
 
-    /// Writes the rows; `fresh`: the item has just been inserted and has none to
-    /// replace. A re-indexed signature gets a new number (its old band rows go with
-    /// the old one), so the newest members of a bucket are the most recently indexed,
-    /// as in SQLite.
-    pub(super) async fn write(&self, c: &ClientWrapper, fresh: bool) -> Result<(), StoreError> {
+    /// Adds the statements writing the rows to `p`; `fresh`: the item has just been
+    /// inserted and has none to replace. A re-indexed signature gets a new number (its
+    /// old band rows go with the old one), so the newest members of a bucket are the
+    /// most recently indexed, as in SQLite.
+    pub(super) async fn write(
+        self,
+        c: &ClientWrapper,
+        p: &mut Pipeline,
+        fresh: bool,
+    ) -> Result<(), StoreError> {
         if !fresh {
-            let del = c
-                .prepare_cached("DELETE FROM dedupe_sig WHERE item_id = $1")
+            let id = || -> Vec<Param> { vec![Box::new(self.item_id.clone())] };
+            p.push(c, "DELETE FROM dedupe_sig WHERE item_id = $1", id())
                 .await?;
-            c.execute(&del, &[&self.item_id]).await?;
-            let del = c
-                .prepare_cached("DELETE FROM dedupe_title_part WHERE item_id = $1")
+            p.push(c, "DELETE FROM dedupe_title_part WHERE item_id = $1", id())
                 .await?;
-            c.execute(&del, &[&self.item_id]).await?;
         }
         if !self.parts.is_empty() {
-            let ins = c
-                .prepare_cached(
-                    "INSERT INTO dedupe_title_part (part, item_id)
-                     SELECT p, $2 FROM unnest($1::text[]) p ON CONFLICT DO NOTHING",
-                )
-                .await?;
-            c.execute(&ins, &[&self.parts, &self.item_id]).await?;
+            p.push(
+                c,
+                "INSERT INTO dedupe_title_part (part, item_id)
+                 SELECT part, $2 FROM unnest($1::text[]) part ON CONFLICT DO NOTHING",
+                vec![Box::new(self.parts), Box::new(self.item_id.clone())],
+            )
+            .await?;
         }
         // The signature and its band rows in one statement (a data-modifying CTE runs
         // whether or not the outer insert has rows).
-        let ins = c
-            .prepare_cached(
-                "WITH s AS (
-                     INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING n)
-                 INSERT INTO dedupe_band (bucket, sig)
-                 SELECT k, s.n FROM s, unnest($6::bigint[]) k ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        c.execute(
-            &ins,
-            &[
-                &self.item_id,
-                &self.version,
-                &self.shingles,
-                &self.sig,
-                &self.title_key,
-                &self.bands,
+        p.push(
+            c,
+            "WITH s AS (
+                 INSERT INTO dedupe_sig (item_id, version, shingles, sig, title_key)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING n)
+             INSERT INTO dedupe_band (bucket, sig)
+             SELECT k, s.n FROM s, unnest($6::bigint[]) k ON CONFLICT DO NOTHING",
+            vec![
+                Box::new(self.item_id),
+                Box::new(self.version),
+                Box::new(self.shingles),
+                Box::new(self.sig),
+                Box::new(self.title_key),
+                Box::new(self.bands),
             ],
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
@@ -216,31 +215,48 @@ const BY_BANDS: &str = "SELECT s.item_id, s.sig, s.version FROM dedupe_sig s
      ORDER BY s.n";
 const _: () = assert!(BUCKET_CAP == 64, "BY_BANDS spells the cap out");
 
-async fn ids(c: &ClientWrapper, sql: &str, key: &str) -> Result<Vec<ItemId>, StoreError> {
-    let stmt = c.prepare_cached(sql).await?;
-    let rows = c.query(&stmt, &[&key]).await?;
-    Ok(rows.iter().map(|r| ItemId(r.get(0))).collect())
+/// A bounded key lookup: one of the `BY_*` queries above and its key.
+type Keyed = (&'static str, String);
+
+/// Runs key lookups in one pipeline: each statement is prepared first (from the
+/// connection's cache after the first time), then every query is sent before the first
+/// answer is read, so a dozen lookups cost about one round trip.
+async fn keyed(c: &ClientWrapper, wanted: &[Keyed]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+    let mut stmts = Vec::with_capacity(wanted.len());
+    for (sql, _) in wanted {
+        stmts.push(c.prepare_cached(sql).await?);
+    }
+    let params: Vec<[&(dyn ToSql + Sync); 1]> = wanted
+        .iter()
+        .map(|(_, key)| [key as &(dyn ToSql + Sync)])
+        .collect();
+    let queries = stmts
+        .iter()
+        .zip(&params)
+        .map(|(stmt, params)| c.query(stmt, params));
+    let answers = futures_util::future::try_join_all(queries).await?;
+    Ok(answers
+        .iter()
+        .map(|rows| rows.iter().map(|r| ItemId(r.get(0))).collect())
+        .collect())
 }
 
-/// `store::title_parts::by_title_parts`, the same lookups in the same order.
-async fn by_title_parts(c: &ClientWrapper, title: &str) -> Result<Vec<ItemId>, StoreError> {
+/// The lookups of `store::title_parts::by_title_parts`, in its order.
+fn title_part_lookups(title: &str) -> Vec<Keyed> {
     let whole = fingerprint::title_key(title);
     let parts = fingerprint::title_parts(title);
     let mut out = Vec::new();
     if whole.split(' ').count() >= 2 {
-        out.extend(ids(c, BY_TITLE_PART, &whole).await?);
+        out.push((BY_TITLE_PART, whole));
     }
-    for part in &parts {
-        out.extend(ids(c, BY_TITLE_PART, part).await?);
-        out.extend(ids(c, BY_TITLE_KEY, part).await?);
+    for part in parts {
+        out.push((BY_TITLE_PART, part.clone()));
+        out.push((BY_TITLE_KEY, part));
     }
-    Ok(out)
+    out
 }
 
-async fn by_bands(
-    c: &ClientWrapper,
-    keys: Vec<i64>,
-) -> Result<Vec<(ItemId, Vec<u32>)>, StoreError> {
+async fn by_bands(c: &ClientWrapper, keys: &[i64]) -> Result<Vec<(ItemId, Vec<u32>)>, StoreError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -258,28 +274,30 @@ async fn by_bands(
         .collect())
 }
 
-async fn held(c: &ClientWrapper, id: ItemId) -> Result<Option<Held>, StoreError> {
-    let stmt = c
-        .prepare_cached(
-            "SELECT source_id, coalesce(dup_of, id), title, text, language,
-                    published, first_seen, canonical_url, text_hash, guid
-             FROM items WHERE id = $1",
-        )
-        .await?;
-    let row = c.query_opt(&stmt, &[&id.0]).await?;
-    Ok(row.map(|r| Held {
-        id,
-        source: SourceId(r.get(0)),
-        rep: ItemId(r.get(1)),
-        title: r.get(2),
-        text: r.get(3),
-        language: r.get(4),
-        published: from_ts(r.get(5)),
-        first_seen: from_ts(r.get(6)),
-        canonical_url: r.get(7),
-        text_hash: r.get(8),
-        guid: r.get(9),
-    }))
+const HELD: &str = "SELECT id, source_id, coalesce(dup_of, id), title, text, language,
+            published, first_seen, canonical_url, text_hash, guid
+     FROM items WHERE id = ANY($1)";
+
+/// What deduplication needs to know about these held items (those still held).
+async fn held(c: &ClientWrapper, ids: &[&str]) -> Result<Vec<Held>, StoreError> {
+    let stmt = c.prepare_cached(HELD).await?;
+    let rows = c.query(&stmt, &[&ids]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Held {
+            id: ItemId(r.get(0)),
+            source: SourceId(r.get(1)),
+            rep: ItemId(r.get(2)),
+            title: r.get(3),
+            text: r.get(4),
+            language: r.get(5),
+            published: from_ts(r.get(6)),
+            first_seen: from_ts(r.get(7)),
+            canonical_url: r.get(8),
+            text_hash: r.get(9),
+            guid: r.get(10),
+        })
+        .collect())
 }
 
 async fn was_shown(c: &ClientWrapper, id: &str) -> Result<bool, StoreError> {
@@ -289,51 +307,149 @@ async fn was_shown(c: &ClientWrapper, id: &str) -> Result<bool, StoreError> {
     Ok(c.query_opt(&stmt, &[&id]).await?.is_some())
 }
 
-/// The store as deduplication reads it while an upsert stores new items: each lookup
-/// first runs the upsert's queued writes (so the items stored before this one are
-/// found, as in SQLite), then answers, in one call to the store's runtime.
-pub(super) struct PgLookup<'a> {
-    pub(super) store: &'a PgStore,
-    pub(super) queue: &'a RefCell<Vec<Write>>,
+/// What the lookups for one new item have read: the answers are the store's until the
+/// item is stored (nothing is written while `decide` runs).
+#[derive(Default)]
+struct Answers {
+    keyed: HashMap<Keyed, Vec<ItemId>>,
+    bands: HashMap<Vec<i64>, Vec<(ItemId, Vec<u32>)>>,
+    held: HashMap<ItemId, Option<Held>>,
 }
 
-impl PgLookup<'_> {
+/// The store as deduplication reads it while an upsert stores one new item.
+///
+/// Its first lookup runs the upsert's queued writes (so the items stored before this
+/// one are found, as in SQLite) and then, in the same call to the store's runtime and
+/// one pipeline, every key lookup the item's own keys imply (URL, GUID, text hash,
+/// title, title parts, bands) and the held rows of the key candidates: the lookups
+/// `dedupe` makes for it are then answered from memory. Anything else it asks
+/// (another key, a band candidate's row, whether a representative was shown) is one
+/// more call.
+pub(super) struct PgLookup<'a> {
+    store: &'a PgStore,
+    queue: &'a RefCell<Vec<Write>>,
+    item: &'a Item,
+    answers: RefCell<Option<Answers>>,
+}
+
+impl<'a> PgLookup<'a> {
+    pub(super) fn new(
+        store: &'a PgStore,
+        queue: &'a RefCell<Vec<Write>>,
+        item: &'a Item,
+    ) -> PgLookup<'a> {
+        PgLookup {
+            store,
+            queue,
+            item,
+            answers: RefCell::new(None),
+        }
+    }
+
     /// Runs the queued writes and then `f`, in one call to the store's runtime.
-    fn ask<T, F, Fut>(&self, f: F) -> Result<T, LookupError>
+    fn ask<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
         let writes = std::mem::take(&mut *self.queue.borrow_mut());
-        let answer = if writes.is_empty() {
-            self.store.with_conn(f)
-        } else {
-            self.store.with_write(move |c| async move {
-                flush(&c, writes).await?;
-                f(c).await
-            })
-        };
-        answer.map_err(LookupError::new)
+        if writes.is_empty() {
+            return self.store.with_conn(f);
+        }
+        self.store.with_write(move |c| async move {
+            flush(&c, writes).await?;
+            f(c).await
+        })
     }
 
-    fn by_key(&self, sql: &'static str, key: &str) -> Result<Vec<ItemId>, LookupError> {
-        let key = key.to_owned();
-        self.ask(move |c| async move { ids(&c, sql, &key).await })
+    /// The answers read so far, reading the item's own lookups first.
+    fn answers(&self) -> Result<std::cell::RefMut<'_, Answers>, StoreError> {
+        if self.answers.borrow().is_none() {
+            let item = self.item;
+            let mut wanted: Vec<Keyed> = Vec::new();
+            if let Some(u) = &item.canonical_url {
+                wanted.push((BY_CANONICAL_URL, u.clone()));
+            }
+            if let Some(g) = &item.guid {
+                wanted.push((BY_GUID, g.clone()));
+            }
+            wanted.push((BY_TEXT_HASH, item.fingerprint.text_hash.clone()));
+            let title = fingerprint::title_key(&item.title);
+            if !title.is_empty() {
+                wanted.push((BY_TITLE_KEY, title));
+            }
+            wanted.extend(title_part_lookups(&item.title));
+            wanted.sort();
+            wanted.dedup();
+            let keys = fingerprint::band_keys(&item.fingerprint.minhash);
+            let own = item.id.0.clone();
+            let (found, bands, rows) = self.ask(move |c| async move {
+                let (found, bands) =
+                    futures_util::future::try_join(keyed(&c, &wanted), by_bands(&c, &keys)).await?;
+                let mut ids: Vec<&str> = found.iter().flatten().map(|i| i.0.as_str()).collect();
+                ids.retain(|i| *i != own);
+                ids.sort_unstable();
+                ids.dedup();
+                let rows = held(&c, &ids).await?;
+                let asked: Vec<ItemId> = ids.iter().map(|i| ItemId((*i).to_owned())).collect();
+                let found: HashMap<Keyed, Vec<ItemId>> = wanted.into_iter().zip(found).collect();
+                Ok((found, (keys, bands), (asked, rows)))
+            })?;
+            let mut answers = Answers {
+                keyed: found,
+                ..Answers::default()
+            };
+            answers.bands.insert(bands.0, bands.1);
+            let (asked, rows) = rows;
+            for id in asked {
+                answers.held.insert(id, None);
+            }
+            for h in rows {
+                answers.held.insert(h.id.clone(), Some(h));
+            }
+            *self.answers.borrow_mut() = Some(answers);
+        }
+        Ok(std::cell::RefMut::map(self.answers.borrow_mut(), |a| {
+            a.as_mut().expect("just read")
+        }))
+    }
+
+    /// The answers to `wanted`, in order, reading those not yet read in one call.
+    fn keyed(&self, wanted: Vec<Keyed>) -> Result<Vec<ItemId>, LookupError> {
+        let mut answers = self.answers().map_err(LookupError::new)?;
+        let missing: Vec<Keyed> = wanted
+            .iter()
+            .filter(|k| !answers.keyed.contains_key(*k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let found = self
+                .ask(move |c| async move {
+                    let found = keyed(&c, &missing).await?;
+                    Ok(missing.into_iter().zip(found).collect::<Vec<_>>())
+                })
+                .map_err(LookupError::new)?;
+            answers.keyed.extend(found);
+        }
+        Ok(wanted
+            .iter()
+            .flat_map(|k| answers.keyed[k].iter().cloned())
+            .collect())
     }
 }
 
 impl Candidates for PgLookup<'_> {
     fn by_canonical_url(&self, url: &str) -> Result<Vec<ItemId>, LookupError> {
-        self.by_key(BY_CANONICAL_URL, url)
+        self.keyed(vec![(BY_CANONICAL_URL, url.to_owned())])
     }
 
     fn by_guid(&self, guid: &str) -> Result<Vec<ItemId>, LookupError> {
-        self.by_key(BY_GUID, guid)
+        self.keyed(vec![(BY_GUID, guid.to_owned())])
     }
 
     fn by_text_hash(&self, hash: &str) -> Result<Vec<ItemId>, LookupError> {
-        self.by_key(BY_TEXT_HASH, hash)
+        self.keyed(vec![(BY_TEXT_HASH, hash.to_owned())])
     }
 
     fn by_title(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
@@ -341,27 +457,45 @@ impl Candidates for PgLookup<'_> {
         if key.is_empty() {
             return Ok(Vec::new());
         }
-        self.by_key(BY_TITLE_KEY, &key)
+        self.keyed(vec![(BY_TITLE_KEY, key)])
     }
 
     fn by_title_parts(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
-        let title = title.to_owned();
-        self.ask(move |c| async move { by_title_parts(&c, &title).await })
+        self.keyed(title_part_lookups(title))
     }
 
     fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError> {
         let keys = fingerprint::band_keys(minhash);
-        self.ask(move |c| async move { by_bands(&c, keys).await })
+        let mut answers = self.answers().map_err(LookupError::new)?;
+        if let Some(found) = answers.bands.get(&keys) {
+            return Ok(found.clone());
+        }
+        let asked = keys.clone();
+        let found = self
+            .ask(move |c| async move { by_bands(&c, &asked).await })
+            .map_err(LookupError::new)?;
+        answers.bands.insert(keys, found.clone());
+        Ok(found)
     }
 
     fn held(&self, id: &ItemId) -> Result<Option<Held>, LookupError> {
-        let id = id.clone();
-        self.ask(move |c| async move { held(&c, id).await })
+        let mut answers = self.answers().map_err(LookupError::new)?;
+        if let Some(h) = answers.held.get(id) {
+            return Ok(h.clone());
+        }
+        let asked = id.0.clone();
+        let found = self
+            .ask(move |c| async move { held(&c, &[asked.as_str()]).await })
+            .map_err(LookupError::new)?
+            .pop();
+        answers.held.insert(id.clone(), found.clone());
+        Ok(found)
     }
 
     fn was_shown(&self, id: &ItemId) -> Result<bool, LookupError> {
         let id = id.0.clone();
         self.ask(move |c| async move { was_shown(&c, &id).await })
+            .map_err(LookupError::new)
     }
 }
 
@@ -392,25 +526,7 @@ impl DedupStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Churn, StoreError> {
         let source = source.to_string();
-        let ids: Vec<String> = items.iter().map(|i| i.id.0.clone()).collect();
-        let aliases: HashMap<String, String> = self.with_conn({
-            let ids = ids.clone();
-            move |c| async move {
-                let rows = c
-                    .query(
-                        "SELECT alias, item_id FROM item_alias WHERE alias = ANY($1)",
-                        &[&ids],
-                    )
-                    .await?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            }
-        })?;
-        for it in items.iter_mut() {
-            if let Some(to) = aliases.get(&it.id.0) {
-                it.id = ItemId(to.clone());
-            }
-        }
-        let arriving: Vec<Arriving> = items
+        let mut arriving: Vec<Arriving> = items
             .iter()
             .map(|it| Arriving {
                 id: it.id.0.clone(),
@@ -420,7 +536,23 @@ impl DedupStore for PgStore {
                 long_text: it.text.len() >= MIN_TEXT_FOR_HASH,
             })
             .collect();
-        let (churn, remaps) = self.with_write(move |c| async move {
+        let (churn, ids) = self.with_write(move |c| async move {
+            // An ID known as an alias is the item it was mapped to.
+            let ids: Vec<&str> = arriving.iter().map(|a| a.id.as_str()).collect();
+            let aliases: HashMap<String, String> = c
+                .query(
+                    "SELECT alias, item_id FROM item_alias WHERE alias = ANY($1)",
+                    &[&ids],
+                )
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for a in &mut arriving {
+                if let Some(to) = aliases.get(&a.id) {
+                    a.id = to.clone();
+                }
+            }
             let ids: Vec<&str> = arriving.iter().map(|a| a.id.as_str()).collect();
             let known: HashSet<String> = c
                 .query("SELECT id FROM items WHERE id = ANY($1)", &[&ids])
@@ -444,7 +576,8 @@ impl DedupStore for PgStore {
                 .await?;
             let mut churn = Churn::default();
             let mut taken: HashSet<String> = HashSet::new();
-            let mut remaps: Vec<(usize, String, String)> = Vec::new();
+            let mut remaps: Vec<(String, String)> = Vec::new();
+            let mut ids: Vec<String> = arriving.iter().map(|a| a.id.clone()).collect();
             for (at, it) in arriving.iter().enumerate() {
                 if known.contains(&it.id) {
                     continue;
@@ -472,7 +605,8 @@ impl DedupStore for PgStore {
                     .find(|c| !batch.contains(c.as_str()) && !taken.contains(c))
                 {
                     taken.insert(old.clone());
-                    remaps.push((at, it.id.clone(), old));
+                    remaps.push((it.id.clone(), old.clone()));
+                    ids[at] = old;
                 }
             }
             churn.remapped = remaps.len();
@@ -482,7 +616,7 @@ impl DedupStore for PgStore {
                      ON CONFLICT (alias) DO UPDATE SET item_id = EXCLUDED.item_id",
                 )
                 .await?;
-            for (_, from, to) in &remaps {
+            for (from, to) in &remaps {
                 c.execute(&alias, &[from, to]).await?;
             }
             if churn.is_event() {
@@ -493,10 +627,10 @@ impl DedupStore for PgStore {
                 )
                 .await?;
             }
-            Ok((churn, remaps))
+            Ok((churn, ids))
         })?;
-        for (at, _, to) in remaps {
-            items[at].id = ItemId(to);
+        for (it, id) in items.iter_mut().zip(ids) {
+            it.id = ItemId(id);
         }
         Ok(churn)
     }

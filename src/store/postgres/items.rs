@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::ClientWrapper;
 
 use super::dedup::{IndexRows, PgLookup};
+use super::pipeline::Pipeline;
 use super::PgStore;
 use crate::dedupe::Decision;
 use crate::model::{DateSource, Item, SourceId};
@@ -114,132 +115,181 @@ fn queue(q: &RefCell<Vec<Write>>, w: Write) {
     q.push(w);
 }
 
-/// Runs queued writes in order, on the connection (and transaction) of the call.
+/// Runs queued writes in order, on the connection (and transaction) of the call, as
+/// one pipeline of statements.
 pub(super) async fn flush(c: &ClientWrapper, writes: Vec<Write>) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut p = Pipeline::default();
     for w in writes {
         match w {
             Write::Seen { ids, at } => {
-                let stmt = c
-                    .prepare_cached(
-                        "UPDATE items SET last_seen = $2, withdrawn = false WHERE id = ANY($1)",
-                    )
-                    .await?;
-                c.execute(&stmt, &[&ids, &at]).await?;
+                p.push(
+                    c,
+                    "UPDATE items SET last_seen = $2, withdrawn = false WHERE id = ANY($1)",
+                    vec![Box::new(ids), Box::new(at)],
+                )
+                .await?;
             }
             Write::Restyled { id, at, data } => {
-                let stmt = c
-                    .prepare_cached(
-                        "UPDATE items SET data = $3, last_seen = $2, withdrawn = false WHERE id = $1",
-                    )
-                    .await?;
-                c.execute(&stmt, &[&id, &at, &data]).await?;
+                p.push(
+                    c,
+                    "UPDATE items SET data = $3, last_seen = $2, withdrawn = false WHERE id = $1",
+                    vec![Box::new(id), Box::new(at), Box::new(data)],
+                )
+                .await?;
             }
             Write::Changed(row) => {
-                let stmt = c
-                    .prepare_cached(
-                        "UPDATE items SET data = $2, guid = $3, canonical_url = $4, text_hash = $5,
-                             published = $6, last_seen = $7, withdrawn = false, language = $8,
-                             title = $9, text = $10
-                         WHERE id = $1",
-                    )
-                    .await?;
-                c.execute(
-                    &stmt,
-                    &[
-                        &row.id,
-                        &row.data,
-                        &row.guid,
-                        &row.canonical_url,
-                        &row.text_hash,
-                        &row.published,
-                        &row.now,
-                        &row.language,
-                        &row.title,
-                        &row.text,
+                let Row {
+                    id,
+                    guid,
+                    canonical_url,
+                    text_hash,
+                    published,
+                    now,
+                    data,
+                    language,
+                    title,
+                    text,
+                    tags,
+                    index,
+                    ..
+                } = *row;
+                p.push(
+                    c,
+                    "UPDATE items SET data = $2, guid = $3, canonical_url = $4, text_hash = $5,
+                         published = $6, last_seen = $7, withdrawn = false, language = $8,
+                         title = $9, text = $10
+                     WHERE id = $1",
+                    vec![
+                        Box::new(id.clone()),
+                        Box::new(data),
+                        Box::new(guid),
+                        Box::new(canonical_url),
+                        Box::new(text_hash),
+                        Box::new(published),
+                        Box::new(now),
+                        Box::new(language),
+                        Box::new(title),
+                        Box::new(text),
                     ],
                 )
                 .await?;
-                index_tags(c, &row, false).await?;
-                row.index.write(c, false).await?;
+                index_tags(c, &mut p, &id, tags, false).await?;
+                index.write(c, &mut p, false).await?;
             }
-            Write::Inserted(row, supersede) => {
-                let stmt = c
-                    .prepare_cached(
-                        "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published,
-                             first_seen, last_seen, published_id, dup_of, dup_reason, data,
-                             language, title, text)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    )
-                    .await?;
-                c.execute(
-                    &stmt,
-                    &[
-                        &row.id,
-                        &row.source,
-                        &row.guid,
-                        &row.canonical_url,
-                        &row.text_hash,
-                        &row.published,
-                        &row.now,
-                        &row.published_id,
-                        &row.dup_of,
-                        &row.dup_reason,
-                        &row.data,
-                        &row.language,
-                        &row.title,
-                        &row.text,
-                    ],
-                )
-                .await?;
-                index_tags(c, &row, true).await?;
-                if let Some(Supersede { rep, reason }) = supersede {
-                    let copies = c
-                        .prepare_cached("UPDATE items SET dup_of = $2 WHERE dup_of = $1")
-                        .await?;
-                    c.execute(&copies, &[&rep, &row.id]).await?;
-                    let old = c
-                        .prepare_cached(
-                            "UPDATE items SET dup_of = $2, dup_reason = $3 WHERE id = $1",
-                        )
-                        .await?;
-                    c.execute(&old, &[&rep, &row.id, &reason]).await?;
-                }
-                row.index.write(c, true).await?;
-            }
+            Write::Inserted(row, supersede) => push_insert(c, &mut p, *row, supersede).await?,
             Write::Window { source, at } => {
-                let stmt = c
-                    .prepare_cached(
-                        "INSERT INTO sources (id, window_at) VALUES ($1, $2)
-                         ON CONFLICT (id) DO UPDATE SET window_at = EXCLUDED.window_at",
-                    )
-                    .await?;
-                c.execute(&stmt, &[&source, &at]).await?;
+                p.push(
+                    c,
+                    "INSERT INTO sources (id, window_at) VALUES ($1, $2)
+                     ON CONFLICT (id) DO UPDATE SET window_at = EXCLUDED.window_at",
+                    vec![Box::new(source), Box::new(at)],
+                )
+                .await?;
             }
         }
     }
+    p.run(c).await
+}
+
+/// Adds the statements storing a new item (and, if it supersedes a representative,
+/// handing it that cluster) to `p`.
+async fn push_insert(
+    c: &ClientWrapper,
+    p: &mut Pipeline,
+    row: Row,
+    supersede: Option<Supersede>,
+) -> Result<(), StoreError> {
+    let Row {
+        id,
+        source,
+        guid,
+        canonical_url,
+        text_hash,
+        published,
+        now,
+        published_id,
+        dup_of,
+        dup_reason,
+        data,
+        language,
+        title,
+        text,
+        tags,
+        index,
+    } = row;
+    p.push(
+        c,
+        "INSERT INTO items (id, source_id, guid, canonical_url, text_hash, published,
+             first_seen, last_seen, published_id, dup_of, dup_reason, data,
+             language, title, text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14)",
+        vec![
+            Box::new(id.clone()),
+            Box::new(source),
+            Box::new(guid),
+            Box::new(canonical_url),
+            Box::new(text_hash),
+            Box::new(published),
+            Box::new(now),
+            Box::new(published_id),
+            Box::new(dup_of),
+            Box::new(dup_reason),
+            Box::new(data),
+            Box::new(language),
+            Box::new(title),
+            Box::new(text),
+        ],
+    )
+    .await?;
+    index_tags(c, p, &id, tags, true).await?;
+    if let Some(Supersede { rep, reason }) = supersede {
+        p.push(
+            c,
+            "UPDATE items SET dup_of = $2 WHERE dup_of = $1",
+            vec![Box::new(rep.clone()), Box::new(id.clone())],
+        )
+        .await?;
+        p.push(
+            c,
+            "UPDATE items SET dup_of = $2, dup_reason = $3 WHERE id = $1",
+            vec![Box::new(rep), Box::new(id.clone()), Box::new(reason)],
+        )
+        .await?;
+    }
+    index.write(c, p, true).await?;
     Ok(())
 }
 
 /// Replaces the rows of an item's tags, in the item's order. `fresh`: just inserted.
-async fn index_tags(c: &ClientWrapper, row: &Row, fresh: bool) -> Result<(), StoreError> {
+async fn index_tags(
+    c: &ClientWrapper,
+    p: &mut Pipeline,
+    id: &str,
+    tags: Vec<String>,
+    fresh: bool,
+) -> Result<(), StoreError> {
     if !fresh {
-        let del = c
-            .prepare_cached("DELETE FROM item_tags WHERE item_id = $1")
-            .await?;
-        c.execute(&del, &[&row.id]).await?;
-    }
-    if row.tags.is_empty() {
-        return Ok(());
-    }
-    let ins = c
-        .prepare_cached(
-            "INSERT INTO item_tags (item_id, tag)
-             SELECT $1, t FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o) ORDER BY o
-             ON CONFLICT DO NOTHING",
+        p.push(
+            c,
+            "DELETE FROM item_tags WHERE item_id = $1",
+            vec![Box::new(id.to_owned())],
         )
         .await?;
-    c.execute(&ins, &[&row.id, &row.tags]).await?;
-    Ok(())
+    }
+    if tags.is_empty() {
+        return Ok(());
+    }
+    p.push(
+        c,
+        "INSERT INTO item_tags (item_id, tag)
+         SELECT $1, t FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o) ORDER BY o
+         ON CONFLICT DO NOTHING",
+        vec![Box::new(id.to_owned()), Box::new(tags)],
+    )
+    .await
 }
 
 /// The row of an item already held, as an upsert compares it.
@@ -327,11 +377,7 @@ impl PgStore {
                 if item.date_source == DateSource::FirstSeen {
                     item.published = from_ts(ts(item.published));
                 }
-                let lookup = PgLookup {
-                    store: self,
-                    queue: &writes,
-                };
-                let decision = decide(&lookup, &item)?;
+                let decision = decide(&PgLookup::new(self, &writes, &item), &item)?;
                 let json = serde_json::to_string(&item).expect("items serialise");
                 let mut row = Row::of(&item, json, at);
                 row.published_id = self.published_id_for(&item);

@@ -31,6 +31,7 @@ use tokio_postgres::NoTls;
 
 mod dedup;
 mod items;
+mod pipeline;
 
 /// For `feedwerk migrate`, after it copies the record tables.
 #[allow(unused_imports)]
