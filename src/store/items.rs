@@ -303,7 +303,7 @@ fn self_mint(entity: &str, item: &Item) -> String {
 
 /// Whether stored `data` is the item `json` says, once written the way this version
 /// writes items (older versions stored the MinHash signature in it, for one).
-fn same_in_current_form(id: &str, data: &str, json: &str) -> bool {
+pub(super) fn same_in_current_form(id: &str, data: &str, json: &str) -> bool {
     parse_item(id, data)
         .ok()
         .and_then(|held| serde_json::to_string(&held).ok())

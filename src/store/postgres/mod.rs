@@ -29,6 +29,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+mod dedup;
+mod items;
+mod pipeline;
+
+/// For `feedwerk migrate`, after it copies the record tables.
+#[allow(unused_imports)]
+pub(crate) use dedup::rebuild_dedupe_index;
+
 use super::backend::{MetaStore, OutputStore, SourceStore};
 use super::{from_ts, ts, StoreError, UNPUBLISHED};
 use crate::model::{SourceId, SourceState};
@@ -53,6 +61,9 @@ pub struct PgStore {
     /// While a group runs ([`GroupStore::in_group`](super::backend::GroupStore::in_group)): the one connection its
     /// transaction is open on, which every call of the group must use.
     group: Option<Conn>,
+    /// The RFC 4151 tagging entity new items' published IDs are minted under (see
+    /// [`PgStore::with_authority`]).
+    authority: Option<String>,
 }
 
 /// The connection one store call runs on: the open group's, or one from the pool
@@ -98,9 +109,18 @@ impl PgStore {
             runtime: Some(runtime),
             pool,
             group: None,
+            authority: None,
         };
         store.run(|pool| async move { migrate(&pool).await })?;
         Ok(store)
+    }
+
+    /// The store, minting the published IDs of new items under `authority` (the
+    /// tagging entity `<host>,<date>`, as [`super::Store::open`] takes it). Items can only
+    /// be stored once it is set.
+    pub fn with_authority(mut self, authority: &str) -> PgStore {
+        self.authority = Some(authority.to_owned());
+        self
     }
 
     /// The schema version the database is at.
