@@ -1016,6 +1016,8 @@ fn the_band_bitmap_is_kept_in_the_store_and_caught_up_by_the_next_run() {
             assert_eq!(s.bands.borrow().may_hold(key), Some(true), "{}", p.id.0);
         }
     }
+}
+
 #[test]
 fn archive_pages_and_channels_of_one_pass_share_parsed_items_and_their_copies() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,8 +30,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 mod dedup;
+mod index_rows;
 mod items;
 mod pipeline;
+mod writes;
 
 /// For `feedwerk migrate`, after it copies the record tables.
 #[allow(unused_imports)]
