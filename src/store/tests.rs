@@ -602,6 +602,22 @@ fn sources_stored_in_one_transaction_commit_or_roll_back_together() {
     assert_eq!(s.visible_items(10).unwrap().len(), 2);
 }
 
+/// An item row as the migration tests compare it before and after opening an old
+/// store: ID, published ID, `dup_of`, and one more column the test names.
+type ItemRow<T> = (String, String, Option<String>, T);
+
+fn item_rows<T: rusqlite::types::FromSql>(conn: &Connection, column: &str) -> Vec<ItemRow<T>> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT id, published_id, dup_of, {column} FROM items ORDER BY id"
+        ))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
 /// A store of schema 2 as that version wrote it (the `.dump` of a real one, from the
 /// multi-partner golden build): opening it moves each item's matching text out of its
 /// JSON into the `text` column and drops the band table's index by signature, and
@@ -612,16 +628,8 @@ fn store_of_schema_2_gets_lean_item_rows_and_keeps_every_published_id() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.sqlite");
     let dump = include_str!("../../tests/fixtures/store/multi-partner-1.schema-2.sql");
-    type Row = (String, String, Option<String>, String);
-    let rows = |conn: &Connection| -> Vec<Row> {
-        let mut stmt = conn
-            .prepare("SELECT id, published_id, dup_of, data FROM items ORDER BY id")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
-    };
+    type Row = ItemRow<String>;
+    let rows = |conn: &Connection| -> Vec<Row> { item_rows(conn, "data") };
     let (before, bands_before): (Vec<Row>, i64) = {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(dump).unwrap();
@@ -869,16 +877,8 @@ fn store_of_schema_3_gets_dated_title_indexes_and_keeps_every_published_id() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v3.sqlite");
     let dump = include_str!("../../tests/fixtures/store/multi-partner-1.schema-3.sql");
-    type Row = (String, String, Option<String>, i64);
-    let rows = |conn: &Connection| -> Vec<Row> {
-        let mut stmt = conn
-            .prepare("SELECT id, published_id, dup_of, published FROM items ORDER BY id")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
-    };
+    type Row = ItemRow<i64>;
+    let rows = |conn: &Connection| -> Vec<Row> { item_rows(conn, "published") };
     let count =
         |conn: &Connection, sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     let parts_sql = "SELECT count(*) FROM dedupe_title_part";
