@@ -99,9 +99,9 @@ pub enum StoreError {
         url: String,
         source: tokio_postgres::Error,
     },
-    #[error("store: PostgreSQL: {0}")]
+    #[error("store: PostgreSQL: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("store: PostgreSQL connection: {0}")]
+    #[error("store: PostgreSQL connection: {}", with_causes(.0))]
     PgConnect(#[from] deadpool_postgres::PoolError),
     #[error("store: PostgreSQL pool: {0}")]
     PgPool(String),
@@ -113,6 +113,30 @@ pub enum StoreError {
     PgNewerSchema { version: i64, known: i64 },
     #[error("store: a PostgreSQL store group was opened inside another group")]
     PgNestedGroup,
+    /// A write of a leader whose term is over (`postgres::leader`): nothing of it was
+    /// stored.
+    #[error("store: write refused, leadership epoch {held} is over: {reason}")]
+    Fenced { held: i64, reason: String },
+    #[error("store: PostgreSQL TLS: {0}")]
+    PgTls(String),
+}
+
+/// `e` and its causes, `: `-separated. tokio-postgres's errors say only their kind
+/// ("db error", "error performing TLS handshake"); the server's message or the
+/// certificate problem is their cause.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        // A wrapper may already show its cause (deadpool does).
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {

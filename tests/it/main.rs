@@ -23,6 +23,7 @@ mod pg_server;
 mod pipeline;
 mod postgres;
 mod postgres_items;
+mod postgres_leader;
 mod progress;
 mod publish;
 mod reread;

@@ -1,0 +1,345 @@
+//! Several processes on one PostgreSQL store (issue 20): the election
+//! (`store::postgres::leader`), the epoch fence on every write, and TLS to the server
+//! (`store::postgres::tls`), each on a real server this test starts.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use feedwerk::store::postgres::{Leadership, PgStore, PgTarget, Role, Timing};
+use feedwerk::store::{MetaStore, StoreError};
+
+use crate::pg_server::PgServer;
+
+/// Short enough for tests, long enough that a busy test machine does not miss probes.
+const TAKEOVER: Duration = Duration::from_secs(5);
+
+fn timing() -> Timing {
+    Timing { takeover: TAKEOVER }
+}
+
+/// A migrated database `name` on `pg` (the epoch row is in the store's schema).
+fn migrated(pg: &PgServer, name: &str) -> String {
+    let url = pg.create_database(name);
+    PgStore::connect(&url).expect("connect and migrate");
+    url
+}
+
+fn leadership(url: &str, holder: &str) -> Leadership {
+    // The campaign's log (terms begun and given up) shows with a failing test.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    Leadership::start(&PgTarget::new(url), timing(), holder).expect("start campaigning")
+}
+
+/// Waits until exactly one of `ls` leads; its index.
+fn one_leader(ls: &[&Leadership], within: Duration) -> usize {
+    let until = Instant::now() + within;
+    loop {
+        let leading: Vec<usize> = (0..ls.len())
+            .filter(|&i| matches!(ls[i].role(), Role::Leader { .. }))
+            .collect();
+        assert!(leading.len() <= 1, "two leaders at once: {leading:?}");
+        if let [i] = leading[..] {
+            return i;
+        }
+        assert!(Instant::now() < until, "no leader after {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ends the session holding the leader's advisory lock, as a failover or a cut
+/// connection would; returns how many sessions were ended.
+fn terminate_leader_session(pg: &PgServer, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted",
+    )
+}
+
+fn epoch_row(pg: &PgServer, db: &str) -> String {
+    pg.psql(db, "SELECT epoch || ' ' || holder FROM feedwerk_leader")
+}
+
+#[test]
+fn two_leaderships_on_one_database_elect_exactly_one() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = migrated(&pg, "election");
+    let a = leadership(&url, "a");
+    let b = leadership(&url, "b");
+    let first = one_leader(&[&a, &b], TAKEOVER);
+    // Several of the standby's retry intervals: it never leads beside the leader.
+    let until = Instant::now() + timing().retry() * 4;
+    while Instant::now() < until {
+        assert_eq!(one_leader(&[&a, &b], Duration::ZERO), first);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder = ["a", "b"][first];
+    assert_eq!(epoch_row(&pg, "election"), format!("1 {holder}"));
+    assert_eq!([&a, &b][first].role(), Role::Leader { epoch: 1 });
+    assert_eq!([&a, &b][1 - first].role(), Role::Standby);
+    assert!([&a, &b][1 - first].fence().is_none());
+}
+
+#[test]
+fn the_standby_takes_over_within_takeover_when_the_leaders_connection_is_ended() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = migrated(&pg, "takeover");
+    let a = leadership(&url, "a");
+    a.wait_to_lead(TAKEOVER).expect("the only campaigner leads");
+    let b = leadership(&url, "b");
+    std::thread::sleep(timing().retry() * 2);
+    assert_eq!(b.role(), Role::Standby);
+
+    let cut = Instant::now();
+    assert_eq!(terminate_leader_session(&pg, "takeover"), "1");
+    let fence = b
+        .wait_to_lead(TAKEOVER)
+        .unwrap_or_else(|| panic!("the standby did not take over within {TAKEOVER:?}"));
+    let took = cut.elapsed();
+    eprintln!(
+        "takeover after the leader's session was ended: {took:?} (store.takeover {TAKEOVER:?})"
+    );
+    assert_eq!(fence.epoch(), 2);
+    assert_eq!(epoch_row(&pg, "takeover"), "2 b");
+    // The ex-leader noticed and stands by (it campaigns again, and finds the lock held).
+    assert!(
+        !matches!(a.role(), Role::Leader { .. }),
+        "the ex-leader still says it leads"
+    );
+    assert!(a.fence().is_none());
+}
+
+#[test]
+fn a_stale_leaders_write_is_refused_by_the_epoch_and_it_gives_up() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = migrated(&pg, "stale");
+    let a = leadership(&url, "a");
+    let fence = a.wait_to_lead(TAKEOVER).expect("leads");
+    let store = PgStore::connect(&url).unwrap().with_fence(fence.clone());
+    store.set_meta("written_by", "a, epoch 1").unwrap();
+
+    // Another term began while this process was paused and did not notice (its lock
+    // connection is fine): the epoch row is all that says so.
+    pg.psql(
+        "stale",
+        "UPDATE feedwerk_leader SET epoch = epoch + 1, holder = 'elsewhere'",
+    );
+    let err = store.set_meta("written_by", "a, stale").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Fenced { held: 1, reason } if reason.contains("epoch 2")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("write refused"), "{err}");
+    assert_eq!(
+        pg.psql("stale", "SELECT value FROM meta WHERE key = 'written_by'"),
+        "a, epoch 1"
+    );
+    // The refusal made it give up its term; it campaigns again and, alone, leads
+    // under a new epoch; the old term's fence stays refused.
+    let until = Instant::now() + TAKEOVER;
+    while a.fence().is_none_or(|f| f.epoch() == 1) {
+        assert!(
+            Instant::now() < until,
+            "still in the refused term: {:?}",
+            a.role()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(a.role(), Role::Leader { epoch: 3 });
+    assert!(matches!(
+        store.set_meta("written_by", "a, stale again"),
+        Err(StoreError::Fenced { held: 1, .. })
+    ));
+    let fresh = PgStore::connect(&url)
+        .unwrap()
+        .with_fence(a.fence().unwrap());
+    fresh.set_meta("written_by", "a, epoch 3").unwrap();
+    assert_eq!(
+        fresh.meta("written_by").unwrap().as_deref(),
+        Some("a, epoch 3")
+    );
+}
+
+#[test]
+fn a_stale_leaders_group_in_flight_is_ended_and_stores_nothing() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = migrated(&pg, "group");
+    let a = leadership(&url, "a");
+    let fence = a.wait_to_lead(TAKEOVER).expect("leads");
+    let b = leadership(&url, "b");
+    let mut store = PgStore::connect(&url).unwrap().with_fence(fence);
+
+    let mut took = Duration::ZERO;
+    let result: Result<(), StoreError> = store.group(|s| {
+        s.set_meta("in_group", "a")?;
+        // The group holds the epoch row FOR SHARE: the new leader's bump must wait for
+        // it, then end its session.
+        let cut = Instant::now();
+        terminate_leader_session(&pg, "group");
+        b.wait_to_lead(TAKEOVER)
+            .expect("the standby takes over although the old leader's group is open");
+        took = cut.elapsed();
+        s.set_meta("in_group_later", "a")?;
+        Ok(())
+    });
+    eprintln!("takeover past an open group of the old term: {took:?}");
+    let err = result.unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { held: 1, .. }), "{err}");
+    assert_eq!(
+        pg.psql(
+            "group",
+            "SELECT count(*) FROM meta WHERE key LIKE 'in_group%'"
+        ),
+        "0"
+    );
+    assert_eq!(epoch_row(&pg, "group"), "2 b");
+}
+
+/// A test CA and a certificate it signed for `localhost` (not for 127.0.0.1), made
+/// with the openssl CLI in `dir`: (CA PEM path, server certificate PEM, server key PEM).
+fn test_ca(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (the openssl CLI is needed for the TLS test)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"],
+            &["-subj", "/CN=feedwerk test CA"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    (dir.join("ca.crt"), read("server.crt"), read("server.key"))
+}
+
+/// Whether the store's pooled connection named `app` is encrypted (`pg_stat_ssl`).
+fn encrypted(pg: &PgServer, app: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '{app}'"
+        ),
+    )
+}
+
+#[test]
+fn tls_to_the_server_follows_sslmode_and_trusts_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let Some(pg) = PgServer::start_with_tls(&cert, &key) else {
+        return;
+    };
+    pg.create_database("tls");
+    let port = pg.port();
+    let url = |host: &str, mode: &str, app: &str| {
+        format!("postgres://feedwerk@{host}:{port}/tls?sslmode={mode}&application_name={app}")
+    };
+
+    // verify-full with the private CA, by the name the certificate has.
+    let full = PgStore::connect_to(
+        &PgTarget::new(&url("localhost", "verify-full", "full")).with_ca_file(&ca),
+    )
+    .expect("verify-full with the test CA");
+    assert_eq!(full.schema_version().unwrap(), 1);
+    assert_eq!(encrypted(&pg, "full"), "true");
+
+    // The certificate does not name 127.0.0.1: verify-full refuses, verify-ca does not.
+    let err = PgStore::connect_to(
+        &PgTarget::new(&url("127.0.0.1", "verify-full", "x")).with_ca_file(&ca),
+    )
+    .err()
+    .expect("verify-full refuses a certificate for another name")
+    .to_string();
+    assert!(
+        err.contains("certificate") || err.contains("Certificate"),
+        "{err}"
+    );
+    let chain = PgStore::connect_to(
+        &PgTarget::new(&url("127.0.0.1", "verify-ca", "chain")).with_ca_file(&ca),
+    )
+    .expect("verify-ca takes the CA's certificate for any name");
+    assert_eq!(encrypted(&pg, "chain"), "true");
+
+    // Without the CA, the system's roots do not know the test CA.
+    let err = PgStore::connect_to(&PgTarget::new(&url("localhost", "verify-full", "x")))
+        .err()
+        .expect("an unknown CA is refused")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // require without a CA encrypts without authenticating (libpq's meaning); disable
+    // does not encrypt.
+    let require = PgStore::connect(&url("127.0.0.1", "require", "require")).expect("require");
+    assert_eq!(encrypted(&pg, "require"), "true");
+    let plain = PgStore::connect(&url("127.0.0.1", "disable", "plain")).expect("disable");
+    assert_eq!(encrypted(&pg, "plain"), "false");
+
+    // The leader's own connection goes the same way.
+    let target = PgTarget::new(&url("localhost", "verify-full", "ignored")).with_ca_file(&ca);
+    let leader = Leadership::start(&target, timing(), "tls").unwrap();
+    leader.wait_to_lead(TAKEOVER).expect("leads over TLS");
+    assert_eq!(
+        encrypted(&pg, feedwerk::store::postgres::leader::APPLICATION_NAME),
+        "true"
+    );
+    drop((full, chain, require, plain));
+}
