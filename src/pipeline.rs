@@ -84,7 +84,8 @@ impl Pipeline {
         Ok((Preview::new(reports, &before, &after, plan), remote))
     }
 
-    fn with_store(cfg: Config, store: Box<dyn Backend>) -> Pipeline {
+    /// A pipeline over `store` (the daemon opens a leader's fenced store itself).
+    pub fn with_store(cfg: Config, store: Box<dyn Backend>) -> Pipeline {
         let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
         let hub = cfg
             .publish

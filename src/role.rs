@@ -1,0 +1,41 @@
+//! Leader or standby: what `feedwerk run` is when several processes share one
+//! PostgreSQL store (issue 20). The election itself is the store's
+//! ([`crate::store::postgres::leader`]); this module is what the daemon needs of it: the
+//! [`Replication`] it runs with (the election, and how to open the store for a term, its
+//! writes fenced by that term) and a way to wait for the role to change. With SQLite
+//! there is no replication: the one process always leads.
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::store::postgres::{Fence, Leadership, Role};
+use crate::store::{Backend, StoreError};
+
+/// Opens the store for one term: every write of it fenced by `fence`.
+pub type OpenStore = dyn Fn(&Config, Fence) -> Result<Box<dyn Backend>, StoreError> + Send + Sync;
+
+/// This process's part among several on one store.
+pub struct Replication {
+    pub leadership: Leadership,
+    pub open: Box<OpenStore>,
+}
+
+impl Replication {
+    /// The pipeline of `cfg` for the term `fence` belongs to.
+    pub fn pipeline(&self, cfg: &Config, fence: Fence) -> Result<Pipeline, StoreError> {
+        let store = (self.open)(cfg, fence)?;
+        Ok(Pipeline::with_store(cfg.clone(), store))
+    }
+}
+
+/// Resolves when the role changes; never without an election (`None`) or once it has
+/// stopped.
+pub async fn changed(roles: &mut Option<watch::Receiver<Role>>) {
+    if let Some(rx) = roles {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
