@@ -192,6 +192,8 @@ struct Daemon {
     term: Signal,
     int: Signal,
     hup: Signal,
+    /// Cancelled: stop as on SIGTERM.
+    stop: CancellationToken,
     /// The first cycle after start fetches every source not paused (partners may have
     /// news since we last ran); later cycles fetch the sources that are due.
     started_cycle: bool,
@@ -199,16 +201,25 @@ struct Daemon {
 
 /// Runs until SIGTERM or SIGINT, the only process on its store (always leading).
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
-    run_with(cfg, None).await
+    run_with(cfg, None, CancellationToken::new()).await
 }
 
 /// [`run`] as one of several processes on one PostgreSQL store: leading or standing
-/// by as `replication`'s election says.
-pub async fn run_replicated(cfg: Config, replication: Replication) -> Result<(), DaemonError> {
-    run_with(cfg, Some(replication)).await
+/// by as `replication`'s election says; also stops (as on SIGTERM) when `stop` is
+/// cancelled.
+pub async fn run_replicated(
+    cfg: Config,
+    replication: Replication,
+    stop: CancellationToken,
+) -> Result<(), DaemonError> {
+    run_with(cfg, Some(replication), stop).await
 }
 
-async fn run_with(cfg: Config, replication: Option<Replication>) -> Result<(), DaemonError> {
+async fn run_with(
+    cfg: Config,
+    replication: Option<Replication>,
+    stop: CancellationToken,
+) -> Result<(), DaemonError> {
     // Handlers first: SIGHUP's default action is to terminate, and systemd may send one
     // as soon as we say READY.
     let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -242,6 +253,7 @@ async fn run_with(cfg: Config, replication: Option<Replication>) -> Result<(), D
         term,
         int,
         hup,
+        stop,
     };
     // A crash between creating a temporary output and renaming it leaves the temporary
     // file behind; the outputs themselves are whole.
@@ -323,6 +335,7 @@ impl Daemon {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
+                _ = self.stop.cancelled() => return,
                 _ = self.hup.recv() => {
                     if self.reload() {
                         // Added sources should not wait for the next scheduled cycle.
@@ -417,6 +430,7 @@ impl Daemon {
                     return Outcome::Stop;
                 }
                 _ = self.int.recv() => return Outcome::Stop,
+                _ = self.stop.cancelled() => return Outcome::Stop,
                 _ = role::changed(&mut roles) => {
                     if self.epoch != self.replication.as_ref().and_then(|r| r.leadership.fence()).map(|f| f.epoch()) {
                         tracing::warn!("leadership lost during a refresh: abandoning it (its writes would be refused)");

@@ -343,3 +343,151 @@ fn tls_to_the_server_follows_sslmode_and_trusts_the_ca_file() {
     );
     drop((full, chain, require, plain));
 }
+
+/// One `feedwerk run` of several on the test database, in this process (its own
+/// runtime thread), stopped by `stop`. Until the PostgreSQL store is a whole
+/// `Backend`, each instance's pipeline runs on its own SQLite store: what is tested
+/// here is the daemon following the election (the fence on PostgreSQL writes is tested
+/// above).
+struct Instance {
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Instance {
+    fn start(p: &crate::support::Project, url: &str, name: &str) -> Instance {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let text = p
+            .read("config.toml")
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace("state/feedwerk.sqlite", &format!("state/{name}.sqlite"));
+        let path = p.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let cfg = feedwerk::config::Config::load(&path).expect("instance config");
+        let leadership = Leadership::start(&PgTarget::new(url), timing(), name).unwrap();
+        let open: Box<feedwerk::role::OpenStore> = Box::new(|cfg, _fence| {
+            let store =
+                feedwerk::store::Store::open(&cfg.store.path, &feedwerk::publish::authority(cfg))?;
+            Ok(Box::new(store) as Box<dyn feedwerk::store::Backend>)
+        });
+        let replication = feedwerk::role::Replication { leadership, open };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(feedwerk::daemon::run_replicated(cfg, replication, token))
+                .expect("the daemon runs until stopped");
+        });
+        let addr = ([127, 0, 0, 1], port).into();
+        let up = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < up, "instance {name} does not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Instance {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn get(&self, path: &str) -> crate::support::HttpResponse {
+        crate::support::http_get(self.addr, path, &[])
+    }
+
+    fn health(&self) -> (u16, String) {
+        let r = self.get("/healthz");
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    /// `feedwerk_leader` and `feedwerk_leader_epoch` from `/metrics`.
+    fn leader_gauges(&self) -> (i64, i64) {
+        let text = String::from_utf8(self.get("/metrics").body).unwrap();
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        };
+        (gauge("feedwerk_leader"), gauge("feedwerk_leader_epoch"))
+    }
+
+    fn wait_for(&self, within: Duration, what: &str, ok: impl Fn(&Instance) -> bool) {
+        let until = Instant::now() + within;
+        while !ok(self) {
+            assert!(
+                Instant::now() < until,
+                "{what} not within {within:?}: {:?}",
+                self.health()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn two_daemons_one_leads_the_standby_serves_and_takes_over_when_the_leaders_connection_drops() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = migrated(&pg, "daemons");
+    let p = crate::support::Project::with_seed_posts();
+    p.config(crate::support::LOCAL_DEFUS);
+
+    let a = Instance::start(&p, &url, "a");
+    a.wait_for(TAKEOVER * 2, "a leading and published", |i| {
+        i.health().1.starts_with("ok") && i.leader_gauges() == (1, 1)
+    });
+    let b = Instance::start(&p, &url, "b");
+    b.wait_for(TAKEOVER, "b standing by", |i| i.leader_gauges() == (0, 0));
+    // Several of b's retry intervals: it stays a standby, healthy, serving what the
+    // leader published to the output directory they share.
+    std::thread::sleep(timing().retry() * 3);
+    assert_eq!(b.leader_gauges(), (0, 0));
+    assert_eq!(a.leader_gauges(), (1, 1));
+    let (status, text) = b.health();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with("standby"), "{text}");
+    let published = std::fs::read(p.path().join("public/atom.xml")).expect("a published atom.xml");
+    let from_b = b.get("/atom.xml");
+    assert_eq!(from_b.status, 200);
+    assert_eq!(from_b.body, published, "b serves the leader's atom.xml");
+    assert!(!pg
+        .psql("daemons", "SELECT holder FROM feedwerk_leader")
+        .contains('b'));
+
+    // a's leadership session ends (a failover, a cut connection): b leads and
+    // publishes; a stands by.
+    std::fs::remove_file(p.path().join("public/atom.xml")).unwrap();
+    let cut = Instant::now();
+    assert_eq!(terminate_leader_session(&pg, "daemons"), "1");
+    b.wait_for(TAKEOVER, "b leading", |i| i.leader_gauges() == (1, 2));
+    let took = cut.elapsed();
+    b.wait_for(TAKEOVER, "b published", |i| i.health().1.starts_with("ok"));
+    let published = cut.elapsed();
+    eprintln!("daemon takeover: leading after {took:?}, published after {published:?} (store.takeover {TAKEOVER:?})");
+    assert!(
+        p.path().join("public/atom.xml").exists(),
+        "the new leader wrote atom.xml"
+    );
+    assert_eq!(b.get("/atom.xml").status, 200);
+    a.wait_for(TAKEOVER, "a standing by", |i| {
+        i.leader_gauges() == (0, 0) && i.health().1.starts_with("standby")
+    });
+    assert_eq!(epoch_row(&pg, "daemons"), "2 b");
+}
