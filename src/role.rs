@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::store::postgres::{Fence, Leadership, Role};
+use crate::store::postgres::{Fence, Leadership, PgStore, PgTarget, Role, Timing};
 use crate::store::{Backend, StoreError};
 
 /// Opens the store for one term: every write of it fenced by `fence`.
@@ -22,6 +22,26 @@ pub struct Replication {
 }
 
 impl Replication {
+    /// Campaigning on the PostgreSQL store at `url` (with `cfg`'s `store.ca_file` and
+    /// `store.takeover`) as `holder`, each term on a store of its own, fenced by it.
+    pub fn postgres(cfg: &Config, url: &str, holder: &str) -> Result<Replication, StoreError> {
+        let mut target = PgTarget::new(url);
+        if let Some(ca) = &cfg.store.ca_file {
+            target = target.with_ca_file(ca);
+        }
+        let timing = Timing {
+            takeover: cfg.store.takeover,
+        };
+        let leadership = Leadership::start(&target, timing, holder)?;
+        let open: Box<OpenStore> = Box::new(move |cfg, fence| {
+            let store = PgStore::connect_to(&target)?
+                .with_authority(&crate::publish::authority(cfg))
+                .with_fence(fence);
+            Ok(Box::new(store))
+        });
+        Ok(Replication { leadership, open })
+    }
+
     /// The pipeline of `cfg` for the term `fence` belongs to.
     pub fn pipeline(&self, cfg: &Config, fence: Fence) -> Result<Pipeline, StoreError> {
         let store = (self.open)(cfg, fence)?;

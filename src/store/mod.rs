@@ -22,7 +22,7 @@
 //!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
 //! - [`archive`]: RFC 5005 archive pages;
-//! - [`postgres`]: the PostgreSQL store, being built one [`Backend`] area at a time;
+//! - [`postgres`]: the PostgreSQL store, a [`Backend`] of every area;
 //! - `backend`: [`Backend`], the interface the rest of the program reaches the store
 //!   through, implemented here by [`Store`] (and by the PostgreSQL store of issue 20).
 

@@ -118,13 +118,10 @@ impl Store {
             let rep: String = r.get(0)?;
             let id: String = r.get(1)?;
             let data: String = r.get(2)?;
-            let item = parse_item(&id, &data)?;
-            copies.entry(rep).or_default().push(AlsoAt {
-                source_title: item.source.to_string(),
-                source: item.source,
-                title: item.title,
-                url: item.url,
-            });
+            copies
+                .entry(rep)
+                .or_default()
+                .push(also_at_of(parse_item(&id, &data)?));
         }
         Ok(copies)
     }
@@ -219,6 +216,16 @@ impl Store {
     }
 }
 
+/// How a copy of a story is listed under its representative ("also published by").
+pub(super) fn also_at_of(copy: Item) -> AlsoAt {
+    AlsoAt {
+        source_title: copy.source.to_string(),
+        source: copy.source,
+        title: copy.title,
+        url: copy.url,
+    }
+}
+
 /// Items parsed during one publishing pass, by ID, with their other copies once read,
 /// so that an item in many channels (its source's, each of its tags', its language's,
 /// its archive page) is read from the store and parsed from its JSON once, not once per
@@ -273,12 +280,13 @@ impl ItemCache {
         item
     }
 
-    fn also_at(&self, id: &str) -> Option<&[AlsoAt]> {
+    /// The other copies of a held item, once a channel read them.
+    pub(super) fn also_at(&self, id: &str) -> Option<&[AlsoAt]> {
         self.items.get(id)?.also_at.as_deref()
     }
 
     /// Notes the copies of an item the cache holds (of any other: nothing).
-    fn set_also_at(&mut self, id: &str, also_at: &[AlsoAt]) {
+    pub(super) fn set_also_at(&mut self, id: &str, also_at: &[AlsoAt]) {
         if let Some(h) = self.items.get_mut(id) {
             h.also_at = Some(also_at.to_vec());
         }

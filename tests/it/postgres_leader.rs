@@ -345,10 +345,8 @@ fn tls_to_the_server_follows_sslmode_and_trusts_the_ca_file() {
 }
 
 /// One `feedwerk run` of several on the test database, in this process (its own
-/// runtime thread), stopped by `stop`. Until the PostgreSQL store is a whole
-/// `Backend`, each instance's pipeline runs on its own SQLite store: what is tested
-/// here is the daemon following the election (the fence on PostgreSQL writes is tested
-/// above).
+/// runtime thread), stopped by `stop`: the daemon with `Replication::postgres`, as
+/// `run` starts it for a `[store] url`, each term's pipeline on the PostgreSQL store.
 struct Instance {
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
@@ -368,17 +366,20 @@ impl Instance {
                 "listen = \"127.0.0.1:0\"",
                 &format!("listen = \"127.0.0.1:{port}\""),
             )
-            .replace("state/feedwerk.sqlite", &format!("state/{name}.sqlite"));
+            // The store is the database (until `[store] url` is read from the config,
+            // the test hands it over); the takeover is the tests' own.
+            .replace(
+                "path = \"state/feedwerk.sqlite\"",
+                &format!(
+                    "path = \"state/{name}.sqlite\"\ntakeover = \"{}s\"",
+                    TAKEOVER.as_secs()
+                ),
+            );
         let path = p.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         let cfg = feedwerk::config::Config::load(&path).expect("instance config");
-        let leadership = Leadership::start(&PgTarget::new(url), timing(), name).unwrap();
-        let open: Box<feedwerk::role::OpenStore> = Box::new(|cfg, _fence| {
-            let store =
-                feedwerk::store::Store::open(&cfg.store.path, &feedwerk::publish::authority(cfg))?;
-            Ok(Box::new(store) as Box<dyn feedwerk::store::Backend>)
-        });
-        let replication = feedwerk::role::Replication { leadership, open };
+        assert_eq!(cfg.store.takeover, TAKEOVER);
+        let replication = feedwerk::role::Replication::postgres(&cfg, url, name).unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
         let token = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -467,9 +468,10 @@ fn two_daemons_one_leads_the_standby_serves_and_takes_over_when_the_leaders_conn
     let from_b = b.get("/atom.xml");
     assert_eq!(from_b.status, 200);
     assert_eq!(from_b.body, published, "b serves the leader's atom.xml");
-    assert!(!pg
-        .psql("daemons", "SELECT holder FROM feedwerk_leader")
-        .contains('b'));
+    assert_eq!(epoch_row(&pg, "daemons"), "1 a");
+    // The leader's pipeline ran on the database, not on a file of its own.
+    assert_eq!(pg.psql("daemons", "SELECT count(*) FROM items"), "6");
+    assert!(!p.path().join("state/a.sqlite").exists());
 
     // a's leadership session ends (a failover, a cut connection): b leads and
     // publishes; a stands by.

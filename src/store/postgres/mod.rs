@@ -1,9 +1,12 @@
-//! The PostgreSQL store (issue 20), being built one area of [`super::Backend`] at a
-//! time: connecting (a `deadpool-postgres` pool over `tokio-postgres`), the schema and
-//! its migrations, and the areas done so far — [`MetaStore`], [`SourceStore`],
-//! [`OutputStore`] — each tested against the SQLite store's behaviour on a real
-//! server (`tests/it/postgres.rs`). Until every area is here, [`PgStore`] is not a
-//! `Backend` and no config reaches it (`[store] url` is refused by the config check).
+//! The PostgreSQL store (issue 20): connecting (a `deadpool-postgres` pool over
+//! `tokio-postgres`), the schema and its migrations, and every area of
+//! [`super::Backend`], so a [`PgStore`] is a `Backend` (`Box<dyn Backend>`): here
+//! [`MetaStore`], [`SourceStore`], [`OutputStore`] and [`GroupStore`] (over
+//! [`PgStore::group`]); `items.rs` and `dedup.rs` the items and deduplication areas;
+//! `channels.rs` what channels read (its counts and dirty marks kept by triggers);
+//! `archive.rs` the RFC 5005 archive pages; `uploads.rs` what object storage uploads
+//! remember. Each is tested against the SQLite store's answers on a real server
+//! (`tests/it/postgres.rs`, `postgres_items.rs`, `postgres_channels.rs`).
 //!
 //! The store's interface is synchronous (the pipeline calls it under a lock, as SQLite
 //! works), and `tokio-postgres` is async. So a [`PgStore`] owns a small runtime of its
@@ -20,7 +23,8 @@
 //! processes on one database, [`leader`] elects the one that writes, and a store given
 //! its [`Fence`] ([`PgStore::with_fence`]) refuses writes once that term is over.
 //!
-//! Left to the next steps (see the issue note): the channel, archive and upload areas.
+//! Left to the next steps (see the issue notes): reaching it from a config (`[store]
+//! url` is still refused by the config check).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,12 +34,15 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 
+mod archive;
+mod channels;
 mod dedup;
 mod index_rows;
 mod items;
 pub mod leader;
 mod pipeline;
 mod tls;
+mod uploads;
 mod writes;
 
 pub use leader::{Fence, Leadership, Role, Timing};
@@ -45,7 +52,7 @@ pub use tls::PgTarget;
 #[allow(unused_imports)]
 pub(crate) use dedup::rebuild_dedupe_index;
 
-use super::backend::{MetaStore, OutputStore, SourceStore};
+use super::backend::{GroupBody, GroupStore, MetaStore, OutputStore, SourceStore};
 use super::{from_ts, ts, StoreError, UNPUBLISHED};
 use crate::model::{SourceId, SourceState};
 
@@ -253,10 +260,8 @@ impl PgStore {
 impl PgStore {
     /// Runs `f` with every store call it makes in one transaction on one pooled
     /// connection ([`PgStore::with_conn`] routes them there); committed when `f`
-    /// succeeds, rolled back when it fails (its error is returned). This is what
-    /// [`GroupStore::in_group`](super::backend::GroupStore::in_group) will be once every area is here and `PgStore` is a
-    /// [`Backend`](super::Backend); until then the areas' tests call it directly.
-    /// Groups do not nest (neither do SQLite's).
+    /// succeeds, rolled back when it fails (its error is returned): what
+    /// [`GroupStore::in_group`] runs. Groups do not nest (neither do SQLite's).
     pub fn group<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&mut PgStore) -> Result<T, E>,
@@ -296,6 +301,28 @@ impl PgStore {
             (Ok(_), Err(e)) => Err(E::from(e)),
             // The body's error, whatever the rollback said.
             (Err(e), _) => Err(e),
+        }
+    }
+}
+
+/// Why a group's body asked for a rollback: only to carry that through
+/// [`PgStore::group`], which rolls back on any `Err`.
+struct Rollback(Option<StoreError>);
+
+impl From<StoreError> for Rollback {
+    fn from(e: StoreError) -> Self {
+        Rollback(Some(e))
+    }
+}
+
+impl GroupStore for PgStore {
+    /// [`PgStore::group`] for the `Backend` interface: the body's calls share one
+    /// connection's transaction, committed when it returns `true`.
+    fn in_group(&mut self, body: &mut GroupBody<'_>) -> Result<(), StoreError> {
+        let done = self.group(|s| if body(s) { Ok(()) } else { Err(Rollback(None)) });
+        match done {
+            Ok(()) | Err(Rollback(None)) => Ok(()),
+            Err(Rollback(Some(e))) => Err(e),
         }
     }
 }

@@ -187,6 +187,189 @@ CREATE TRIGGER items_delete_dedupe AFTER DELETE ON items
 CREATE INDEX item_alias_item ON item_alias (item_id);
 
 -- ---- channels: publish_dirty, the visible counts, their triggers ----
+-- (postgres/channels.rs, postgres/archive.rs): SQLite's schema.sql and
+-- publish_index.sql, its triggers as plpgsql functions. Text is ordered byte-wise
+-- (COLLATE "C") wherever SQLite orders it, whatever the database's collation.
+
+-- Visible items newest first, per language, and in first-seen order (archives).
+CREATE INDEX items_visible ON items (published DESC, id COLLATE "C")
+    WHERE dup_of IS NULL AND NOT withdrawn;
+CREATE INDEX items_language ON items (language) WHERE dup_of IS NULL AND NOT withdrawn;
+CREATE INDEX items_first_seen ON items (first_seen, id COLLATE "C");
+CREATE INDEX archive_pages_unsealed ON archive_pages (channel, page) WHERE NOT sealed;
+
+-- What changed since the last publish ('source' | 'tag' | 'lang'), recorded by the
+-- triggers below whatever code path changes an item; cleared by a successful publish.
+CREATE TABLE publish_dirty (
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
+-- The publish index (publish_index.rs): visible items per tag and per full language
+-- code, and the items that became visible since the last publish.
+CREATE TABLE visible_tag_counts (
+    tag   TEXT PRIMARY KEY,
+    items BIGINT NOT NULL
+);
+CREATE TABLE visible_language_counts (
+    language TEXT PRIMARY KEY,
+    items    BIGINT NOT NULL
+);
+CREATE TABLE unshown_representatives (
+    item_id TEXT PRIMARY KEY
+);
+
+-- An item's channels are its source's, its language's and its tags'; a duplicate's
+-- change also touches its representative's ("also published by"). `reps` are the
+-- representatives (old and new) whose channels the change touches too.
+CREATE FUNCTION mark_dirty(item TEXT, source TEXT, lang TEXT, reps TEXT[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO publish_dirty (kind, key)
+        SELECT DISTINCT k, v FROM (
+            SELECT 'source' AS k, source AS v WHERE source IS NOT NULL
+            UNION ALL SELECT 'lang', lang WHERE lang IS NOT NULL
+            UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = item
+            UNION ALL SELECT 'source', source_id FROM items WHERE id = ANY(reps)
+            UNION ALL SELECT 'lang', language FROM items
+                WHERE id = ANY(reps) AND language IS NOT NULL
+            UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = ANY(reps)
+        ) AS changed
+        ON CONFLICT DO NOTHING;
+END $$;
+
+CREATE FUNCTION items_dirty_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A new item has no tag rows yet: item_tags_dirty_insert marks them.
+    PERFORM mark_dirty(NULL, NEW.source_id, NEW.language, ARRAY[NEW.dup_of]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER items_dirty_insert AFTER INSERT ON items
+    FOR EACH ROW EXECUTE FUNCTION items_dirty_insert();
+
+CREATE FUNCTION items_dirty_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mark_dirty(NEW.id, OLD.source_id, OLD.language, ARRAY[OLD.dup_of, NEW.dup_of]);
+    PERFORM mark_dirty(NULL, NEW.source_id, NEW.language, ARRAY[]::TEXT[]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER items_dirty_update AFTER UPDATE ON items
+    FOR EACH ROW
+    WHEN (OLD.data IS DISTINCT FROM NEW.data OR OLD.dup_of IS DISTINCT FROM NEW.dup_of
+          OR OLD.withdrawn IS DISTINCT FROM NEW.withdrawn
+          OR OLD.published IS DISTINCT FROM NEW.published
+          OR OLD.language IS DISTINCT FROM NEW.language
+          OR OLD.source_id IS DISTINCT FROM NEW.source_id)
+    EXECUTE FUNCTION items_dirty_update();
+
+-- BEFORE, so the item's tags are still there to read.
+CREATE FUNCTION items_dirty_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM mark_dirty(OLD.id, OLD.source_id, OLD.language, ARRAY[OLD.dup_of]);
+    RETURN OLD;
+END $$;
+CREATE TRIGGER items_dirty_delete BEFORE DELETE ON items
+    FOR EACH ROW EXECUTE FUNCTION items_dirty_delete();
+
+CREATE FUNCTION item_tags_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO publish_dirty (kind, key) VALUES ('tag', NEW.tag) ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO publish_dirty (kind, key) VALUES ('tag', OLD.tag) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER item_tags_dirty AFTER INSERT OR DELETE ON item_tags
+    FOR EACH ROW EXECUTE FUNCTION item_tags_dirty();
+
+-- A tag row counts while its item is visible. Its item is inserted first (foreign
+-- key), so a new item's tags are counted here. When an item is deleted its tag rows
+-- go by ON DELETE CASCADE after the item row is gone, so the delete finds no item and
+-- publish_index_item_delete counts them instead.
+CREATE FUNCTION publish_index_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF EXISTS (SELECT 1 FROM items
+                   WHERE id = NEW.item_id AND dup_of IS NULL AND NOT withdrawn) THEN
+            INSERT INTO visible_tag_counts (tag, items) VALUES (NEW.tag, 1)
+                ON CONFLICT (tag) DO UPDATE SET items = visible_tag_counts.items + 1;
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM items
+                  WHERE id = OLD.item_id AND dup_of IS NULL AND NOT withdrawn) THEN
+        UPDATE visible_tag_counts SET items = items - 1 WHERE tag = OLD.tag;
+        DELETE FROM visible_tag_counts WHERE tag = OLD.tag AND items <= 0;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER publish_index_tag AFTER INSERT OR DELETE ON item_tags
+    FOR EACH ROW EXECUTE FUNCTION publish_index_tag();
+
+CREATE FUNCTION publish_index_item_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.language IS NOT NULL THEN
+        INSERT INTO visible_language_counts (language, items) VALUES (NEW.language, 1)
+            ON CONFLICT (language) DO UPDATE SET items = visible_language_counts.items + 1;
+    END IF;
+    INSERT INTO unshown_representatives (item_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER publish_index_item_insert AFTER INSERT ON items
+    FOR EACH ROW WHEN (NEW.dup_of IS NULL AND NOT NEW.withdrawn)
+    EXECUTE FUNCTION publish_index_item_insert();
+
+-- Only an update that makes an item visible or hides it, or changes its language
+-- (an unchanged item's refresh sets `withdrawn = false` again: the WHEN says no).
+CREATE FUNCTION publish_index_item_update() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    was BOOLEAN := OLD.dup_of IS NULL AND NOT OLD.withdrawn;
+    is_now BOOLEAN := NEW.dup_of IS NULL AND NOT NEW.withdrawn;
+BEGIN
+    IF is_now AND NOT was THEN
+        INSERT INTO visible_tag_counts (tag, items)
+            SELECT tag, 1 FROM item_tags WHERE item_id = NEW.id
+            ON CONFLICT (tag) DO UPDATE SET items = visible_tag_counts.items + 1;
+        INSERT INTO unshown_representatives (item_id) VALUES (NEW.id) ON CONFLICT DO NOTHING;
+    ELSIF was AND NOT is_now THEN
+        UPDATE visible_tag_counts SET items = items - 1
+            WHERE tag IN (SELECT tag FROM item_tags WHERE item_id = NEW.id);
+        DELETE FROM visible_tag_counts
+            WHERE items <= 0 AND tag IN (SELECT tag FROM item_tags WHERE item_id = NEW.id);
+    END IF;
+    IF was AND OLD.language IS NOT NULL THEN
+        UPDATE visible_language_counts SET items = items - 1 WHERE language = OLD.language;
+    END IF;
+    IF is_now AND NEW.language IS NOT NULL THEN
+        INSERT INTO visible_language_counts (language, items) VALUES (NEW.language, 1)
+            ON CONFLICT (language) DO UPDATE SET items = visible_language_counts.items + 1;
+    END IF;
+    DELETE FROM visible_language_counts WHERE language = OLD.language AND items <= 0;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER publish_index_item_update AFTER UPDATE OF dup_of, withdrawn, language ON items
+    FOR EACH ROW
+    WHEN ((OLD.dup_of IS NULL AND NOT OLD.withdrawn)
+              IS DISTINCT FROM (NEW.dup_of IS NULL AND NOT NEW.withdrawn)
+          OR OLD.language IS DISTINCT FROM NEW.language)
+    EXECUTE FUNCTION publish_index_item_update();
+
+-- BEFORE, so the item's tag rows are still there to count.
+CREATE FUNCTION publish_index_item_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE visible_tag_counts SET items = items - 1
+        WHERE tag IN (SELECT tag FROM item_tags WHERE item_id = OLD.id);
+    DELETE FROM visible_tag_counts
+        WHERE items <= 0 AND tag IN (SELECT tag FROM item_tags WHERE item_id = OLD.id);
+    UPDATE visible_language_counts SET items = items - 1 WHERE language = OLD.language;
+    DELETE FROM visible_language_counts WHERE language = OLD.language AND items <= 0;
+    DELETE FROM unshown_representatives WHERE item_id = OLD.id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER publish_index_item_delete BEFORE DELETE ON items
+    FOR EACH ROW WHEN (OLD.dup_of IS NULL AND NOT OLD.withdrawn)
+    EXECUTE FUNCTION publish_index_item_delete();
+
 
 -- ---- leadership: the epoch that fences writes ----
 -- (postgres/leader.rs.) One row: the epoch of the current leader's term. Taking the
