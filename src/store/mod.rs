@@ -113,6 +113,15 @@ pub enum StoreError {
     PgNewerSchema { version: i64, known: i64 },
     #[error("store: a PostgreSQL store group was opened inside another group")]
     PgNestedGroup,
+    /// Opening or using the PostgreSQL store at `url` (password masked) failed.
+    #[error("PostgreSQL store {url}: {source}")]
+    PgServer {
+        url: String,
+        source: Box<StoreError>,
+    },
+    /// `build --dry-run` needs a private copy of the store, which only SQLite has.
+    #[error("build --dry-run is not supported with the PostgreSQL store {url}: it refreshes a private copy of the store, and a shared database has none (a build inside a transaction rolled back at the end would hold locks the running leader's writes wait for); run `build --dry-run` against a SQLite store")]
+    DryRunOnPostgres { url: String },
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {
