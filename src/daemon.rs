@@ -32,7 +32,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SharedCatalog;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::metrics::Telemetry;
 use crate::model::{SourceReport, SourceStatus};
 use crate::pipeline::{Pipeline, RefreshMode};
@@ -199,9 +199,18 @@ struct Daemon {
     started_cycle: bool,
 }
 
-/// Runs until SIGTERM or SIGINT, the only process on its store (always leading).
+/// Runs until SIGTERM or SIGINT: on a SQLite store as its only process (always
+/// leading), on a PostgreSQL store as one of any number ([`run_replicated`]).
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
-    run_with(cfg, None, CancellationToken::new()).await
+    let replication = match &cfg.store.location {
+        StoreLocation::Sqlite(_) => None,
+        StoreLocation::Postgres(url) => {
+            let holder = role::holder(&cfg);
+            tracing::info!(store = %url, %holder, "several instances may share this store: campaigning for leadership");
+            Some(Replication::postgres(&cfg, url.secret(), &holder)?)
+        }
+    };
+    run_with(cfg, replication, CancellationToken::new()).await
 }
 
 /// [`run`] as one of several processes on one PostgreSQL store: leading or standing

@@ -58,6 +58,7 @@ pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod dates;
+pub mod db_url;
 pub mod dedupe;
 pub mod doctor;
 pub mod fetch;

@@ -686,7 +686,7 @@ fn check(config: &Path) -> anyhow::Result<ExitCode> {
     for s in &cfg.sources {
         errors += check_source(&cfg, s)?;
     }
-    errors += check_store(&cfg.store.path);
+    errors += check_store(&cfg.store.location);
     Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {

@@ -191,9 +191,62 @@ pub fn print_preview(p: &Preview) {
     );
 }
 
-/// `check`'s store line: `PRAGMA integrity_check` on a read-only copy (the file and its
+/// `check`'s store line, for the SQLite file or the PostgreSQL database. Returns the
+/// error count.
+pub fn check_store(location: &feedwerk::config::StoreLocation) -> usize {
+    use feedwerk::config::StoreLocation;
+    match location {
+        StoreLocation::Sqlite(path) => check_sqlite_store(path),
+        StoreLocation::Postgres(url) => check_pg_store(url),
+    }
+}
+
+/// `check` on PostgreSQL: connects, reads the schema version and the items held,
+/// writes nothing (see `store::postgres::inspect`). An unreachable server is an error
+/// naming its URL without the password.
+fn check_pg_store(url: &feedwerk::db_url::DbUrl) -> usize {
+    use feedwerk::store::StoreError;
+    match feedwerk::store::postgres::inspect(url) {
+        Ok(i) if i.version == 0 => {
+            println!(
+                "store {url}: reachable, no feedwerk store yet (the first build or run creates it)"
+            );
+            0
+        }
+        Ok(i) if i.version > i.known => {
+            println!(
+                "store {url}: schema version {}, newer than this feedwerk knows ({}): upgrade feedwerk",
+                i.version, i.known
+            );
+            1
+        }
+        Ok(i) => {
+            let next = if i.version < i.known {
+                format!(" (the next build or run migrates it to {})", i.known)
+            } else {
+                String::new()
+            };
+            println!(
+                "store {url}: ok, PostgreSQL schema version {}{next}, {} items held",
+                i.version,
+                i.items.unwrap_or(0)
+            );
+            0
+        }
+        Err(StoreError::PgServer { source, .. }) => {
+            println!("store {url}: cannot be used: {source}");
+            1
+        }
+        Err(e) => {
+            println!("store {url}: cannot be used: {e}");
+            1
+        }
+    }
+}
+
+/// `check`'s SQLite line: `PRAGMA integrity_check` on a read-only copy (the file and its
 /// neighbours stay untouched, so it is safe while the daemon runs). Returns the error count.
-pub fn check_store(path: &std::path::Path) -> usize {
+fn check_sqlite_store(path: &std::path::Path) -> usize {
     if !path.exists() {
         println!(
             "store {}: not created yet (the first build or run creates it)",

@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::fetch::Fetcher;
 use crate::model::SourceReport;
 use crate::publish::{self, Mode, Preview, PublishReport};
 use crate::refresh;
 pub use crate::refresh::RefreshMode;
+use crate::store::postgres::PgStore;
 use crate::store::{Backend, Store, StoreError, PUBLISHED_CONFIG, UNPUBLISHED};
 use crate::upload::{self, UploadReport};
 use crate::websub::{Hub, WebSubError};
@@ -45,15 +46,30 @@ pub enum PipelineError {
 }
 
 impl Pipeline {
+    /// Opens the configured store (`store.path` or `store.url`) and a pipeline over it.
     pub fn open(cfg: Config) -> Result<Pipeline, StoreError> {
-        let store = Store::open(&cfg.store.path, &publish::authority(&cfg))?;
-        Ok(Pipeline::with_store(cfg, Box::new(store)))
+        let authority = publish::authority(&cfg);
+        let store: Box<dyn Backend> = match &cfg.store.location {
+            StoreLocation::Sqlite(path) => Box::new(Store::open(path, &authority)?),
+            StoreLocation::Postgres(url) => Box::new(PgStore::open(url, &authority)?),
+        };
+        Ok(Pipeline::with_store(cfg, store))
     }
 
     /// A pipeline over a private in-memory copy of the store, for `build --dry-run`:
-    /// refreshing it fetches for real but writes nothing to the store file.
+    /// refreshing it fetches for real but writes nothing to the store file. Refused on
+    /// PostgreSQL ([`StoreError::DryRunOnPostgres`]): a shared database has no private
+    /// copy to refresh.
     pub fn open_dry_run(cfg: Config) -> Result<Pipeline, StoreError> {
-        let store = Store::snapshot(&cfg.store.path, &publish::authority(&cfg))?;
+        let path = match &cfg.store.location {
+            StoreLocation::Sqlite(path) => path,
+            StoreLocation::Postgres(url) => {
+                return Err(StoreError::DryRunOnPostgres {
+                    url: url.to_string(),
+                })
+            }
+        };
+        let store = Store::snapshot(path, &publish::authority(&cfg))?;
         Ok(Pipeline::with_store(cfg, Box::new(store)))
     }
 

@@ -32,6 +32,8 @@ impl Replication {
         let timing = Timing {
             takeover: cfg.store.takeover,
         };
+        // The epoch row is part of the schema: migrate (or check) before campaigning.
+        drop(PgStore::connect_to(&target)?);
         let leadership = Leadership::start(&target, timing, holder)?;
         let open: Box<OpenStore> = Box::new(move |cfg, fence| {
             let store = PgStore::connect_to(&target)?
@@ -47,6 +49,15 @@ impl Replication {
         let store = (self.open)(cfg, fence)?;
         Ok(Pipeline::with_store(cfg.clone(), store))
     }
+}
+
+/// Who this process is, for the epoch row and logs: host, process ID and the address
+/// it serves on.
+pub fn holder(cfg: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown host".into());
+    format!("{host} pid {} ({})", std::process::id(), cfg.server.listen)
 }
 
 /// Resolves when the role changes; never without an election (`None`) or once it has

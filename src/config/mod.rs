@@ -20,7 +20,9 @@ mod server;
 mod sources;
 mod target;
 
-pub use sections::{Archives, DedupeConfig, FetchConfig, Publish, Server, Site, StoreConfig};
+pub use sections::{
+    Archives, DedupeConfig, FetchConfig, Publish, Server, Site, StoreConfig, StoreLocation,
+};
 pub use server::ServerLimits;
 pub use target::RemoteTarget;
 

@@ -15,6 +15,7 @@ use super::problems::{self, duration, parse_tz, positive, Problems};
 use super::raw::{RawDedupe, RawFetch, RawPublish, RawServer, RawSite, RawStore};
 use super::target::RemoteTarget;
 use super::ServerLimits;
+use crate::db_url::DbUrl;
 use crate::schedule::Cron;
 
 #[derive(Debug, Clone)]
@@ -76,7 +77,8 @@ pub struct Server {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    pub path: PathBuf,
+    /// Which store, and where: `store.path` or `store.url`.
+    pub location: StoreLocation,
     /// Items kept per source at least; older ones beyond it may be pruned.
     pub max_items: usize,
     pub max_age: Option<Duration>,
@@ -86,6 +88,27 @@ pub struct StoreConfig {
     /// With a PostgreSQL store: the CA certificates trusted for the server instead of
     /// the system's.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where the store lives. An enum rather than a path and an optional URL, so no
+/// caller can open the SQLite file of a deployment configured for PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The SQLite file (`store.path`, the default `state/feedwerk.sqlite`), read beside
+    /// the config file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`store.url`); prints without its password.
+    Postgres(DbUrl),
+}
+
+impl std::fmt::Display for StoreLocation {
+    /// The file's path or the URL without its password: what messages name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            StoreLocation::Postgres(url) => write!(f, "{url}"),
+        }
+    }
 }
 
 /// `store.takeover` when not set.
@@ -302,15 +325,20 @@ impl Server {
 
 impl StoreConfig {
     pub(super) fn from_raw(raw: RawStore, dir: &Path, p: &mut Problems) -> StoreConfig {
-        if let Some(url) = &raw.url {
-            check_store_url(url, raw.path.is_some(), p);
-        }
-        let path = raw
-            .path
-            .map(Spanned::into_inner)
-            .unwrap_or_else(super::raw::default_store);
+        let location = match (&raw.url, raw.path) {
+            (Some(url), path) => {
+                check_store_url(url, path.is_some(), p);
+                StoreLocation::Postgres(DbUrl::new(url.get_ref().clone()))
+            }
+            (None, path) => {
+                let path = path
+                    .map(Spanned::into_inner)
+                    .unwrap_or_else(super::raw::default_store);
+                StoreLocation::Sqlite(relative_to(dir, &path))
+            }
+        };
         StoreConfig {
-            path: relative_to(dir, &path),
+            location,
             max_items: positive(&raw.max_items, "store.max_items", p),
             max_age: raw
                 .max_age
@@ -347,10 +375,10 @@ fn takeover(raw: Option<&Spanned<String>>, p: &mut Problems) -> Duration {
     }
 }
 
-/// `store.url`: a PostgreSQL store instead of the SQLite file. Always a problem for
-/// now — the PostgreSQL backend is not complete (issue 20), and a half-working one must
-/// not be reachable from a config — but a precise one, so the next step only drops the
-/// last check.
+/// `store.url`: a PostgreSQL store instead of the SQLite file. It must be a
+/// `postgres://` or `postgresql://` URL (the key-value form of libpq is not accepted:
+/// it could not be told from a typo), and `store.path` must not be set beside it.
+/// Messages never repeat the password.
 fn check_store_url(url: &Spanned<String>, path_set: bool, p: &mut Problems) {
     let span = url.span();
     let text = url.get_ref();
@@ -365,14 +393,10 @@ fn check_store_url(url: &Spanned<String>, path_set: bool, p: &mut Problems) {
         p.add(
             "store.url",
             span,
-            format!("`{text}` is not a PostgreSQL URL (postgres://user@host:port/database)"),
-        );
-    } else {
-        p.add(
-            "store.url",
-            span,
-            "the PostgreSQL store is not yet supported in this version; \
-             use `store.path` (SQLite) for now",
+            format!(
+                "`{}` is not a PostgreSQL URL (postgres://user@host:port/database)",
+                DbUrl::new(text.clone())
+            ),
         );
     }
 }

@@ -119,6 +119,15 @@ pub enum StoreError {
     Fenced { held: i64, reason: String },
     #[error("store: PostgreSQL TLS: {0}")]
     PgTls(String),
+    /// Opening or using the PostgreSQL store at `url` (password masked) failed.
+    #[error("PostgreSQL store {url}: {source}")]
+    PgServer {
+        url: String,
+        source: Box<StoreError>,
+    },
+    /// `build --dry-run` needs a private copy of the store, which only SQLite has.
+    #[error("build --dry-run is not supported with the PostgreSQL store {url}: it refreshes a private copy of the store, and a shared database has none (a build inside a transaction rolled back at the end would hold locks the running leader's writes wait for); run `build --dry-run` against a SQLite store")]
+    DryRunOnPostgres { url: String },
 }
 
 /// `e` and its causes, `: `-separated. tokio-postgres's errors say only their kind

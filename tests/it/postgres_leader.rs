@@ -493,3 +493,119 @@ fn two_daemons_one_leads_the_standby_serves_and_takes_over_when_the_leaders_conn
     });
     assert_eq!(epoch_row(&pg, "daemons"), "2 b");
 }
+
+/// `feedwerk run` on `[store] url` with the tests' takeover, as instance `name` of
+/// project `p` (its own config file and port, the shared output directory).
+fn start_run(p: &crate::support::Project, url: &str, name: &str) -> crate::support::Daemon {
+    let text = p.read("config.toml").replace(
+        "path = \"state/feedwerk.sqlite\"",
+        &format!("url = \"{url}\"\ntakeover = \"{}s\"", TAKEOVER.as_secs()),
+    );
+    let config = p.path().join(format!("{name}.toml"));
+    std::fs::write(&config, text).unwrap();
+    let mut cmd = Command::new(crate::support::bin());
+    cmd.current_dir(p.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env("FEEDWERK_LOG", "info");
+    crate::support::Daemon::start_command(cmd)
+}
+
+fn health_of(d: &crate::support::Daemon) -> (u16, String) {
+    let r = d.get("/healthz", &[]);
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+fn leading(d: &crate::support::Daemon) -> bool {
+    let text = String::from_utf8(d.get("/metrics", &[]).body).unwrap();
+    text.lines().any(|l| l == "feedwerk_leader 1")
+}
+
+#[test]
+fn sigkill_of_the_leading_feedwerk_run_hands_over_to_the_standby_which_publishes() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = pg.create_database("processes");
+    let p = crate::support::Project::with_seed_posts();
+    p.config(crate::support::LOCAL_DEFUS);
+    let wait =
+        |what: &str, d: &crate::support::Daemon, ok: &dyn Fn(&crate::support::Daemon) -> bool| {
+            let until = Instant::now() + TAKEOVER * 3;
+            while !ok(d) {
+                assert!(
+                    Instant::now() < until,
+                    "{what}: {:?}\n{}",
+                    health_of(d),
+                    d.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+
+    let a = start_run(&p, &url, "a");
+    let b = start_run(&p, &url, "b");
+    // Exactly one leads (whichever won the lock), and it publishes; the other stands by.
+    let until = Instant::now() + TAKEOVER * 3;
+    let (mut leader, standby) = loop {
+        match (leading(&a), leading(&b)) {
+            (true, true) => panic!("both lead:\n{}\n{}", a.log(), b.log()),
+            (true, false) => break (a, b),
+            (false, true) => break (b, a),
+            (false, false) => {}
+        }
+        assert!(
+            Instant::now() < until,
+            "no leader:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait("the leader publishes", &leader, &|d| {
+        health_of(d).1.starts_with("ok")
+    });
+    let (status, text) = health_of(&standby);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with("standby"), "{text}");
+    assert!(!leading(&standby));
+    assert_eq!(
+        pg.psql("processes", "SELECT epoch FROM feedwerk_leader"),
+        "1"
+    );
+    // Its first cycle stores the six posts in the database and publishes them (one
+    // is a near copy of another: five entries).
+    wait("the leader's first cycle", &leader, &|_| {
+        pg.psql("processes", "SELECT count(*) FROM items") == "6"
+            && p.read("public/atom.xml").matches("<entry").count() == 5
+    });
+
+    // The leader dies without a word: its connections close with the process.
+    std::fs::remove_file(p.path().join("public/atom.xml")).unwrap();
+    let killed = Instant::now();
+    leader.signal("KILL");
+    leader
+        .wait_exit(Duration::from_secs(10))
+        .expect("the killed leader exits");
+    wait("the standby leads", &standby, &|d| leading(d));
+    let took = killed.elapsed();
+    wait("the new leader publishes", &standby, &|d| {
+        health_of(d).1.starts_with("ok") && p.path().join("public/atom.xml").exists()
+    });
+    let published = killed.elapsed();
+    eprintln!(
+        "feedwerk run takeover after SIGKILL of the leader: leading after {took:?}, published after {published:?} (store.takeover {TAKEOVER:?})"
+    );
+    assert!(took < TAKEOVER, "took {took:?}");
+    assert_eq!(
+        pg.psql("processes", "SELECT epoch FROM feedwerk_leader"),
+        "2"
+    );
+    let served = standby.get("/atom.xml", &[]);
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.body,
+        std::fs::read(p.path().join("public/atom.xml")).unwrap()
+    );
+}

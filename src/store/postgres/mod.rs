@@ -40,6 +40,8 @@ mod dedup;
 mod index_rows;
 mod items;
 pub mod leader;
+pub mod migrate;
+mod open;
 mod pipeline;
 mod tls;
 mod uploads;
@@ -48,12 +50,12 @@ mod writes;
 pub use leader::{Fence, Leadership, Role, Timing};
 pub use tls::PgTarget;
 
-/// For `feedwerk migrate`, after it copies the record tables.
-#[allow(unused_imports)]
-pub(crate) use dedup::rebuild_dedupe_index;
+pub use open::{inspect, Inspection};
 
 use super::backend::{GroupBody, GroupStore, MetaStore, OutputStore, SourceStore};
 use super::{from_ts, ts, StoreError, UNPUBLISHED};
+/// Every error and log line of this store names its server this way.
+pub(crate) use crate::db_url::without_password;
 use crate::model::{SourceId, SourceState};
 
 /// Schema migrations, in order: migration `i` brings a database at version `i` to
@@ -338,23 +340,6 @@ async fn begin(c: &tokio_postgres::Client, fence: Option<&Fence>) -> Result<(), 
 
 /// An owned statement parameter (see [`PgStore::execute`]).
 type Param = Box<dyn ToSql + Sync + Send>;
-
-/// `url` with any password replaced, for error messages and logs. Done on the text,
-/// not with a URL parser: the URLs this must mask are the ones that did not parse.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
 
 async fn current_version(c: &tokio_postgres::Client) -> Result<i64, StoreError> {
     let exists: bool = c

@@ -1,0 +1,74 @@
+//! Opening the PostgreSQL store from the config's [`DbUrl`]: the pipeline's
+//! [`PgStore::open`], whose errors name the server (without its password), and
+//! [`inspect`], what `feedwerk check` reports about a database without changing it
+//! (no migration, no table created: `check` is safe on a database in use, and says
+//! what a first `build` would do to an empty one).
+
+use super::{current_version, PgStore, MIGRATIONS};
+use crate::db_url::DbUrl;
+use crate::store::StoreError;
+
+impl PgStore {
+    /// [`PgStore::connect`] to `url` with published IDs minted under `authority`
+    /// (see [`PgStore::with_authority`]); an error names the server.
+    pub fn open(url: &DbUrl, authority: &str) -> Result<PgStore, StoreError> {
+        PgStore::connect(url.secret())
+            .map(|s| s.with_authority(authority))
+            .map_err(|e| named(url, e))
+    }
+}
+
+/// `e`, naming the server `url` unless it already does.
+pub(crate) fn named(url: &DbUrl, e: StoreError) -> StoreError {
+    match e {
+        StoreError::PgUrl { .. } | StoreError::PgServer { .. } => e,
+        other => StoreError::PgServer {
+            url: url.to_string(),
+            source: Box::new(other),
+        },
+    }
+}
+
+/// What [`inspect`] found in a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The schema version it is at (0: no feedwerk store yet).
+    pub version: i64,
+    /// The newest schema version this feedwerk knows.
+    pub known: i64,
+    /// Items held (not withdrawn), when the database has a store.
+    pub items: Option<i64>,
+}
+
+/// Connects to `url` once and reads its schema version and the items held, writing
+/// nothing. The connection is closed before returning.
+pub fn inspect(url: &DbUrl) -> Result<Inspection, StoreError> {
+    let secret = url.secret().to_owned();
+    let read = async move {
+        let (client, connection) = tokio_postgres::connect(&secret, tokio_postgres::NoTls).await?;
+        // The connection's own task: it ends when `client` is dropped.
+        let conn = tokio::spawn(connection);
+        let version = current_version(&client).await?;
+        let items = if version > 0 {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM items WHERE NOT withdrawn", &[])
+                .await?
+                .get(0);
+            Some(n)
+        } else {
+            None
+        };
+        drop(client);
+        let _ = conn.await;
+        Ok::<_, StoreError>(Inspection {
+            version,
+            known: MIGRATIONS.len() as i64,
+            items,
+        })
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StoreError::PgRuntime)?;
+    rt.block_on(read).map_err(|e| named(url, e))
+}
