@@ -366,19 +366,17 @@ impl Instance {
                 "listen = \"127.0.0.1:0\"",
                 &format!("listen = \"127.0.0.1:{port}\""),
             )
-            // The store is the database (until `[store] url` is read from the config,
-            // the test hands it over); the takeover is the tests' own.
+            // The tests' own takeover.
             .replace(
                 "path = \"state/feedwerk.sqlite\"",
-                &format!(
-                    "path = \"state/{name}.sqlite\"\ntakeover = \"{}s\"",
-                    TAKEOVER.as_secs()
-                ),
+                &format!("url = \"{url}\"\ntakeover = \"{}s\"", TAKEOVER.as_secs()),
             );
         let path = p.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         let cfg = feedwerk::config::Config::load(&path).expect("instance config");
         assert_eq!(cfg.store.takeover, TAKEOVER);
+        // What `feedwerk run` starts for a `[store] url` (with a stop token of the
+        // test's instead of SIGTERM).
         let replication = feedwerk::role::Replication::postgres(&cfg, url, name).unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
         let token = stop.clone();
@@ -471,7 +469,7 @@ fn two_daemons_one_leads_the_standby_serves_and_takes_over_when_the_leaders_conn
     assert_eq!(epoch_row(&pg, "daemons"), "1 a");
     // The leader's pipeline ran on the database, not on a file of its own.
     assert_eq!(pg.psql("daemons", "SELECT count(*) FROM items"), "6");
-    assert!(!p.path().join("state/a.sqlite").exists());
+    assert!(!p.path().join("state/feedwerk.sqlite").exists());
 
     // a's leadership session ends (a failover, a cut connection): b leads and
     // publishes; a stands by.
