@@ -607,3 +607,47 @@ fn sigkill_of_the_leading_feedwerk_run_hands_over_to_the_standby_which_publishes
         std::fs::read(p.path().join("public/atom.xml")).unwrap()
     );
 }
+
+#[test]
+fn a_paused_leader_that_wakes_after_a_takeover_stands_by_and_writes_nothing() {
+    let Some(pg) = PgServer::start() else { return };
+    let url = pg.create_database("paused");
+    let p = crate::support::Project::with_seed_posts();
+    p.config(crate::support::LOCAL_DEFUS);
+    let a = start_run(&p, &url, "a");
+    let until = Instant::now() + TAKEOVER * 3;
+    while !(leading(&a) && health_of(&a).1.starts_with("ok")) {
+        assert!(Instant::now() < until, "a does not lead:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = start_run(&p, &url, "b");
+    std::thread::sleep(timing().retry() * 2);
+    assert!(!leading(&b));
+
+    // a freezes (a paused VM, SIGSTOP); its connections stay up, so only the server
+    // ending its leader session lets b in.
+    a.signal("STOP");
+    assert_eq!(terminate_leader_session(&pg, "paused"), "1");
+    let until = Instant::now() + TAKEOVER;
+    while !leading(&b) {
+        assert!(Instant::now() < until, "b does not take over:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let row = epoch_row(&pg, "paused");
+    assert!(
+        row.starts_with("2 ") && row.contains(&format!("pid {}", b.pid())),
+        "{row}"
+    );
+
+    // a wakes: it finds its term over and stands by; b keeps leading, epoch 2.
+    a.signal("CONT");
+    let until = Instant::now() + TAKEOVER;
+    while !health_of(&a).1.starts_with("standby") {
+        assert!(Instant::now() < until, "a does not stand by:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(timing().retry() * 2);
+    assert!(leading(&b) && !leading(&a));
+    assert_eq!(epoch_row(&pg, "paused"), row);
+    assert!(a.log().contains("leadership given up"), "{}", a.log());
+}
