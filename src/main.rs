@@ -799,7 +799,7 @@ fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
 fn migrate(from: &Path, to: &str) -> anyhow::Result<ExitCode> {
     let url = feedwerk::db_url::DbUrl::new(to);
     let report = feedwerk::store::postgres::migrate::migrate(from, &url)
-        .with_context(|| format!("cannot migrate {} to {url}", from.display()))?;
+        .with_context(|| format!("cannot migrate {}", from.display()))?;
     let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
     println!("migrated {} to {url}: {rows} rows", from.display());
     for (table, n) in &report.tables {

@@ -114,11 +114,10 @@ pub enum StoreError {
     #[error("store: a PostgreSQL store group was opened inside another group")]
     PgNestedGroup,
     /// Opening or using the PostgreSQL store at `url` (password masked) failed.
-    #[error("PostgreSQL store {url}: {source}")]
-    PgServer {
-        url: String,
-        source: Box<StoreError>,
-    },
+    /// Not the error's `source`: its text (with its causes) is in this message, and a
+    /// chain printer (anyhow's `{:#}`) would repeat it.
+    #[error("PostgreSQL store {url}: {}", postgres::causes(.error.as_ref()))]
+    PgServer { url: String, error: Box<StoreError> },
     /// `build --dry-run` needs a private copy of the store, which only SQLite has.
     #[error("build --dry-run is not supported with the PostgreSQL store {url}: it refreshes a private copy of the store, and a shared database has none (a build inside a transaction rolled back at the end would hold locks the running leader's writes wait for); run `build --dry-run` against a SQLite store")]
     DryRunOnPostgres { url: String },

@@ -519,10 +519,15 @@ async fn check_target(c: &super::Conn, url: &str) -> Result<Result<(), MigrateEr
             }));
         }
     }
-    for table in tables
+    // The record tables first, in copy order (`items` names a used database best),
+    // then the derived ones; the store's bookkeeping rows are always there.
+    let derived = NOT_COPIED
         .iter()
-        .filter(|t| !matches!(t.as_str(), "feedwerk_schema" | "feedwerk_leader"))
-    {
+        .filter(|t| !matches!(**t, "feedwerk_schema" | "feedwerk_leader"));
+    for table in TABLES.iter().map(|t| t.name).chain(derived.copied()) {
+        if !tables.iter().any(|t| t == table) {
+            continue;
+        }
         let held: bool = c
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
             .await?
@@ -530,7 +535,7 @@ async fn check_target(c: &super::Conn, url: &str) -> Result<Result<(), MigrateEr
         if held {
             return Ok(Err(MigrateError::NotEmpty {
                 url: url.to_owned(),
-                table: table.clone(),
+                table: table.to_owned(),
             }));
         }
     }

@@ -43,6 +43,7 @@ mod pipeline;
 mod uploads;
 mod writes;
 
+pub use open::causes;
 pub use open::{inspect, Inspection};
 
 use super::backend::{GroupBody, GroupStore, MetaStore, OutputStore, SourceStore};
@@ -314,8 +315,16 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let tx = c.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS feedwerk_schema (version BIGINT NOT NULL)")
-        .await?;
+    // Not `IF NOT EXISTS`: on an existing table the server answers with a NOTICE,
+    // which tokio-postgres logs at INFO on every connect of every command.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('feedwerk_schema') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE feedwerk_schema (version BIGINT NOT NULL)")
+            .await?;
+    }
     let version = match tx
         .query_opt("SELECT version FROM feedwerk_schema", &[])
         .await?
