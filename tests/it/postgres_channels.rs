@@ -309,6 +309,18 @@ fn uploads(s: &dyn Backend, seen: &mut Vec<String>) {
     ] {
         s.save_output_state(path, hash, t).unwrap();
     }
+    s.save_output_state("sources/archive/1.atom", "h4", t)
+        .unwrap();
+    s.save_output_state("sources0.atom", "h5", t).unwrap();
+    let in_dir: BTreeMap<_, _> = s.output_states_in("sources").unwrap().into_iter().collect();
+    let names: Vec<&String> = in_dir.keys().collect();
+    assert_eq!(
+        names,
+        ["Zeta.atom", "alpha.atom"],
+        "only the directory's own files"
+    );
+    assert_eq!(in_dir["alpha.atom"].hash, "h3");
+    seen.push(format!("outputs in sources/ {in_dir:?}"));
     s.save_output_headers(&[]).unwrap();
     s.save_output_headers(&[
         ("rss.xml".into(), "application/rss+xml", "max-age=60"),
@@ -338,6 +350,7 @@ fn uploads(s: &dyn Backend, seen: &mut Vec<String>) {
         .unwrap();
     let outputs = s.published_outputs().unwrap();
     assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert_eq!(outputs[0].path, "rss.xml");
     assert_eq!(
         outputs[1].path, "sources/Zeta.atom",
         "byte order: Z before a"
@@ -634,4 +647,76 @@ fn channels_archives_and_uploads_answer_the_same_on_sqlite_and_postgresql() {
     assert!(on_pg
         .iter()
         .any(|l| l.starts_with("first build: all ") && l.contains("source_title")));
+}
+
+/// A row whose language column says `de` while its item says `en` is a candidate of
+/// the `de` channel and refused by `filter.matches` on both stores, and the channel
+/// is still filled to its limit from the next candidates (PostgreSQL reads a further
+/// batch for the refused one).
+#[test]
+fn a_candidate_refused_by_the_filter_is_replaced_by_the_next_on_both_stores() {
+    let Some(pg) = PgServer::start() else { return };
+    let cfg = config();
+    let deduper = feedwerk::refresh::deduper(&cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("refused.sqlite");
+    let mut lite = Store::open(&path, AUTHORITY).unwrap();
+    let mut pgs = PgStore::connect(&pg.create_database("refused"))
+        .unwrap()
+        .with_authority(AUTHORITY);
+    let first = feeds(&cfg, at(0));
+    let de = ChannelFilter {
+        languages: vec!["de".into()],
+        ..ChannelFilter::default()
+    };
+    let mut answers = Vec::new();
+    for s in [&mut lite as &mut dyn Backend, &mut pgs] {
+        for (source, items) in &first {
+            commit(s, &deduper, source, items.clone(), 0);
+        }
+    }
+    // The newest English item, its column made German.
+    let english = lite
+        .visible_items(10_000)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.item.language.as_deref() == Some("en"))
+        .expect("an English item")
+        .item;
+    let key = |i: &Item| (std::cmp::Reverse(i.published), i.id.0.clone());
+    let english_key = key(&english);
+    let english = english.id.0.clone();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    c.execute("UPDATE items SET language = 'de' WHERE id = ?1", [&english])
+        .unwrap();
+    pg.psql(
+        "refused",
+        &format!("UPDATE items SET language = 'de' WHERE id = '{english}'"),
+    );
+    for s in [&lite as &dyn Backend, &pgs] {
+        let all_de = s.visible_items_where(&de, 10_000).unwrap();
+        assert!(all_de.iter().all(|i| i.item.id.0 != english));
+        // A limit reached only by reading past the refused candidate: the German
+        // items newer than it, and one more.
+        let newer = all_de.iter().filter(|i| key(&i.item) < english_key).count();
+        let limit = newer + 1;
+        assert!(limit < all_de.len(), "{newer} of {}", all_de.len());
+        let newest = s.visible_items_where(&de, limit).unwrap();
+        assert_eq!(newest, all_de[..limit]);
+        answers.push(format!("{newest:?}"));
+        let cursors = s.archive_cursors(&de, None).unwrap();
+        answers.push(format!("{cursors:?}"));
+    }
+    assert_eq!(
+        answers[0], answers[2],
+        "visible: left SQLite, right PostgreSQL"
+    );
+    // One dimension: the positions are the query's, refused candidate included, on
+    // both stores (neither parses the items for them).
+    assert_eq!(
+        answers[1], answers[3],
+        "cursors: left SQLite, right PostgreSQL"
+    );
+    assert!(answers[3].contains(&english));
 }

@@ -197,6 +197,8 @@ CREATE INDEX items_visible ON items (published DESC, id COLLATE "C")
 CREATE INDEX items_language ON items (language) WHERE dup_of IS NULL AND NOT withdrawn;
 CREATE INDEX items_first_seen ON items (first_seen, id COLLATE "C");
 CREATE INDEX archive_pages_unsealed ON archive_pages (channel, page) WHERE NOT sealed;
+-- The validators of one directory's documents are a byte-wise range of paths.
+CREATE INDEX outputs_path_bytes ON outputs (path COLLATE "C");
 
 -- What changed since the last publish ('source' | 'tag' | 'lang'), recorded by the
 -- triggers below whatever code path changes an item; cleared by a successful publish.
