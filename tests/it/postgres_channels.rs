@@ -720,3 +720,111 @@ fn a_candidate_refused_by_the_filter_is_replaced_by_the_next_on_both_stores() {
     );
     assert!(answers[3].contains(&english));
 }
+
+/// The parity config with publishing settings that give every area work: every tag a
+/// channel, every channel archive pages of five items.
+fn publishing_config(dir: &std::path::Path) -> feedwerk::config::Config {
+    let mut text = String::from(
+        "[site]\ntitle = \"Parity\"\nbase_url = \"https://news.example/\"\nlanguage = \"de\"\n\
+         timezone = \"Europe/Berlin\"\nid_date = 2024-01-01\n\n\
+         [publish]\noutput_dir = \"public\"\nmax_items = 10\narchive_page_size = 5\n\
+         archives = \"all\"\ntag_min_items = 1\n\n[store]\npath = \"store.sqlite\"\n\n",
+    );
+    for src in config().sources {
+        text.push_str(&format!(
+            "[[source]]\nid = \"{}\"\nkind = \"feed\"\nurl = \"http://127.0.0.1:9/{}.xml\"\n\
+             priority = {}\n\n",
+            src.id, src.id, src.priority
+        ));
+    }
+    feedwerk::config::Config::parse(&text, &dir.join("config.toml")).expect("valid config")
+}
+
+/// Every file under `dir`, by path relative to it.
+fn files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Three publishes (a first build, one after a change and a retraction, one after
+/// nothing changed) by the real publisher write the same files from both stores, and
+/// report the same documents written: the channel, archive and upload areas as a
+/// publish uses them.
+#[test]
+fn the_publisher_writes_the_same_files_from_sqlite_and_postgresql() {
+    use feedwerk::publish::{self, Mode};
+    let Some(pg) = PgServer::start() else { return };
+    let (lite_dir, pg_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut lite = Store::open(&lite_dir.path().join("store.sqlite"), AUTHORITY).unwrap();
+    let mut pgs = PgStore::connect(&icu_database(&pg, "publish"))
+        .unwrap()
+        .with_authority(AUTHORITY);
+    let mut reports = Vec::new();
+    for (s, dir) in [
+        (&mut lite as &mut dyn Backend, lite_dir.path()),
+        (&mut pgs, pg_dir.path()),
+    ] {
+        let cfg = publishing_config(dir);
+        let deduper = feedwerk::refresh::deduper(&cfg);
+        let first = feeds(&cfg, at(0));
+        for (source, items) in &first {
+            commit(s, &deduper, source, items.clone(), 0);
+        }
+        commit(s, &deduper, "agentur", ties(&first[0].1[0]), 0);
+        let mut seen = Vec::new();
+        let (_, r) = publish::run(&cfg, s, at(1), Mode::Files, None).unwrap();
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(
+            r.written.iter().any(|p| p.contains("archive/")),
+            "{:?}",
+            r.written
+        );
+        seen.push(format!("first {:?} {}", r.written, r.rendered));
+        let mut digest = first[1].1.clone();
+        digest[0]
+            .text
+            .push_str(" Nachtrag: der Termin wurde verschoben.");
+        digest[0].fingerprint = fingerprint::fingerprint(&digest[0].text);
+        commit(s, &deduper, "digest", digest, 2);
+        let mut verband = first[0].1.clone();
+        verband.sort_by_key(|it| std::cmp::Reverse(it.published));
+        verband.drain(..2);
+        commit(s, &deduper, "verband", verband, 2);
+        let (_, r) = publish::run(&cfg, s, at(3), Mode::Files, None).unwrap();
+        assert!(!r.written.is_empty() && r.failed.is_empty());
+        seen.push(format!("changed {:?} {}", r.written, r.rendered));
+        let (_, r) = publish::run(&cfg, s, at(4), Mode::Files, None).unwrap();
+        assert!(r.written.is_empty(), "nothing changed: {:?}", r.written);
+        seen.push(format!("unchanged {:?} {}", r.written, r.rendered));
+        seen.push(format!("outputs {:?}", s.published_outputs().unwrap()));
+        reports.push((seen, files(&dir.join("public"))));
+    }
+    let (on_sqlite, lite_files) = &reports[0];
+    let (on_pg, pg_files) = &reports[1];
+    assert_eq!(on_sqlite, on_pg, "left SQLite, right PostgreSQL");
+    assert!(lite_files.len() > 100, "{} files", lite_files.len());
+    assert_eq!(
+        lite_files.keys().collect::<Vec<_>>(),
+        pg_files.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in lite_files {
+        assert!(
+            pg_files[path] == *bytes,
+            "{path} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(&pg_files[path])
+        );
+    }
+}
