@@ -126,6 +126,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a SQLite store into an empty PostgreSQL database, every published ID kept:
+    /// all of it in one transaction (a failure copies nothing), then the derived
+    /// deduplication tables rebuilt. Stop the daemon first; afterwards set `[store] url`
+    /// in the config instead of `path`.
+    #[command(after_help = MIGRATE_EXAMPLES)]
+    Migrate {
+        /// The SQLite store file, e.g. state/feedwerk.sqlite (opened read-only).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL database (postgres://user:password@host:port/database); it must
+        /// hold no feedwerk data yet. From $FEEDWERK_MIGRATE_TO when not given, so the
+        /// password need not be on the command line.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "FEEDWERK_MIGRATE_TO",
+            hide_env_values = true
+        )]
+        to: String,
+    },
     /// Print a shell completion script, e.g. `feedwerk completions bash > /usr/share/bash-completion/completions/feedwerk`.
     Completions {
         /// The shell to complete for.
@@ -169,6 +189,11 @@ struct ReadArgs {
     #[arg(long, value_name = "LABEL")]
     encoding: Option<String>,
 }
+
+const MIGRATE_EXAMPLES: &str = "Examples:
+  feedwerk migrate --from state/feedwerk.sqlite --to postgres://feedwerk@db.internal/feedwerk
+  FEEDWERK_MIGRATE_TO='postgres://feedwerk:secret@db.internal/feedwerk' \\
+      feedwerk migrate --from state/feedwerk.sqlite";
 
 const IMPORT_EXAMPLES: &str = "Examples:
   feedwerk import --from aktuelles.txt --into feeds/defus
@@ -366,6 +391,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { target, read, json } => doctor(config, &target, &read, json),
         Command::Check => check(config),
         Command::Dupes { jsonl } => dupes(config, jsonl),
+        Command::Migrate { from, to } => migrate(&from, &to),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -766,6 +792,20 @@ fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
     } else {
         dupes_text(&**store)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `migrate`: the SQLite store at `from` into the empty PostgreSQL database `to`.
+fn migrate(from: &Path, to: &str) -> anyhow::Result<ExitCode> {
+    let url = feedwerk::db_url::DbUrl::new(to);
+    let report = feedwerk::store::postgres::migrate::migrate(from, &url)
+        .with_context(|| format!("cannot migrate {}", from.display()))?;
+    let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
+    println!("migrated {} to {url}: {rows} rows", from.display());
+    for (table, n) in &report.tables {
+        println!("  {table:<16} {n:>8}");
+    }
+    println!("now set `[store] url` to this database in the config (instead of `path`)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -233,8 +233,11 @@ fn check_pg_store(url: &feedwerk::db_url::DbUrl) -> usize {
             );
             0
         }
-        Err(StoreError::PgServer { source, .. }) => {
-            println!("store {url}: cannot be used: {source}");
+        Err(StoreError::PgServer { error, .. }) => {
+            println!(
+                "store {url}: cannot be used: {}",
+                feedwerk::store::postgres::causes(error.as_ref())
+            );
             1
         }
         Err(e) => {

@@ -216,6 +216,39 @@ path = "feeds/defus"
     }
 
     #[test]
+    fn store_url_selects_postgres_and_path_the_sqlite_file_beside_the_config() {
+        let at = |store: &str| {
+            Config::parse(
+                &format!("{MINIMAL}\n[store]\n{store}\n"),
+                Path::new("conf/config.toml"),
+            )
+            .unwrap()
+            .store
+            .location
+        };
+        let pg = at("url = \"postgres://feedwerk:pw@db.internal/feedwerk\"");
+        assert_eq!(
+            pg,
+            StoreLocation::Postgres(crate::db_url::DbUrl::new(
+                "postgres://feedwerk:pw@db.internal/feedwerk"
+            ))
+        );
+        assert_eq!(
+            pg.to_string(),
+            "postgres://feedwerk:***@db.internal/feedwerk"
+        );
+        assert!(!format!("{pg:?}").contains("pw@"), "{pg:?}");
+        assert_eq!(
+            at("path = \"db/x.sqlite\""),
+            StoreLocation::Sqlite("conf/db/x.sqlite".into())
+        );
+        assert_eq!(
+            at("max_items = 10"),
+            StoreLocation::Sqlite("conf/state/feedwerk.sqlite".into())
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let err = parse(&format!("{MINIMAL}\nbogus = 1\n"))
             .unwrap_err()

@@ -16,9 +16,9 @@ use crate::support::{fixture, repo_root, Project, Route, TestServer};
 
 /// The multi-partner tests serve their partners at one fixed address (the outputs name
 /// it), so they take turns.
-static PARTNER_ADDRESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static PARTNER_ADDRESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn golden(name: &str) -> PathBuf {
+pub(crate) fn golden(name: &str) -> PathBuf {
     repo_root().join("tests/golden").join(name)
 }
 
@@ -27,7 +27,7 @@ fn updating() -> bool {
 }
 
 /// Every file below `dir`, by its `/`-separated path relative to `dir`.
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -48,7 +48,7 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     for (rel, bytes) in files_under(from) {
         let p = to.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -75,7 +75,7 @@ fn first_difference(expected: &[u8], actual: &[u8]) -> String {
 }
 
 /// Compares the published tree with `expected` (or records it when updating).
-fn assert_same_tree(published: &Path, expected: &Path) {
+pub(crate) fn assert_same_tree(published: &Path, expected: &Path) {
     let actual = files_under(published);
     assert!(
         !actual.is_empty(),
@@ -131,7 +131,7 @@ fn content_type(name: &str) -> &'static str {
 
 /// Serves every file of `dir` at `/<name>`, each with an ETag (so unchanged partners
 /// answer 304 on the next build, as real ones do).
-fn serve_partners(server: &TestServer, dir: &Path) {
+pub(crate) fn serve_partners(server: &TestServer, dir: &Path) {
     for (name, body) in files_under(dir) {
         let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..16]);
         server.route(
@@ -141,7 +141,7 @@ fn serve_partners(server: &TestServer, dir: &Path) {
     }
 }
 
-fn build_at(p: &Project, now: &str) -> String {
+pub(crate) fn build_at(p: &Project, now: &str) -> String {
     let out = p
         .command(&["build"])
         .env("FEEDWERK_NOW", now)

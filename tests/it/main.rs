@@ -22,6 +22,8 @@ mod page;
 mod pg_server;
 mod pipeline;
 mod postgres;
+mod postgres_channels;
+mod postgres_cli;
 mod postgres_items;
 mod postgres_leader;
 mod progress;

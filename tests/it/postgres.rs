@@ -1,6 +1,7 @@
-//! The PostgreSQL store (issue 20), as far as it goes: the test server its tests stand
-//! on (`pg_server`: a real server on 127.0.0.1 that a test starts, uses and stops), and
-//! `[store] url`, which the config check refuses until the backend is complete.
+//! The PostgreSQL store (issue 20): the test server its tests stand on (`pg_server`: a
+//! real server on 127.0.0.1 that a test starts, uses and stops), and the `[store] url`
+//! settings the config check refuses. The commands on a PostgreSQL store are
+//! `postgres_cli`'s.
 
 use std::net::TcpStream;
 
@@ -66,21 +67,6 @@ fn refused(p: &crate::support::Project) -> String {
 }
 
 #[test]
-fn store_url_is_refused_as_not_yet_supported_naming_the_key_and_line() {
-    let p = project_with_store("url = \"postgres://feedwerk@127.0.0.1:5432/feedwerk\"");
-    let out = refused(&p);
-    assert!(out.contains("`store.url`"), "{out}");
-    assert!(out.contains("not yet supported"), "{out}");
-    let line = p
-        .read("config.toml")
-        .lines()
-        .position(|l| l.starts_with("url = \"postgres://"))
-        .unwrap()
-        + 1;
-    assert!(out.contains(&format!("line {line}:")), "{out}");
-}
-
-#[test]
 fn store_url_and_store_path_together_are_refused_as_exclusive() {
     let p = project_with_store(
         "path = \"state/feedwerk.sqlite\"\nurl = \"postgresql://feedwerk@127.0.0.1/feedwerk\"",
@@ -90,6 +76,24 @@ fn store_url_and_store_path_together_are_refused_as_exclusive() {
         out.contains("`store.url` and `store.path` exclude each other"),
         "{out}"
     );
+}
+
+#[test]
+fn store_url_that_is_not_postgres_is_refused_without_its_password() {
+    let p = project_with_store("url = \"mysql://feedwerk:hunter2@127.0.0.1/feedwerk\"");
+    let out = refused(&p);
+    assert!(
+        out.contains("`mysql://feedwerk:***@127.0.0.1/feedwerk` is not a PostgreSQL URL"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+    let line = p
+        .read("config.toml")
+        .lines()
+        .position(|l| l.starts_with("url = \"mysql://"))
+        .unwrap()
+        + 1;
+    assert!(out.contains(&format!("line {line}: `store.url`")), "{out}");
 }
 
 #[test]

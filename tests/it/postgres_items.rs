@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::pg_server::PgServer;
 use crate::support::fixture;
 
-const AUTHORITY: &str = "news.example,2024-01-01";
+pub(crate) const AUTHORITY: &str = "news.example,2024-01-01";
 
 /// The representative marked as shown to readers halfway through the sequence: the
 /// first item of the corpus's first source.
@@ -27,7 +27,7 @@ const SHOWN: &str = "src00000:1d232e6ab0ef13a1b1e0";
 
 /// The abridged set's three sources and the corpus's ten, with the priorities a
 /// deployment gives them (the originals' own site first).
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut text = String::from(
         "[site]\ntitle = \"Parity\"\nbase_url = \"https://news.example/\"\nlanguage = \"de\"\n\
          timezone = \"Europe/Berlin\"\n\n[store]\npath = \"parity.sqlite\"\n\n",
@@ -50,7 +50,7 @@ fn config() -> Config {
 }
 
 /// The fixed clock of the sequence: `hours` after its start.
-fn at(hours: i64) -> DateTime<Utc> {
+pub(crate) fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, 0).unwrap() + Duration::hours(hours)
 }
 
@@ -128,7 +128,7 @@ fn state(s: &mut dyn Under, seen: &mut Vec<String>, label: &str) {
 }
 
 /// The abridged set's feeds and the corpus's, each source's items.
-fn feeds(cfg: &Config, now: DateTime<Utc>) -> Vec<(String, Vec<Item>)> {
+pub(crate) fn feeds(cfg: &Config, now: DateTime<Utc>) -> Vec<(String, Vec<Item>)> {
     let mut out = Vec::new();
     for id in ["verband", "digest", "portal"] {
         let rel = format!("dedupe/abridged/{id}.xml");

@@ -49,11 +49,12 @@ mod writes;
 
 pub use leader::{Fence, Leadership, Role, Timing};
 pub use tls::PgTarget;
+pub use open::causes;
 
 pub use open::{inspect, Inspection};
 
 use super::backend::{GroupBody, GroupStore, MetaStore, OutputStore, SourceStore};
-use super::{from_ts, ts, StoreError, UNPUBLISHED};
+use super::{from_ts, ts, OutputState, StoreError, UNPUBLISHED};
 /// Every error and log line of this store names its server this way.
 pub(crate) use crate::db_url::without_password;
 use crate::model::{SourceId, SourceState};
@@ -361,8 +362,16 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let tx = c.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS feedwerk_schema (version BIGINT NOT NULL)")
-        .await?;
+    // Not `IF NOT EXISTS`: on an existing table the server answers with a NOTICE,
+    // which tokio-postgres logs at INFO on every connect of every command.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('feedwerk_schema') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE feedwerk_schema (version BIGINT NOT NULL)")
+            .await?;
+    }
     let version = match tx
         .query_opt("SELECT version FROM feedwerk_schema", &[])
         .await?
@@ -576,6 +585,36 @@ impl OutputStore for PgStore {
                 .query("SELECT path, last_modified FROM outputs", &[])
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), from_ts(r.get(1)))).collect())
+        })
+    }
+
+    /// `Store::output_states_in`: one query over a byte-wise index range of the
+    /// paths under `dir/` (a publish after one change must not read every archive
+    /// page's row, nor make a round trip per document).
+    fn output_states_in(&self, dir: &str) -> Result<HashMap<String, OutputState>, StoreError> {
+        debug_assert!(!dir.is_empty() && !dir.ends_with('/'));
+        // Every path under `dir/` sorts between `dir/` and `dir0` ('0' follows '/').
+        let (low, high) = (format!("{dir}/"), format!("{dir}0"));
+        let name_at = low.chars().count() as i32 + 1; // substr counts characters
+        self.with_conn(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT substr(path, $3), content_hash, last_modified FROM outputs
+                     WHERE path COLLATE \"C\" > $1 AND path COLLATE \"C\" < $2
+                       AND strpos(substr(path, $3), '/') = 0",
+                    &[&low, &high, &name_at],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let state = OutputState {
+                        hash: r.get(1),
+                        last_modified: from_ts(r.get(2)),
+                    };
+                    (r.get(0), state)
+                })
+                .collect())
         })
     }
 

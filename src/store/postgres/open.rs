@@ -24,9 +24,26 @@ pub(crate) fn named(url: &DbUrl, e: StoreError) -> StoreError {
         StoreError::PgUrl { .. } | StoreError::PgServer { .. } => e,
         other => StoreError::PgServer {
             url: url.to_string(),
-            source: Box::new(other),
+            error: Box::new(other),
         },
     }
+}
+
+/// `e` and its causes, `: `-separated: tokio-postgres's errors say only their kind
+/// ("error connecting to server"); the reason ("Connection refused") is their cause.
+/// A cause whose text is already shown is skipped (deadpool repeats its cause).
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// What [`inspect`] found in a database.

@@ -190,6 +190,11 @@ CREATE INDEX item_alias_item ON item_alias (item_id);
 -- (postgres/channels.rs, postgres/archive.rs): SQLite's schema.sql and
 -- publish_index.sql, its triggers as plpgsql functions. Text is ordered byte-wise
 -- (COLLATE "C") wherever SQLite orders it, whatever the database's collation.
+-- SQLite runs a row trigger as each row changes; PostgreSQL runs AFTER row triggers
+-- when their statement ends, so one reading other rows (a representative's tags)
+-- sees the whole statement's changes. No statement of the store changes a copy and
+-- its representative's source, language or tags together, so the marks are the same
+-- (tests/it/postgres_channels.rs recounts them after every step).
 
 -- Visible items newest first, per language, and in first-seen order (archives).
 CREATE INDEX items_visible ON items (published DESC, id COLLATE "C")
@@ -197,6 +202,8 @@ CREATE INDEX items_visible ON items (published DESC, id COLLATE "C")
 CREATE INDEX items_language ON items (language) WHERE dup_of IS NULL AND NOT withdrawn;
 CREATE INDEX items_first_seen ON items (first_seen, id COLLATE "C");
 CREATE INDEX archive_pages_unsealed ON archive_pages (channel, page) WHERE NOT sealed;
+-- The validators of one directory's documents are a byte-wise range of paths.
+CREATE INDEX outputs_path_bytes ON outputs (path COLLATE "C");
 
 -- What changed since the last publish ('source' | 'tag' | 'lang'), recorded by the
 -- triggers below whatever code path changes an item; cleared by a successful publish.
