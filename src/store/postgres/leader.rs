@@ -313,6 +313,9 @@ impl Campaign {
                 }
             };
             let Some(epoch) = session.win(&self).await else {
+                // The connection broke, or the bump failed (logged): not at once again.
+                drop(session);
+                self.pause().await;
                 continue;
             };
             self.shared.current.store(epoch, Ordering::SeqCst);

@@ -48,8 +48,8 @@ mod uploads;
 mod writes;
 
 pub use leader::{Fence, Leadership, Role, Timing};
-pub use tls::PgTarget;
 pub use open::causes;
+pub use tls::PgTarget;
 
 pub use open::{inspect, Inspection};
 
