@@ -13,6 +13,12 @@
 //! (a cycle past its budget is abandoned). A loop blocked in a system call or a lock
 //! therefore stops pinging, and systemd restarts the service.
 //!
+//! With several processes on one PostgreSQL store ([`run_replicated`]) a process
+//! works only while it leads ([`crate::role`]): it opens its pipeline for the term,
+//! publishes from the store and runs cycles; a standby serves the published documents
+//! ([`crate::standby`]), `/healthz` ("standby") and `/metrics`, and runs no cycle. A
+//! cycle running when the term ends is abandoned (its writes are refused anyway).
+//!
 //! What a cycle does is [`crate::pipeline`]'s business; the numbers go to
 //! [`crate::metrics`]; HTTP is [`crate::serve`].
 
@@ -26,10 +32,11 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::SharedCatalog;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::metrics::Telemetry;
 use crate::model::{SourceReport, SourceStatus};
 use crate::pipeline::{Pipeline, RefreshMode};
+use crate::role::{self, Replication};
 use crate::serve::{self, AppState};
 
 /// The longest the loop sleeps between two rounds (and so between two heartbeats) when
@@ -165,7 +172,14 @@ enum Outcome {
 }
 
 struct Daemon {
-    pipeline: Pipeline,
+    /// The running config (the pipeline's, while there is one).
+    cfg: Config,
+    /// `None` while standing by.
+    pipeline: Option<Pipeline>,
+    /// With several processes on one store: the election and the store opener.
+    replication: Option<Replication>,
+    /// The epoch of the term `pipeline` was opened for.
+    epoch: Option<i64>,
     catalog: SharedCatalog,
     telemetry: Arc<Telemetry>,
     notifier: Notifier,
@@ -178,13 +192,43 @@ struct Daemon {
     term: Signal,
     int: Signal,
     hup: Signal,
+    /// Cancelled: stop as on SIGTERM.
+    stop: CancellationToken,
     /// The first cycle after start fetches every source not paused (partners may have
     /// news since we last ran); later cycles fetch the sources that are due.
     started_cycle: bool,
 }
 
-/// Runs until SIGTERM or SIGINT.
+/// Runs until SIGTERM or SIGINT: on a SQLite store as its only process (always
+/// leading), on a PostgreSQL store as one of any number ([`run_replicated`]).
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    let replication = match &cfg.store.location {
+        StoreLocation::Sqlite(_) => None,
+        StoreLocation::Postgres(url) => {
+            let holder = role::holder(&cfg);
+            tracing::info!(store = %url, %holder, "several instances may share this store: campaigning for leadership");
+            Some(Replication::postgres(&cfg, url.secret(), &holder)?)
+        }
+    };
+    run_with(cfg, replication, CancellationToken::new()).await
+}
+
+/// [`run`] as one of several processes on one PostgreSQL store: leading or standing
+/// by as `replication`'s election says; also stops (as on SIGTERM) when `stop` is
+/// cancelled.
+pub async fn run_replicated(
+    cfg: Config,
+    replication: Replication,
+    stop: CancellationToken,
+) -> Result<(), DaemonError> {
+    run_with(cfg, Some(replication), stop).await
+}
+
+async fn run_with(
+    cfg: Config,
+    replication: Option<Replication>,
+    stop: CancellationToken,
+) -> Result<(), DaemonError> {
     // Handlers first: SIGHUP's default action is to terminate, and systemd may send one
     // as soon as we say READY.
     let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -196,11 +240,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let listen = cfg.server.listen;
     let limits = cfg.server.limits.clone();
     let telemetry = Arc::new(Telemetry::new());
-    let pipeline = Pipeline::open(cfg)?;
+    let pipeline = match replication {
+        None => Some(Pipeline::open(cfg.clone())?),
+        Some(_) => None,
+    };
     let catalog = SharedCatalog::default();
 
     let mut daemon = Daemon {
+        cfg,
         pipeline,
+        replication,
+        epoch: None,
         started_cycle: false,
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
@@ -212,16 +262,25 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         term,
         int,
         hup,
+        stop,
     };
     // A crash between creating a temporary output and renaming it leaves the temporary
     // file behind; the outputs themselves are whole.
-    let swept = crate::publish::sweep_stale_temp_files(daemon.pipeline.output_dir(), STALE_TEMP);
+    let swept = crate::publish::sweep_stale_temp_files(&daemon.cfg.publish.output_dir, STALE_TEMP);
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an interrupted publish");
     }
-    // Serve the last good outputs at once, before any partner is contacted.
-    daemon.publish_from_store()?;
-    update_source_gauges(&daemon.pipeline, &telemetry);
+    if daemon.pipeline.is_some() {
+        // Serve the last good outputs at once, before any partner is contacted.
+        daemon.publish_from_store()?;
+        if let Some(pipeline) = &daemon.pipeline {
+            update_source_gauges(pipeline, &telemetry);
+        }
+        telemetry.leading(0);
+    } else {
+        // A standby until the election says otherwise (the first round of the loop).
+        daemon.stand_by();
+    }
 
     let listener = serve::bind(listen, limits.backlog).map_err(|source| DaemonError::Bind {
         addr: listen,
@@ -272,14 +331,20 @@ impl Daemon {
     async fn work(&mut self) {
         // The first cycle runs at once: partners may have news since we last ran.
         let mut next = Instant::now();
+        let mut roles = self.replication.as_ref().map(|r| r.leadership.watch());
         loop {
             self.beat();
+            if self.follow_role() {
+                // A new term: its first cycle fetches every source, at once.
+                next = Instant::now();
+            }
             let wait = next
                 .saturating_duration_since(Instant::now())
                 .min(self.tick);
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
+                _ = self.stop.cancelled() => return,
                 _ = self.hup.recv() => {
                     if self.reload() {
                         // Added sources should not wait for the next scheduled cycle.
@@ -287,7 +352,15 @@ impl Daemon {
                     }
                     continue;
                 }
+                _ = role::changed(&mut roles) => continue,
                 _ = tokio::time::sleep(wait) => {}
+            }
+            if self.pipeline.is_none() {
+                // Standing by: the leader may have published since.
+                self.catalog.store(crate::standby::catalog_from_dir(
+                    &self.cfg.publish.output_dir,
+                ));
+                continue;
             }
             if Instant::now() < next {
                 continue;
@@ -304,8 +377,11 @@ impl Daemon {
     /// [`crate::schedule`]), kept in the store. The floor keeps a source that stays due
     /// (its host was busy until the run's deadline) from spinning the loop.
     fn next_fire(&self) -> Instant {
+        let Some(pipeline) = &self.pipeline else {
+            return Instant::now() + self.tick;
+        };
         let now = Utc::now();
-        let wait = (self.pipeline.next_wakeup(now) - now)
+        let wait = (pipeline.next_wakeup(now) - now)
             .to_std()
             .unwrap_or_default()
             .max(Duration::from_secs(1));
@@ -332,13 +408,17 @@ impl Daemon {
     /// or during an upload, where every object is recorded once it is complete (the next
     /// cycle uploads the rest).
     async fn guarded_cycle(&mut self) -> Outcome {
-        let budget = cycle_budget(&self.pipeline.cfg);
+        let Some(pipeline) = &self.pipeline else {
+            return Outcome::Done;
+        };
+        let mut roles = self.replication.as_ref().map(|r| r.leadership.watch());
+        let budget = cycle_budget(&self.cfg);
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         let deadline = tokio::time::sleep(budget);
         tokio::pin!(deadline);
-        let (pipeline, catalog, telemetry) = (&self.pipeline, &self.catalog, &self.telemetry);
+        let (catalog, telemetry) = (&self.catalog, &self.telemetry);
         let mode = if self.started_cycle {
             RefreshMode::Due
         } else {
@@ -359,6 +439,13 @@ impl Daemon {
                     return Outcome::Stop;
                 }
                 _ = self.int.recv() => return Outcome::Stop,
+                _ = self.stop.cancelled() => return Outcome::Stop,
+                _ = role::changed(&mut roles) => {
+                    if self.epoch != self.replication.as_ref().and_then(|r| r.leadership.fence()).map(|f| f.epoch()) {
+                        tracing::warn!("leadership lost during a refresh: abandoning it (its writes would be refused)");
+                        break format!("last cycle {} ABANDONED: leadership lost", Utc::now().format("%H:%M:%SZ"));
+                    }
+                }
                 _ = &mut deadline => {
                     tracing::error!("refresh still running after {budget:?}; abandoned (a partner or the store is stuck)");
                     break format!("last cycle {} ABANDONED after {}s", Utc::now().format("%H:%M:%SZ"), budget.as_secs());
@@ -371,11 +458,14 @@ impl Daemon {
     }
 
     fn publish_from_store(&mut self) -> Result<(), DaemonError> {
+        let Some(pipeline) = &self.pipeline else {
+            return Ok(());
+        };
         let started = Instant::now();
         let now = Utc::now();
-        match self.pipeline.publish(now) {
+        match pipeline.publish(now) {
             Ok((cat, rep)) => {
-                let items = combined_items(&self.pipeline);
+                let items = combined_items(pipeline);
                 self.catalog.store(cat);
                 self.telemetry
                     .publish_ok(now, started.elapsed(), rep.written.len(), items);
@@ -396,7 +486,7 @@ impl Daemon {
         }
         states.push(NotifyState::Status("reloading configuration"));
         self.notifier.send(&states);
-        let path = self.pipeline.cfg.path.clone();
+        let path = self.cfg.path.clone();
         tracing::info!(config = %path.display(), "reloading configuration");
         let applied = match Config::load(&path).map_err(|e| e.to_string()) {
             Err(e) => Err(e),
@@ -446,7 +536,7 @@ impl Daemon {
                 .notes
                 .push("[server] limits changed: take effect after a restart".into());
         }
-        let old = &self.pipeline.cfg.sources;
+        let old = &self.cfg.sources;
         let added: Vec<String> = new
             .sources
             .iter()
@@ -464,19 +554,85 @@ impl Daemon {
             .filter(|s| old.iter().any(|o| o.id == s.id && o != *s))
             .map(|s| s.id.to_string())
             .collect();
-        let pipeline = Pipeline::open(new).map_err(|e| e.to_string())?;
+        let pipeline = self.open_pipeline(&new).map_err(|e| e.to_string())?;
         tracing::info!(
             added = ?added,
             removed = ?removed,
             changed = ?changed,
-            schedule = %pipeline.cfg.publish.schedule,
+            schedule = %new.publish.schedule,
             "configuration reloaded"
         );
         for r in &removed {
             self.telemetry.forget_source(r);
         }
         self.pipeline = pipeline;
+        self.cfg = new;
         Ok(())
+    }
+}
+
+impl Daemon {
+    /// The pipeline for `cfg`: on the store of this process's term while it leads,
+    /// none while it stands by, and always one without replication.
+    fn open_pipeline(&self, cfg: &Config) -> Result<Option<Pipeline>, crate::store::StoreError> {
+        match &self.replication {
+            None => Pipeline::open(cfg.clone()).map(Some),
+            Some(r) => match r.leadership.fence() {
+                Some(fence) if Some(fence.epoch()) == self.epoch => {
+                    r.pipeline(cfg, fence).map(Some)
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Follows the election: opens the pipeline when a term begins (and publishes from
+    /// the store, so the new leader's outputs are current at once), drops it when the
+    /// term ends. Returns whether a term began.
+    fn follow_role(&mut self) -> bool {
+        let Some(r) = &self.replication else {
+            return false;
+        };
+        match (r.leadership.fence(), self.epoch) {
+            (Some(fence), term) if term != Some(fence.epoch()) => {
+                let epoch = fence.epoch();
+                let pipeline = match r.pipeline(&self.cfg, fence) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(epoch, "leading, but cannot open the store: {e}; retrying");
+                        return false;
+                    }
+                };
+                tracing::info!(epoch, "leading: refreshing and publishing");
+                self.pipeline = Some(pipeline);
+                self.epoch = Some(epoch);
+                self.started_cycle = false;
+                self.telemetry.leading(epoch);
+                if let Err(e) = self.publish_from_store() {
+                    tracing::error!(epoch, "first publish of the term failed: {e}");
+                }
+                if let Some(p) = &self.pipeline {
+                    update_source_gauges(p, &self.telemetry);
+                }
+                true
+            }
+            (None, Some(epoch)) => {
+                tracing::warn!(epoch, "leadership lost: standing by");
+                self.stand_by();
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops working (if it did) and serves what is published on disk.
+    fn stand_by(&mut self) {
+        self.pipeline = None;
+        self.epoch = None;
+        self.telemetry.standing_by();
+        self.catalog.store(crate::standby::catalog_from_dir(
+            &self.cfg.publish.output_dir,
+        ));
     }
 }
 

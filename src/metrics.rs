@@ -86,6 +86,29 @@ struct Metrics {
     connections_accepted: Counter,
     connections_closed: Family<ReasonLabel, Counter>,
     accept_errors: Counter,
+    leadership: LeaderMetrics,
+}
+
+/// Which process leads, when several share one PostgreSQL store.
+#[derive(Default)]
+struct LeaderMetrics {
+    leader: Gauge,
+    epoch: Gauge,
+}
+
+impl LeaderMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "leader",
+            "1 while this process refreshes and publishes, 0 while it stands by (several processes on one PostgreSQL store; always 1 with SQLite)",
+            self.leader.clone(),
+        );
+        registry.register(
+            "leader_epoch",
+            "The leadership term this process leads in (0 with SQLite, or while standing by)",
+            self.epoch.clone(),
+        );
+    }
 }
 
 impl Metrics {
@@ -109,6 +132,7 @@ impl Metrics {
             connections_accepted: Counter::default(),
             connections_closed: Family::default(),
             accept_errors: Counter::default(),
+            leadership: LeaderMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -192,6 +216,7 @@ impl Metrics {
             "Failed accepts of an HTTP connection (out of file descriptors, most likely)",
             m.accept_errors.clone(),
         );
+        m.leadership.register(&mut registry);
         registry.register(
             "build",
             "The running feedwerk version",
@@ -281,6 +306,8 @@ struct HealthState {
     /// Outcome of the last upload to `publish.target` (`None` without one).
     last_upload: Option<Result<DateTime<Utc>, String>>,
     stopping: bool,
+    /// Standing by while another process leads: publishing is not this one's job.
+    standby: bool,
 }
 
 /// Metrics and health, shared by the working loop and the HTTP server.
@@ -314,6 +341,7 @@ impl Telemetry {
                 last_publish: None,
                 last_upload: None,
                 stopping: false,
+                standby: false,
             }),
         }
     }
@@ -332,6 +360,23 @@ impl Telemetry {
 
     pub fn stopping(&self) {
         self.health().stopping = true;
+    }
+
+    /// This process leads under `epoch` (0 with SQLite, where it always leads).
+    pub fn leading(&self, epoch: i64) {
+        self.metrics.leadership.leader.set(1);
+        self.metrics.leadership.epoch.set(epoch);
+        self.health().standby = false;
+    }
+
+    /// This process stands by; what it published while leading says nothing now.
+    pub fn standing_by(&self) {
+        self.metrics.leadership.leader.set(0);
+        self.metrics.leadership.epoch.set(0);
+        let mut h = self.health();
+        h.standby = true;
+        h.last_publish = None;
+        h.last_upload = None;
     }
 
     /// Records one source's refresh.
@@ -523,6 +568,12 @@ impl Telemetry {
                 h.stall_after.as_secs()
             ));
         }
+        if h.standby {
+            // Healthy: the leader publishes; this process serves and waits its turn.
+            return Ok(
+                "standby: another feedwerk leads; serving the last published documents".into(),
+            );
+        }
         if let Some(Err(e)) = &h.last_upload {
             // Readers are served from the bucket: stale there is stale for them.
             return Err(format!("last upload to publish.target failed: {e}"));
@@ -587,5 +638,28 @@ mod tests {
         );
         assert!(text.contains("feedwerk_build_info{version="), "{text}");
         assert!(t.encode(true).ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_standby_is_healthy_without_publishing_and_says_so() {
+        let t = Telemetry::new();
+        t.publish_ok(Utc::now(), Duration::from_millis(5), 3, 7);
+        t.leading(4);
+        let text = t.encode(false);
+        assert!(text.contains("feedwerk_leader 1\n"), "{text}");
+        assert!(text.contains("feedwerk_leader_epoch 4\n"), "{text}");
+        t.standing_by();
+        assert!(t.check().unwrap().starts_with("standby"));
+        let text = t.encode(false);
+        assert!(text.contains("feedwerk_leader 0\n"), "{text}");
+        assert!(text.contains("feedwerk_leader_epoch 0\n"), "{text}");
+        // Leading again, it is judged by its own publishes, not the old term's.
+        t.leading(6);
+        assert_eq!(t.check().unwrap_err(), "nothing published yet");
+        // A stalled loop is unhealthy whatever the role.
+        t.standing_by();
+        t.heartbeat(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(t.check().unwrap_err().contains("stalled"));
     }
 }

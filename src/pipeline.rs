@@ -51,7 +51,11 @@ impl Pipeline {
         let authority = publish::authority(&cfg);
         let store: Box<dyn Backend> = match &cfg.store.location {
             StoreLocation::Sqlite(path) => Box::new(Store::open(path, &authority)?),
-            StoreLocation::Postgres(url) => Box::new(PgStore::open(url, &authority)?),
+            StoreLocation::Postgres(url) => Box::new(PgStore::open(
+                url,
+                cfg.store.ca_file.as_deref(),
+                &authority,
+            )?),
         };
         Ok(Pipeline::with_store(cfg, store))
     }
@@ -100,7 +104,8 @@ impl Pipeline {
         Ok((Preview::new(reports, &before, &after, plan), remote))
     }
 
-    fn with_store(cfg: Config, store: Box<dyn Backend>) -> Pipeline {
+    /// A pipeline over `store` (the daemon opens a leader's fenced store itself).
+    pub fn with_store(cfg: Config, store: Box<dyn Backend>) -> Pipeline {
         let fetcher = Fetcher::new(&cfg.fetch, &cfg.user_agent());
         let hub = cfg
             .publish

@@ -193,6 +193,12 @@ pub(super) struct RawStore {
     pub(super) max_items: Spanned<i64>,
     #[serde(default)]
     pub(super) max_age: Option<Spanned<String>>,
+    /// With `url`: how soon a standby leads after the leader's connection is gone.
+    #[serde(default)]
+    pub(super) takeover: Option<Spanned<String>>,
+    /// With `url`: the PEM file of the CA that signed the server's certificate.
+    #[serde(default)]
+    pub(super) ca_file: Option<Spanned<PathBuf>>,
 }
 
 pub(super) fn default_store() -> PathBuf {
@@ -209,6 +215,8 @@ impl Default for RawStore {
             url: None,
             max_items: default_keep(),
             max_age: None,
+            takeover: None,
+            ca_file: None,
         }
     }
 }

@@ -82,6 +82,12 @@ pub struct StoreConfig {
     /// Items kept per source at least; older ones beyond it may be pruned.
     pub max_items: usize,
     pub max_age: Option<Duration>,
+    /// With a PostgreSQL store: how soon a standby leads once the leader's connection
+    /// is gone (`store::postgres::Timing`).
+    pub takeover: Duration,
+    /// With a PostgreSQL store: the CA certificates trusted for the server instead of
+    /// the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where the store lives. An enum rather than a path and an optional URL, so no
@@ -104,6 +110,12 @@ impl std::fmt::Display for StoreLocation {
         }
     }
 }
+
+/// `store.takeover` when not set.
+pub const DEFAULT_TAKEOVER: Duration = Duration::from_secs(15);
+/// The shortest `store.takeover`: the server's keepalive settings go in whole seconds,
+/// and a fifth of it is the leader's probe interval.
+pub const MIN_TAKEOVER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
@@ -332,7 +344,34 @@ impl StoreConfig {
                 .max_age
                 .as_ref()
                 .and_then(|s| duration(s, "store.max_age", p)),
+            takeover: takeover(raw.takeover.as_ref(), p),
+            ca_file: raw
+                .ca_file
+                .map(|f| relative_to(dir, &Spanned::into_inner(f))),
         }
+    }
+}
+
+/// `store.takeover`: a duration of at least [`MIN_TAKEOVER`].
+fn takeover(raw: Option<&Spanned<String>>, p: &mut Problems) -> Duration {
+    let Some(v) = raw else {
+        return DEFAULT_TAKEOVER;
+    };
+    match duration(v, "store.takeover", p) {
+        Some(d) if d < MIN_TAKEOVER => {
+            p.add(
+                "store.takeover",
+                v.span(),
+                format!(
+                    "`{}` is shorter than {}s, the least a takeover can be promised in",
+                    v.get_ref(),
+                    MIN_TAKEOVER.as_secs()
+                ),
+            );
+            DEFAULT_TAKEOVER
+        }
+        Some(d) => d,
+        None => DEFAULT_TAKEOVER,
     }
 }
 
@@ -445,5 +484,48 @@ impl DedupeConfig {
                 .map(|s| positive(s, "dedupe.window_days", p) as i64)
                 .unwrap_or(dd.window_days),
         }
+    }
+}
+
+#[cfg(test)]
+mod store_timing_tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::Config;
+
+    fn store(lines: &str) -> Result<Config, String> {
+        let text = format!(
+            "[site]\ntitle = \"T\"\nbase_url = \"https://example.org/\"\n\n[store]\n{lines}\n\n\
+             [[source]]\nid = \"a\"\nkind = \"local\"\npath = \"feeds/a\"\n"
+        );
+        Config::parse(&text, Path::new("conf/config.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn takeover_defaults_to_15s_and_ca_file_is_read_beside_the_config() {
+        let c = store("path = \"s.sqlite\"").unwrap();
+        assert_eq!(c.store.takeover, Duration::from_secs(15));
+        assert_eq!(c.store.ca_file, None);
+        let c = store("path = \"s.sqlite\"\ntakeover = \"40s\"\nca_file = \"tls/ca.pem\"").unwrap();
+        assert_eq!(c.store.takeover, Duration::from_secs(40));
+        assert_eq!(
+            c.store.ca_file.as_deref(),
+            Some(Path::new("conf/tls/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn a_takeover_too_short_or_unreadable_is_named_with_its_line() {
+        let err = store("takeover = \"2s\"").unwrap_err();
+        assert!(
+            err.contains("line 6: `store.takeover`: `2s` is shorter than 5s"),
+            "{err}"
+        );
+        let err = store("takeover = \"soon\"").unwrap_err();
+        assert!(
+            err.contains("line 6: `store.takeover`: invalid duration"),
+            "{err}"
+        );
     }
 }

@@ -25,6 +25,7 @@ mod postgres;
 mod postgres_channels;
 mod postgres_cli;
 mod postgres_items;
+mod postgres_leader;
 mod progress;
 mod publish;
 mod reread;

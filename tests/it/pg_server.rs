@@ -26,6 +26,8 @@ pub struct PgServer {
     port: u16,
     /// The user the server runs as, when the tests run as root.
     owner: Option<(u32, u32)>,
+    /// Server options beyond the defaults (TLS, for [`PgServer::start_with_tls`]).
+    extra: String,
 }
 
 /// The superuser `initdb` creates; connections from 127.0.0.1 need no password.
@@ -36,6 +38,16 @@ impl PgServer {
     /// not installed (a panic under `FEEDWERK_REQUIRE_INTEROP=1`). Panics with the
     /// server's log when it is installed but does not start.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with(None)
+    }
+
+    /// [`PgServer::start`] with TLS on (`ssl=on`), presenting the PEM certificate chain
+    /// `cert` with its key `key`; plain connections are still accepted.
+    pub fn start_with_tls(cert: &str, key: &str) -> Option<PgServer> {
+        PgServer::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<PgServer> {
         let Some(bin) = pg_bin_dir() else {
             if std::env::var("FEEDWERK_REQUIRE_INTEROP").as_deref() == Ok("1") {
                 panic!("PostgreSQL (initdb, pg_ctl) is missing and FEEDWERK_REQUIRE_INTEROP=1");
@@ -57,8 +69,12 @@ impl PgServer {
             dir,
             port: 0,
             owner,
+            extra: String::new(),
         };
         server.init();
+        if let Some((cert, key)) = tls {
+            server.extra = server.install_tls(cert, key);
+        }
         // A port found free can be taken before the server binds it: try a few.
         for _ in 0..3 {
             server.port = free_port();
@@ -129,11 +145,34 @@ impl PgServer {
         assert!(out.status.success(), "initdb failed: {}", both(&out));
     }
 
+    /// Writes the server's certificate and key where only its user reads them (the
+    /// server refuses a key others can read) and returns the options naming them.
+    fn install_tls(&self, cert: &str, key: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let mut options = String::from("-c ssl=on");
+        for (name, text, option) in [
+            ("server.crt", cert, "ssl_cert_file"),
+            ("server.key", key, "ssl_key_file"),
+        ] {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).expect("write the test server's TLS file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("make the TLS file private");
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .expect("hand the TLS file to the server's user");
+            }
+            options.push_str(&format!(" -c {option}={}", path.display()));
+        }
+        options
+    }
+
     fn try_start(&self) -> bool {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let out = self
             .command("pg_ctl")

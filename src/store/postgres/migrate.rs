@@ -293,8 +293,13 @@ enum Msg {
 }
 
 /// Copies the SQLite store at `from` into the empty PostgreSQL database at `to`
-/// (creating its schema), in one transaction, and rebuilds its derived tables.
-pub fn migrate(from: &Path, to: &DbUrl) -> Result<MigrateReport, MigrateError> {
+/// (creating its schema; TLS as its `sslmode` says, trusting `ca_file`'s CAs when
+/// given), in one transaction, and rebuilds its derived tables.
+pub fn migrate(
+    from: &Path,
+    to: &DbUrl,
+    ca_file: Option<&Path>,
+) -> Result<MigrateReport, MigrateError> {
     if !from.is_file() {
         return Err(MigrateError::NoSource {
             path: from.to_owned(),
@@ -316,7 +321,8 @@ pub fn migrate(from: &Path, to: &DbUrl) -> Result<MigrateReport, MigrateError> {
             version,
         });
     }
-    let store = PgStore::connect(to.secret()).map_err(|e| super::open::named(to, e))?;
+    let store = PgStore::connect_to(&super::open::target(to, ca_file))
+        .map_err(|e| super::open::named(to, e))?;
     let (tx, rx) = mpsc::channel::<Msg>(4);
     let path = from.to_owned();
     let reader = std::thread::Builder::new()

@@ -379,3 +379,15 @@ CREATE TRIGGER publish_index_item_delete BEFORE DELETE ON items
 
 
 -- ---- leadership: the epoch that fences writes ----
+-- (postgres/leader.rs.) One row: the epoch of the current leader's term. Taking the
+-- leadership lock bumps it; every write transaction of a leader reads it FOR SHARE and
+-- is refused unless it is its own term's, so a bump waits for the writes of the old
+-- term and none of them can follow it. `holder` and `since` only inform operators;
+-- no clock takes part in fencing.
+CREATE TABLE feedwerk_leader (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    epoch BIGINT NOT NULL,
+    holder TEXT NOT NULL,
+    since BIGINT NOT NULL
+);
+INSERT INTO feedwerk_leader (one, epoch, holder, since) VALUES (TRUE, 0, '', 0);
