@@ -803,7 +803,7 @@ fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
 fn migrate(from: &Path, to: &str, ca_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let url = feedwerk::db_url::DbUrl::new(to);
     let report = feedwerk::store::postgres::migrate::migrate(from, &url, ca_file)
-        .with_context(|| format!("cannot migrate {}", from.display()))?;
+        .context("cannot migrate")?;
     let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
     println!("migrated {} to {url}: {rows} rows", from.display());
     for (table, n) in &report.tables {

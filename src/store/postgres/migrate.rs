@@ -40,6 +40,17 @@ pub enum Kind {
     Bytes,
 }
 
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Int => "BIGINT",
+            Kind::Bool => "BOOLEAN",
+            Kind::Text => "TEXT",
+            Kind::Bytes => "BYTEA",
+        })
+    }
+}
+
 impl Kind {
     fn pg_type(self) -> Type {
         match self {
@@ -257,7 +268,7 @@ pub enum MigrateError {
     #[error("{path}: the SQLite store has schema version {version}, not {SCHEMA_VERSION}: run `feedwerk build` with this version once to upgrade it, then migrate")]
     SourceSchema { path: PathBuf, version: i64 },
     #[error(
-        "{path}: table {table}, column {column}: {found} where the PostgreSQL store holds {kind:?}"
+        "{path}: table {table}, column {column}: {found} where the PostgreSQL column is {kind}; nothing was copied"
     )]
     Value {
         path: PathBuf,
