@@ -145,6 +145,10 @@ enum Command {
             hide_env_values = true
         )]
         to: String,
+        /// PEM file of the CA that signed the server's certificate, trusted instead of
+        /// the system's (as `store.ca_file`; `sslmode` in the URL says how much is checked).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Print a shell completion script, e.g. `feedwerk completions bash > /usr/share/bash-completion/completions/feedwerk`.
     Completions {
@@ -391,7 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { target, read, json } => doctor(config, &target, &read, json),
         Command::Check => check(config),
         Command::Dupes { jsonl } => dupes(config, jsonl),
-        Command::Migrate { from, to } => migrate(&from, &to),
+        Command::Migrate { from, to, ca_file } => migrate(&from, &to, ca_file.as_deref()),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -712,7 +716,7 @@ fn check(config: &Path) -> anyhow::Result<ExitCode> {
     for s in &cfg.sources {
         errors += check_source(&cfg, s)?;
     }
-    errors += check_store(&cfg.store.location);
+    errors += check_store(&cfg.store);
     Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
@@ -796,10 +800,10 @@ fn dupes(config: &Path, jsonl: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `migrate`: the SQLite store at `from` into the empty PostgreSQL database `to`.
-fn migrate(from: &Path, to: &str) -> anyhow::Result<ExitCode> {
+fn migrate(from: &Path, to: &str, ca_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let url = feedwerk::db_url::DbUrl::new(to);
-    let report = feedwerk::store::postgres::migrate::migrate(from, &url)
-        .with_context(|| format!("cannot migrate {}", from.display()))?;
+    let report = feedwerk::store::postgres::migrate::migrate(from, &url, ca_file)
+        .context("cannot migrate")?;
     let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
     println!("migrated {} to {url}: {rows} rows", from.display());
     for (table, n) in &report.tables {

@@ -193,20 +193,20 @@ pub fn print_preview(p: &Preview) {
 
 /// `check`'s store line, for the SQLite file or the PostgreSQL database. Returns the
 /// error count.
-pub fn check_store(location: &feedwerk::config::StoreLocation) -> usize {
+pub fn check_store(store: &feedwerk::config::StoreConfig) -> usize {
     use feedwerk::config::StoreLocation;
-    match location {
+    match &store.location {
         StoreLocation::Sqlite(path) => check_sqlite_store(path),
-        StoreLocation::Postgres(url) => check_pg_store(url),
+        StoreLocation::Postgres(url) => check_pg_store(url, store.ca_file.as_deref()),
     }
 }
 
 /// `check` on PostgreSQL: connects, reads the schema version and the items held,
 /// writes nothing (see `store::postgres::inspect`). An unreachable server is an error
 /// naming its URL without the password.
-fn check_pg_store(url: &feedwerk::db_url::DbUrl) -> usize {
+fn check_pg_store(url: &feedwerk::db_url::DbUrl, ca_file: Option<&std::path::Path>) -> usize {
     use feedwerk::store::StoreError;
-    match feedwerk::store::postgres::inspect(url) {
+    match feedwerk::store::postgres::inspect(url, ca_file) {
         Ok(i) if i.version == 0 => {
             println!(
                 "store {url}: reachable, no feedwerk store yet (the first build or run creates it)"
@@ -234,10 +234,7 @@ fn check_pg_store(url: &feedwerk::db_url::DbUrl) -> usize {
             0
         }
         Err(StoreError::PgServer { error, .. }) => {
-            println!(
-                "store {url}: cannot be used: {}",
-                feedwerk::store::postgres::causes(error.as_ref())
-            );
+            println!("store {url}: cannot be used: {error}");
             1
         }
         Err(e) => {

@@ -51,7 +51,11 @@ impl Pipeline {
         let authority = publish::authority(&cfg);
         let store: Box<dyn Backend> = match &cfg.store.location {
             StoreLocation::Sqlite(path) => Box::new(Store::open(path, &authority)?),
-            StoreLocation::Postgres(url) => Box::new(PgStore::open(url, &authority)?),
+            StoreLocation::Postgres(url) => Box::new(PgStore::open(
+                url,
+                cfg.store.ca_file.as_deref(),
+                &authority,
+            )?),
         };
         Ok(Pipeline::with_store(cfg, store))
     }

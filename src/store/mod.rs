@@ -102,9 +102,9 @@ pub enum StoreError {
     /// These two print their causes (tokio-postgres's own text is only its kind: "db
     /// error") and so, like `PgServer`, do not name them as `source`: a chain printer
     /// would repeat them (see the `From`s below).
-    #[error("store: PostgreSQL: {}", postgres::causes(.0))]
+    #[error("store: PostgreSQL: {}", with_causes(.0))]
     Postgres(tokio_postgres::Error),
-    #[error("store: PostgreSQL connection: {}", postgres::causes(.0))]
+    #[error("store: PostgreSQL connection: {}", with_causes(.0))]
     PgConnect(deadpool_postgres::PoolError),
     #[error("store: PostgreSQL pool: {0}")]
     PgPool(String),
@@ -125,7 +125,7 @@ pub enum StoreError {
     /// Opening or using the PostgreSQL store at `url` (password masked) failed.
     /// Not the error's `source`: its text (with its causes) is in this message, and a
     /// chain printer (anyhow's `{:#}`) would repeat it.
-    #[error("PostgreSQL store {url}: {}", postgres::causes(.error.as_ref()))]
+    #[error("PostgreSQL store {url}: {error}")]
     PgServer { url: String, error: Box<StoreError> },
     /// `build --dry-run` needs a private copy of the store, which only SQLite has.
     #[error("build --dry-run is not supported with the PostgreSQL store {url}: it refreshes a private copy of the store, and a shared database has none (a build inside a transaction rolled back at the end would hold locks the running leader's writes wait for); run `build --dry-run` against a SQLite store")]
@@ -142,6 +142,24 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> StoreError {
         StoreError::PgConnect(e)
     }
+}
+
+/// `e` and its causes, `: `-separated. tokio-postgres's errors say only their kind
+/// ("db error", "error performing TLS handshake"); the server's message or the
+/// certificate problem is their cause.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        // A wrapper may already show its cause (deadpool does).
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {

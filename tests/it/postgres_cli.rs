@@ -189,6 +189,55 @@ fn migrate_refuses_a_target_that_holds_data_and_copies_nothing() {
 }
 
 #[test]
+fn a_value_migrate_cannot_copy_rolls_back_everything_and_a_second_run_succeeds() {
+    let Some(pg) = PgServer::start() else { return };
+    let p = Project::with_seed_posts();
+    p.config(crate::support::LOCAL_DEFUS);
+    p.run(&["build"]).success();
+    // `outputs` is copied after `items`: its bad row comes once items are in.
+    let sqlite = rusqlite::Connection::open(p.path().join("state/feedwerk.sqlite")).unwrap();
+    let path: String = sqlite
+        .query_row("SELECT path FROM outputs ORDER BY path LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let date: i64 = sqlite
+        .query_row(
+            "SELECT last_modified FROM outputs WHERE path = ?1",
+            [&path],
+            |r| r.get(0),
+        )
+        .unwrap();
+    sqlite
+        .execute(
+            "UPDATE outputs SET last_modified = 'soon' WHERE path = ?1",
+            [&path],
+        )
+        .unwrap();
+    let url = pg.create_database("halfway");
+    let run = migrate(&p, &url);
+    assert_ne!(run.code(), Some(0), "{}", run.all());
+    assert!(
+        run.stderr().contains(
+            "table outputs, column last_modified: text where the PostgreSQL column is BIGINT"
+        ),
+        "{}",
+        run.all()
+    );
+    assert_eq!(pg.psql("halfway", "SELECT count(*) FROM items"), "0");
+
+    sqlite
+        .execute(
+            "UPDATE outputs SET last_modified = ?1 WHERE path = ?2",
+            rusqlite::params![date, &path],
+        )
+        .unwrap();
+    drop(sqlite);
+    migrate(&p, &url).success();
+    assert_ne!(pg.psql("halfway", "SELECT count(*) FROM items"), "0");
+}
+
+#[test]
 fn migrate_from_a_missing_file_names_it() {
     let Some(pg) = PgServer::start() else { return };
     let p = Project::with_seed_posts();

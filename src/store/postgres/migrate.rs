@@ -40,6 +40,17 @@ pub enum Kind {
     Bytes,
 }
 
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Int => "BIGINT",
+            Kind::Bool => "BOOLEAN",
+            Kind::Text => "TEXT",
+            Kind::Bytes => "BYTEA",
+        })
+    }
+}
+
 impl Kind {
     fn pg_type(self) -> Type {
         match self {
@@ -257,7 +268,7 @@ pub enum MigrateError {
     #[error("{path}: the SQLite store has schema version {version}, not {SCHEMA_VERSION}: run `feedwerk build` with this version once to upgrade it, then migrate")]
     SourceSchema { path: PathBuf, version: i64 },
     #[error(
-        "{path}: table {table}, column {column}: {found} where the PostgreSQL store holds {kind:?}"
+        "{path}: table {table}, column {column}: {found} where the PostgreSQL column is {kind}; nothing was copied"
     )]
     Value {
         path: PathBuf,
@@ -293,8 +304,13 @@ enum Msg {
 }
 
 /// Copies the SQLite store at `from` into the empty PostgreSQL database at `to`
-/// (creating its schema), in one transaction, and rebuilds its derived tables.
-pub fn migrate(from: &Path, to: &DbUrl) -> Result<MigrateReport, MigrateError> {
+/// (creating its schema; TLS as its `sslmode` says, trusting `ca_file`'s CAs when
+/// given), in one transaction, and rebuilds its derived tables.
+pub fn migrate(
+    from: &Path,
+    to: &DbUrl,
+    ca_file: Option<&Path>,
+) -> Result<MigrateReport, MigrateError> {
     if !from.is_file() {
         return Err(MigrateError::NoSource {
             path: from.to_owned(),
@@ -316,7 +332,8 @@ pub fn migrate(from: &Path, to: &DbUrl) -> Result<MigrateReport, MigrateError> {
             version,
         });
     }
-    let store = PgStore::connect(to.secret()).map_err(|e| super::open::named(to, e))?;
+    let store = PgStore::connect_to(&super::open::target(to, ca_file))
+        .map_err(|e| super::open::named(to, e))?;
     let (tx, rx) = mpsc::channel::<Msg>(4);
     let path = from.to_owned();
     let reader = std::thread::Builder::new()

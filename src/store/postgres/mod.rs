@@ -48,7 +48,6 @@ mod uploads;
 mod writes;
 
 pub use leader::{Fence, Leadership, Role, Timing};
-pub use open::causes;
 pub use tls::PgTarget;
 
 pub use open::{inspect, Inspection};

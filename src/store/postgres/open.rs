@@ -4,17 +4,33 @@
 //! (no migration, no table created: `check` is safe on a database in use, and says
 //! what a first `build` would do to an empty one).
 
-use super::{current_version, PgStore, MIGRATIONS};
+use std::path::Path;
+
+use super::{current_version, PgStore, PgTarget, MIGRATIONS};
 use crate::db_url::DbUrl;
 use crate::store::StoreError;
 
 impl PgStore {
-    /// [`PgStore::connect`] to `url` with published IDs minted under `authority`
-    /// (see [`PgStore::with_authority`]); an error names the server.
-    pub fn open(url: &DbUrl, authority: &str) -> Result<PgStore, StoreError> {
-        PgStore::connect(url.secret())
+    /// [`PgStore::connect_to`] the database at `url` (over TLS as its `sslmode` says,
+    /// trusting `ca_file`'s CAs when given: `store.ca_file`) with published IDs minted
+    /// under `authority` (see [`PgStore::with_authority`]); an error names the server.
+    pub fn open(
+        url: &DbUrl,
+        ca_file: Option<&Path>,
+        authority: &str,
+    ) -> Result<PgStore, StoreError> {
+        PgStore::connect_to(&target(url, ca_file))
             .map(|s| s.with_authority(authority))
             .map_err(|e| named(url, e))
+    }
+}
+
+/// How to reach `url` (see `tls`).
+pub(super) fn target(url: &DbUrl, ca_file: Option<&Path>) -> PgTarget {
+    let t = PgTarget::new(url.secret());
+    match ca_file {
+        Some(ca) => t.with_ca_file(ca),
+        None => t,
     }
 }
 
@@ -29,23 +45,6 @@ pub(crate) fn named(url: &DbUrl, e: StoreError) -> StoreError {
     }
 }
 
-/// `e` and its causes, `: `-separated: tokio-postgres's errors say only their kind
-/// ("error connecting to server"); the reason ("Connection refused") is their cause.
-/// A cause whose text is already shown is skipped (deadpool repeats its cause).
-pub fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// What [`inspect`] found in a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
@@ -57,12 +56,12 @@ pub struct Inspection {
     pub items: Option<i64>,
 }
 
-/// Connects to `url` once and reads its schema version and the items held, writing
-/// nothing. The connection is closed before returning.
-pub fn inspect(url: &DbUrl) -> Result<Inspection, StoreError> {
-    let secret = url.secret().to_owned();
+/// Connects to `url` once (as [`PgStore::open`] would) and reads its schema version and
+/// the items held, writing nothing. The connection is closed before returning.
+pub fn inspect(url: &DbUrl, ca_file: Option<&Path>) -> Result<Inspection, StoreError> {
+    let (config, tls) = target(url, ca_file).resolve().map_err(|e| named(url, e))?;
     let read = async move {
-        let (client, connection) = tokio_postgres::connect(&secret, tokio_postgres::NoTls).await?;
+        let (client, connection) = config.connect(tls).await?;
         // The connection's own task: it ends when `client` is dropped.
         let conn = tokio::spawn(connection);
         let version = current_version(&client).await?;
