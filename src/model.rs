@@ -435,6 +435,20 @@ pub struct ChannelFilter {
 }
 
 impl ChannelFilter {
+    /// How many of sources, tags and languages the filter restricts: with at most one,
+    /// a store's query on that column is the whole filter; with more, each item must
+    /// also be checked by [`ChannelFilter::matches`].
+    pub fn dimensions(&self) -> usize {
+        [
+            !self.sources.is_empty(),
+            !self.tags.is_empty(),
+            !self.languages.is_empty(),
+        ]
+        .into_iter()
+        .filter(|restricted| *restricted)
+        .count()
+    }
+
     pub fn matches(&self, item: &Item) -> bool {
         (self.sources.is_empty() || self.sources.contains(&item.source))
             && (self.tags.is_empty() || item.tags.iter().any(|t| self.tags.contains(t)))

@@ -191,14 +191,7 @@ impl Store {
         filter: &ChannelFilter,
         after: Option<&Cursor>,
     ) -> Result<Vec<Cursor>, StoreError> {
-        let dims = [
-            filter.tags.is_empty(),
-            filter.sources.is_empty(),
-            filter.languages.is_empty(),
-        ]
-        .iter()
-        .filter(|empty| !**empty)
-        .count();
+        let dims = filter.dimensions();
         let mut out = Vec::new();
         self.archive_rows(
             filter,

@@ -190,12 +190,7 @@ fn golden_shipped_config_offline_build() {
 fn golden_multi_partner_two_builds() {
     let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
     let root = golden("multi-partner");
-    let p = Project::new();
-    let server = TestServer::start_at("127.77.0.1:8080");
-    let base = format!("http://{}", server.addr);
-    copy_tree(&root.join("project"), p.path());
-    let config = p.read("config.toml").replace("{PARTNERS}", &base);
-    p.write("config.toml", &config);
+    let (p, server) = multi_partner_project();
 
     serve_partners(&server, &root.join("steps/1/partners"));
     build_at(&p, "2018-03-01T08:00:00Z");
@@ -228,12 +223,7 @@ fn golden_multi_partner_second_build_over_a_schema_3_store() {
 fn second_build_over_an_older_store(dump: &str) {
     let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
     let root = golden("multi-partner");
-    let p = Project::new();
-    let server = TestServer::start_at("127.77.0.1:8080");
-    let base = format!("http://{}", server.addr);
-    copy_tree(&root.join("project"), p.path());
-    let config = p.read("config.toml").replace("{PARTNERS}", &base);
-    p.write("config.toml", &config);
+    let (p, server) = multi_partner_project();
     copy_tree(&root.join("expected/1"), &p.path().join("public"));
     let store = p.path().join("state/feedwerk.sqlite");
     std::fs::create_dir_all(store.parent().unwrap()).unwrap();
@@ -273,4 +263,17 @@ fn second_build_over_an_older_store(dump: &str) {
         before.iter().all(|b| after.contains(b)),
         "every item held keeps its published ID"
     );
+}
+
+/// The multi-partner golden project in a new directory, its config pointing at a partner
+/// server on the address its golden files name (no partner file served yet).
+pub(crate) fn multi_partner_project() -> (Project, TestServer) {
+    let root = golden("multi-partner");
+    let p = Project::new();
+    let server = TestServer::start_at("127.77.0.1:8080");
+    let base = format!("http://{}", server.addr);
+    copy_tree(&root.join("project"), p.path());
+    let config = p.read("config.toml").replace("{PARTNERS}", &base);
+    p.write("config.toml", &config);
+    (p, server)
 }

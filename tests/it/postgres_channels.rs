@@ -20,7 +20,7 @@ use feedwerk::store::{
 };
 
 use crate::pg_server::PgServer;
-use crate::postgres_items::{at, config, feeds, AUTHORITY};
+use crate::postgres_items::{at, config, feeds, republished_by_agency, AUTHORITY};
 
 /// One source's commit as `refresh/commit.rs` makes it, through the `Backend`.
 fn commit(s: &mut dyn Backend, deduper: &Deduper, source: &str, mut items: Vec<Item>, hours: i64) {
@@ -451,16 +451,7 @@ fn sequence(s: &mut dyn Backend, check: &mut dyn FnMut(&str)) -> Vec<String> {
     // both over) and retracts one of its tagged stories.
     verband.extend(dropped);
     commit(s, &deduper, "verband", verband, 3);
-    let agency: Vec<Item> = first[3].1[..2]
-        .iter()
-        .map(|it| {
-            let mut it = it.clone();
-            it.source = SourceId("agentur".into());
-            it.id = ItemId(format!("agentur:{}", it.id.key_in_source().unwrap()));
-            it.guid = it.guid.map(|g| format!("agentur-{g}"));
-            it
-        })
-        .collect();
+    let agency = republished_by_agency(&first[3].1[..2]);
     let mut listed = agency;
     listed.extend(
         ties(&first[0].1[0])

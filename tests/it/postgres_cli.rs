@@ -6,7 +6,8 @@
 //! database; an unreachable server is named without its password.
 
 use crate::golden::{
-    assert_same_tree, build_at, copy_tree, golden, serve_partners, PARTNER_ADDRESS,
+    assert_same_tree, build_at, copy_tree, golden, multi_partner_project, serve_partners,
+    PARTNER_ADDRESS,
 };
 use crate::pg_server::PgServer;
 use crate::support::{Project, TestServer};
@@ -36,12 +37,7 @@ fn use_postgres(p: &Project, url: &str) {
 /// The multi-partner golden project, its partners served as in step 1.
 fn multi_partner() -> (Project, TestServer) {
     let root = golden("multi-partner");
-    let p = Project::new();
-    let server = TestServer::start_at("127.77.0.1:8080");
-    let base = format!("http://{}", server.addr);
-    copy_tree(&root.join("project"), p.path());
-    let config = p.read("config.toml").replace("{PARTNERS}", &base);
-    p.write("config.toml", &config);
+    let (p, server) = multi_partner_project();
     serve_partners(&server, &root.join("steps/1/partners"));
     (p, server)
 }

@@ -142,6 +142,21 @@ pub(crate) fn feeds(cfg: &Config, now: DateTime<Utc>) -> Vec<(String, Vec<Item>)
     out
 }
 
+/// `items` as the news agency (source `agentur`) republishes them: the same stories
+/// under its own IDs and GUIDs.
+pub(crate) fn republished_by_agency(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|it| {
+            let mut it = it.clone();
+            it.source = SourceId("agentur".into());
+            it.id = ItemId(format!("agentur:{}", it.id.key_in_source().unwrap()));
+            it.guid = it.guid.map(|g| format!("agentur-{g}"));
+            it
+        })
+        .collect()
+}
+
 /// `items` under new GUIDs and IDs, as a CMS migration re-issues them.
 fn churned(items: &[Item]) -> Vec<Item> {
     items
@@ -214,16 +229,7 @@ fn sequence(s: &mut dyn Under, mark_shown: &mut dyn FnMut(&mut dyn Under)) -> Ve
     // A news agency, ranked above everyone, republishes two stories of src00000: the
     // one readers have seen keeps its representative, the other one passes to it.
     mark_shown(s);
-    let agency: Vec<Item> = first[3].1[..2]
-        .iter()
-        .map(|it| {
-            let mut it = it.clone();
-            it.source = SourceId("agentur".into());
-            it.id = ItemId(format!("agentur:{}", it.id.key_in_source().unwrap()));
-            it.guid = it.guid.map(|g| format!("agentur-{g}"));
-            it
-        })
-        .collect();
+    let agency = republished_by_agency(&first[3].1[..2]);
     assert_eq!(first[3].1[0].id.0, SHOWN);
     commit(s, &deduper, &mut seen, "agentur", agency, at(4));
     state(s, &mut seen, "after the agency");

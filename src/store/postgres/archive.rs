@@ -198,14 +198,7 @@ impl ArchiveStore for PgStore {
         filter: &ChannelFilter,
         after: Option<&Cursor>,
     ) -> Result<Vec<Cursor>, StoreError> {
-        let dims = [
-            filter.tags.is_empty(),
-            filter.sources.is_empty(),
-            filter.languages.is_empty(),
-        ]
-        .iter()
-        .filter(|empty| !**empty)
-        .count();
+        let dims = filter.dimensions();
         let rows = self.archive_candidates(filter, after, None)?;
         if dims <= 1 {
             return Ok(rows.into_iter().map(|(_, _, cursor)| cursor).collect());
