@@ -84,7 +84,11 @@ pub struct Report {
 
 fn collect(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let feeds = dir.join("feeds");
-    let dir = if feeds.is_dir() { feeds } else { dir.to_owned() };
+    let dir = if feeds.is_dir() {
+        feeds
+    } else {
+        dir.to_owned()
+    };
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -114,7 +118,8 @@ pub fn run(corpus: &Path, out: &Path, combined_only: bool) -> anyhow::Result<Rep
 
     let mut feeds = Vec::with_capacity(raw.len());
     for (p, b) in paths.iter().zip(&raw) {
-        let f = feed_rs::parser::parse(&b[..]).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let f =
+            feed_rs::parser::parse(&b[..]).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         rep.entries += f.entries.len();
         feeds.push(f);
     }
@@ -217,7 +222,10 @@ impl Normaliser {
             guid: e.id,
             link,
             title,
-            date: e.published.or(e.updated).unwrap_or_else(|| Utc.timestamp_opt(0, 0).unwrap()),
+            date: e
+                .published
+                .or(e.updated)
+                .unwrap_or_else(|| Utc.timestamp_opt(0, 0).unwrap()),
             author: e.authors.into_iter().next().and_then(|p| p.name),
             tags: e.categories.into_iter().map(|c| c.term).collect(),
             lang,
@@ -253,23 +261,53 @@ impl Normaliser {
 const LANGS: [(whatlang::Lang, &str); 18] = {
     use whatlang::Lang::*;
     [
-        (Deu, "de"), (Eng, "en"), (Fra, "fr"), (Spa, "es"), (Ita, "it"), (Nld, "nl"),
-        (Pol, "pl"), (Por, "pt"), (Swe, "sv"), (Dan, "da"), (Ces, "cs"), (Tur, "tr"),
-        (Rus, "ru"), (Ukr, "uk"), (Ell, "el"), (Hun, "hu"), (Ron, "ro"), (Fin, "fi"),
+        (Deu, "de"),
+        (Eng, "en"),
+        (Fra, "fr"),
+        (Spa, "es"),
+        (Ita, "it"),
+        (Nld, "nl"),
+        (Pol, "pl"),
+        (Por, "pt"),
+        (Swe, "sv"),
+        (Dan, "da"),
+        (Ces, "cs"),
+        (Tur, "tr"),
+        (Rus, "ru"),
+        (Ukr, "uk"),
+        (Ell, "el"),
+        (Hun, "hu"),
+        (Ron, "ro"),
+        (Fin, "fi"),
     ]
 };
 
 const FUNCTION_WORDS: [(&str, &[&str]); 5] = [
-    ("de", &["der", "die", "und", "das", "nicht", "mit", "den", "ist"]),
-    ("en", &["the", "and", "of", "to", "is", "with", "that", "for"]),
-    ("fr", &["le", "la", "les", "et", "des", "est", "une", "dans"]),
+    (
+        "de",
+        &["der", "die", "und", "das", "nicht", "mit", "den", "ist"],
+    ),
+    (
+        "en",
+        &["the", "and", "of", "to", "is", "with", "that", "for"],
+    ),
+    (
+        "fr",
+        &["le", "la", "les", "et", "des", "est", "une", "dans"],
+    ),
     ("es", &["el", "los", "las", "y", "del", "es", "una", "por"]),
-    ("nl", &["het", "een", "van", "en", "is", "niet", "dat", "voor"]),
+    (
+        "nl",
+        &["het", "een", "van", "en", "is", "niet", "dat", "voor"],
+    ),
 ];
 
 fn function_words(text: &str) -> [usize; 5] {
     let mut n = [0; 5];
-    for w in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()) {
+    for w in text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+    {
         for (i, (_, words)) in FUNCTION_WORDS.iter().enumerate() {
             if words.iter().any(|f| f.eq_ignore_ascii_case(w)) {
                 n[i] += 1;
@@ -337,7 +375,9 @@ fn clean_link(href: &str) -> String {
         let kept: Vec<(String, String)> = u
             .query_pairs()
             .filter(|(k, _)| {
-                !(k.starts_with("utm_") || k.starts_with("mc_") || ["fbclid", "gclid"].contains(&&**k))
+                !(k.starts_with("utm_")
+                    || k.starts_with("mc_")
+                    || ["fbclid", "gclid"].contains(&&**k))
             })
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
@@ -347,8 +387,16 @@ fn clean_link(href: &str) -> String {
             u.query_pairs_mut().clear().extend_pairs(kept);
         }
     }
-    let host = u.host_str().unwrap_or("").trim_start_matches("www.").to_owned();
-    format!("//{host}{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default())
+    let host = u
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches("www.")
+        .to_owned();
+    format!(
+        "//{host}{}{}",
+        u.path(),
+        u.query().map(|q| format!("?{q}")).unwrap_or_default()
+    )
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -406,7 +454,9 @@ fn minhash(text: &str) -> [u32; BINS] {
 fn band_keys(sig: &[u32; BINS]) -> impl Iterator<Item = u64> + '_ {
     (0..BANDS).map(move |b| {
         let rows = &sig[b * ROWS..(b + 1) * ROWS];
-        mix(rows.iter().fold(b as u64, |a, r| a.rotate_left(17) ^ u64::from(*r)))
+        mix(rows
+            .iter()
+            .fold(b as u64, |a, r| a.rotate_left(17) ^ u64::from(*r)))
     })
 }
 
@@ -426,7 +476,11 @@ fn dedupe(items: &[Item]) -> Vec<Option<u32>> {
         let title_key = hash_bytes(it.title.to_lowercase().as_bytes());
         let mut dup = by_guid
             .get(it.guid.as_str())
-            .or_else(|| by_link.get(it.link.as_str()).filter(|_| !it.link.is_empty()))
+            .or_else(|| {
+                by_link
+                    .get(it.link.as_str())
+                    .filter(|_| !it.link.is_empty())
+            })
             .or_else(|| by_text.get(&it.text_hash))
             .copied();
         if dup.is_none() {
@@ -519,7 +573,11 @@ fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc>
             for t in &it.tags {
                 let s = slug::slugify(t);
                 if !s.is_empty() {
-                    by_tag.entry(s).or_insert_with(|| (t.clone(), Vec::new())).1.push(it);
+                    by_tag
+                        .entry(s)
+                        .or_insert_with(|| (t.clone(), Vec::new()))
+                        .1
+                        .push(it);
                 }
             }
             if let Some(l) = &it.lang {
@@ -551,16 +609,40 @@ fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc>
     let mut docs = Vec::new();
     for (n, ch) in chans.iter_mut().enumerate() {
         ch.items.truncate(MAX_ITEMS);
-        let base = if ch.stem.is_empty() { String::new() } else { format!("{}.", ch.stem) };
-        let (rss_p, atom_p, json_p) = if n == 0 {
-            ("rss.xml".to_owned(), "atom.xml".to_owned(), "feed.json".to_owned())
+        let base = if ch.stem.is_empty() {
+            String::new()
         } else {
-            (format!("{base}rss"), format!("{base}atom"), format!("{base}json"))
+            format!("{}.", ch.stem)
+        };
+        let (rss_p, atom_p, json_p) = if n == 0 {
+            (
+                "rss.xml".to_owned(),
+                "atom.xml".to_owned(),
+                "feed.json".to_owned(),
+            )
+        } else {
+            (
+                format!("{base}rss"),
+                format!("{base}atom"),
+                format!("{base}json"),
+            )
         };
         let links = vec![("self", format!("{SITE}{atom_p}"))];
-        docs.push(Doc { body: rss(&ch.title, &ch.items, &links), path: rss_p, wide: n == 0 });
-        docs.push(Doc { body: atom(&ch.title, &ch.items, &links), path: atom_p, wide: n == 0 });
-        docs.push(Doc { body: json_feed(&ch.title, &ch.items), path: json_p, wide: n == 0 });
+        docs.push(Doc {
+            body: rss(&ch.title, &ch.items, &links),
+            path: rss_p,
+            wide: n == 0,
+        });
+        docs.push(Doc {
+            body: atom(&ch.title, &ch.items, &links),
+            path: atom_p,
+            wide: n == 0,
+        });
+        docs.push(Doc {
+            body: json_feed(&ch.title, &ch.items),
+            path: json_p,
+            wide: n == 0,
+        });
     }
     // RFC 5005 archive pages of the combined channel: oldest items on page 1.
     let oldest_first: Vec<&Item> = kept.iter().rev().copied().collect();
@@ -576,11 +658,27 @@ fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc>
             links.push(("next-archive", format!("{SITE}archive/{}.atom", n + 1)));
         }
         let title = format!("feedwerk bench – archive {n}");
-        docs.push(Doc { body: rss(&title, &newest, &links), path: format!("archive/{n}.rss"), wide: false });
-        docs.push(Doc { body: atom(&title, &newest, &links), path: format!("archive/{n}.atom"), wide: false });
+        docs.push(Doc {
+            body: rss(&title, &newest, &links),
+            path: format!("archive/{n}.rss"),
+            wide: false,
+        });
+        docs.push(Doc {
+            body: atom(&title, &newest, &links),
+            path: format!("archive/{n}.atom"),
+            wide: false,
+        });
     }
-    docs.push(Doc { body: index_html(&chans[0].items), path: "index.html".into(), wide: true });
-    docs.push(Doc { body: opml(names), path: "sources.opml".into(), wide: true });
+    docs.push(Doc {
+        body: index_html(&chans[0].items),
+        path: "index.html".into(),
+        wide: true,
+    });
+    docs.push(Doc {
+        body: opml(names),
+        path: "sources.opml".into(),
+        wide: true,
+    });
     docs
 }
 
@@ -593,8 +691,18 @@ fn rss(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
             link: Some(format!("https:{}", it.link)),
             description: Some(it.html.clone()),
             author: it.author.clone(),
-            categories: it.tags.iter().map(|t| rss::Category { name: t.clone(), domain: None }).collect(),
-            guid: Some(rss::Guid { value: it.guid.clone(), permalink: false }),
+            categories: it
+                .tags
+                .iter()
+                .map(|t| rss::Category {
+                    name: t.clone(),
+                    domain: None,
+                })
+                .collect(),
+            guid: Some(rss::Guid {
+                value: it.guid.clone(),
+                permalink: false,
+            }),
             pub_date: Some(it.date.to_rfc2822()),
             ..Default::default()
         })
@@ -608,17 +716,24 @@ fn rss(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
         atom_ext: Some(AtomExtension {
             links: links
                 .iter()
-                .map(|(rel, href)| Link { rel: (*rel).into(), href: href.clone(), ..Default::default() })
+                .map(|(rel, href)| Link {
+                    rel: (*rel).into(),
+                    href: href.clone(),
+                    ..Default::default()
+                })
                 .collect(),
         }),
         ..Default::default()
     };
-    ch.write_to(Vec::with_capacity(64 * 1024)).expect("in-memory")
+    ch.write_to(Vec::with_capacity(64 * 1024))
+        .expect("in-memory")
 }
 
 fn atom(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
     use atom_syndication as a;
-    let updated = items.first().map_or_else(|| Utc.timestamp_opt(0, 0).unwrap(), |i| i.date);
+    let updated = items
+        .first()
+        .map_or_else(|| Utc.timestamp_opt(0, 0).unwrap(), |i| i.date);
     let entries: Vec<a::Entry> = items
         .iter()
         .map(|it| a::Entry {
@@ -626,9 +741,27 @@ fn atom(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
             id: it.guid.clone(),
             updated: it.date.fixed_offset(),
             published: Some(it.date.fixed_offset()),
-            authors: it.author.iter().map(|n| a::Person { name: n.clone(), ..Default::default() }).collect(),
-            categories: it.tags.iter().map(|t| a::Category { term: t.clone(), ..Default::default() }).collect(),
-            links: vec![a::Link { href: format!("https:{}", it.link), rel: "alternate".into(), ..Default::default() }],
+            authors: it
+                .author
+                .iter()
+                .map(|n| a::Person {
+                    name: n.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            categories: it
+                .tags
+                .iter()
+                .map(|t| a::Category {
+                    term: t.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            links: vec![a::Link {
+                href: format!("https:{}", it.link),
+                rel: "alternate".into(),
+                ..Default::default()
+            }],
             content: Some(a::Content {
                 value: Some(it.html.clone()),
                 content_type: Some("html".into()),
@@ -643,12 +776,17 @@ fn atom(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
         updated: updated.fixed_offset(),
         links: links
             .iter()
-            .map(|(rel, href)| a::Link { href: href.clone(), rel: (*rel).into(), ..Default::default() })
+            .map(|(rel, href)| a::Link {
+                href: href.clone(),
+                rel: (*rel).into(),
+                ..Default::default()
+            })
             .collect(),
         entries,
         ..Default::default()
     };
-    feed.write_to(Vec::with_capacity(64 * 1024)).expect("in-memory")
+    feed.write_to(Vec::with_capacity(64 * 1024))
+        .expect("in-memory")
 }
 
 fn json_feed(title: &str, items: &[&Item]) -> Vec<u8> {
@@ -671,7 +809,10 @@ fn json_feed(title: &str, items: &[&Item]) -> Vec<u8> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn index_html(items: &[&Item]) -> Vec<u8> {
@@ -692,21 +833,32 @@ fn index_html(items: &[&Item]) -> Vec<u8> {
 fn opml(names: &[String]) -> Vec<u8> {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><opml version=\"2.0\"><head><title>Quellen</title></head><body>");
     for n in names {
-        s.push_str(&format!("<outline type=\"rss\" text=\"{0}\" xmlUrl=\"{SITE}sources/{0}.rss\"/>", esc(n)));
+        s.push_str(&format!(
+            "<outline type=\"rss\" text=\"{0}\" xmlUrl=\"{SITE}sources/{0}.rss\"/>",
+            esc(n)
+        ));
     }
     s.push_str("</body></opml>");
     s.into_bytes()
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::new(6));
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::new(6),
+    );
     enc.write_all(data).expect("in-memory");
     enc.finish().expect("in-memory")
 }
 
 fn brotli(data: &[u8]) -> Vec<u8> {
     let lgwin = (usize::BITS - data.len().max(1).leading_zeros()).clamp(17, 22) as i32;
-    let params = brotli::enc::BrotliEncoderParams { quality: 8, lgwin, size_hint: data.len(), ..Default::default() };
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 8,
+        lgwin,
+        size_hint: data.len(),
+        ..Default::default()
+    };
     let mut out = Vec::with_capacity(data.len() / 4 + 64);
     brotli::BrotliCompress(&mut &data[..], &mut out, &params).expect("in-memory");
     out
@@ -718,7 +870,10 @@ fn write_all(out: &Path, docs: &[Doc]) -> std::io::Result<()> {
         let dest = out.join(&d.path);
         let dir = dest.parent().expect("under out");
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{}.tmp", dest.file_name().unwrap().to_string_lossy()));
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            dest.file_name().unwrap().to_string_lossy()
+        ));
         std::fs::write(&tmp, &d.body)?;
         std::fs::rename(&tmp, &dest)?;
     }
@@ -755,5 +910,129 @@ fn main() -> std::process::ExitCode {
             eprintln!("floor: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/floor");
+
+    fn parsed(path: &Path) -> feed_rs::model::Feed {
+        let bytes = std::fs::read(path).unwrap();
+        feed_rs::parser::parse(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The fixture (gen-corpus, 4 sources × 12 items: RSS 2.0, RDF, Atom, one
+    /// ISO-8859-1 file; 4 copies by tracking parameters, scheme and near-identical text)
+    /// goes through every stage: every entry stored, exactly the labelled copies
+    /// dropped, every document parses, the compressed copies hold the same bytes.
+    #[test]
+    fn floor_does_the_whole_work_on_the_fixture_corpus() {
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(Path::new(FIXTURE).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let total = manifest["totals"]["items"].as_u64().unwrap() as usize;
+        let labelled = manifest["totals"]["duplicates"].as_u64().unwrap() as usize;
+        let out = tempfile::tempdir().unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), false).unwrap();
+        assert_eq!((rep.files, rep.entries), (4, total));
+        assert_eq!(rep.dups, labelled, "{rep:?}");
+        assert_eq!(rep.kept, total - labelled);
+
+        let db = rusqlite::Connection::open(out.path().join("floor.sqlite")).unwrap();
+        let (rows, bodies): (i64, i64) = db
+            .query_row("SELECT count(*), count(body) FROM items", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((rows as usize, bodies as usize), (total, rep.kept));
+
+        let combined = parsed(&out.path().join("rss.xml"));
+        assert_eq!(combined.entries.len(), rep.kept.min(MAX_ITEMS));
+        assert!(combined
+            .entries
+            .iter()
+            .all(|e| e.content.is_some() || e.summary.is_some()));
+        assert_eq!(
+            parsed(&out.path().join("atom.xml")).entries.len(),
+            rep.kept.min(MAX_ITEMS)
+        );
+        assert_eq!(
+            parsed(&out.path().join("feed.json")).entries.len(),
+            rep.kept.min(MAX_ITEMS)
+        );
+
+        let mut all = Vec::new();
+        files(out.path(), &mut all);
+        let (mut archived, mut feeds, mut sources) = (0, 0, 0);
+        for p in &all {
+            let name = p.to_string_lossy().into_owned();
+            let ext = p.extension().unwrap().to_string_lossy().into_owned();
+            match ext.as_str() {
+                "rss" | "atom" | "json" | "xml" => {
+                    let f = parsed(p);
+                    feeds += 1;
+                    if name.contains("/archive/") && ext == "atom" {
+                        archived += f.entries.len();
+                    }
+                    if name.contains("/sources/") {
+                        sources += 1;
+                    }
+                }
+                "gz" | "br" => {
+                    let original = std::fs::read(p.with_extension("")).unwrap();
+                    let mut copy = Vec::new();
+                    let raw = std::fs::read(p).unwrap();
+                    if ext == "gz" {
+                        flate2::read::GzDecoder::new(&raw[..])
+                            .read_to_end(&mut copy)
+                            .unwrap();
+                    } else {
+                        brotli::Decompressor::new(&raw[..], 4096)
+                            .read_to_end(&mut copy)
+                            .unwrap();
+                    }
+                    assert_eq!(copy, original, "{name}");
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(archived, rep.kept, "every kept item is on one archive page");
+        assert_eq!(sources, 4 * 3);
+        assert!(feeds >= 3 + 12 + 2, "{feeds} feeds");
+        assert!(!all.iter().any(|p| p.to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn combined_only_writes_the_combined_channel_and_its_archive() {
+        let out = tempfile::tempdir().unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), true).unwrap();
+        assert!(!out.path().join("sources").exists() && !out.path().join("tags").exists());
+        let pages = rep.kept.div_ceil(PAGE);
+        assert_eq!(rep.documents, 3 + 2 * pages + 2);
+        assert_eq!(rep.compressed, 2 * 5);
+    }
+
+    #[test]
+    fn text_of_sanitised_html_unescapes_what_ammonia_escapes() {
+        let html = ammonia::Builder::default()
+            .clean("<p>A &amp; B</p><script>x</script><b>1 &lt; 2</b>")
+            .to_string();
+        assert_eq!(text_of(&html), "A & B 1 < 2");
     }
 }
