@@ -4,7 +4,9 @@
 //!
 //! Per run, single-threaded, each stage timed on its own:
 //!
-//! - read: every `*.xml` file of `CORPUS/feeds/` (or `CORPUS`) into memory;
+//! - read: every `*.xml` file of `CORPUS/feeds/` (or `CORPUS`) into memory; with
+//!   `--fetch URL_PREFIX` (stage `fetch`) each is fetched with reqwest from
+//!   `URL_PREFIX<name>.xml` instead, 32 at a time, as `feedwerk build` fetches;
 //! - parse: feed-rs on the bytes (its quick-xml decodes the declared encoding);
 //! - normalise: a prebuilt ammonia policy, the text of the sanitised HTML, NFKC only
 //!   when the quick check says it is needed, the language (declared, or whatlang over
@@ -25,7 +27,7 @@
 //!
 //! ```sh
 //! cargo build --release --example floor
-//! target/release/examples/floor [--combined-only] CORPUS OUT_DIR
+//! target/release/examples/floor [--combined-only] [--fetch URL_PREFIX] CORPUS OUT_DIR
 //! ```
 //!
 //! Prints one line per stage (`stage <name> <seconds>`) and the counts; `bench/floor`
@@ -98,7 +100,12 @@ fn collect(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The whole floor run; `combined_only` publishes the combined channel alone.
-pub fn run(corpus: &Path, out: &Path, combined_only: bool) -> anyhow::Result<Report> {
+pub fn run(
+    corpus: &Path,
+    out: &Path,
+    combined_only: bool,
+    fetch_from: Option<&str>,
+) -> anyhow::Result<Report> {
     let mut rep = Report::default();
     let mut clock = Instant::now();
     let mut lap = |rep: &mut Report, name: &'static str| {
@@ -107,14 +114,23 @@ pub fn run(corpus: &Path, out: &Path, combined_only: bool) -> anyhow::Result<Rep
     };
 
     let paths = collect(corpus)?;
-    let mut raw = Vec::with_capacity(paths.len());
-    for p in &paths {
-        let b = std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        rep.bytes += b.len();
-        raw.push(b);
-    }
+    let raw = match fetch_from {
+        None => paths
+            .iter()
+            .map(|p| std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        Some(base) => fetch(base, &paths)?,
+    };
+    rep.bytes = raw.iter().map(Vec::len).sum();
     rep.files = raw.len();
-    lap(&mut rep, "read");
+    lap(
+        &mut rep,
+        if fetch_from.is_some() {
+            "fetch"
+        } else {
+            "read"
+        },
+    );
 
     let mut feeds = Vec::with_capacity(raw.len());
     for (p, b) in paths.iter().zip(&raw) {
@@ -180,6 +196,35 @@ pub fn run(corpus: &Path, out: &Path, combined_only: bool) -> anyhow::Result<Rep
     write_all(out, &docs)?;
     lap(&mut rep, "write");
     Ok(rep)
+}
+
+/// GETs `BASE<name>.xml` for every corpus file, 32 at a time (feedwerk's bench
+/// concurrency), with reqwest as feedwerk fetches.
+fn fetch(base: &str, paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+        let mut tasks = Vec::with_capacity(paths.len());
+        for p in paths {
+            let url = format!("{base}{}", p.file_name().unwrap().to_string_lossy());
+            let (client, sem) = (client.clone(), sem.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = sem.acquire().await?;
+                let resp = client.get(&url).send().await?.error_for_status()?;
+                let body = resp.bytes().await?;
+                anyhow::Ok(body.to_vec())
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await??);
+        }
+        Ok(out)
+    })
 }
 
 /// The per-item work, with everything that can be built once built once.
@@ -889,12 +934,29 @@ fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let combined_only = args.iter().any(|a| a == "--combined-only");
     args.retain(|a| a != "--combined-only");
+    let fetch_from = args
+        .iter()
+        .position(|a| a == "--fetch")
+        .map(|i| args.drain(i..i + 2).nth(1));
+    let fetch_from = match fetch_from {
+        Some(Some(base)) => Some(base),
+        Some(None) => {
+            eprintln!("floor: --fetch needs a URL prefix");
+            return std::process::ExitCode::from(2);
+        }
+        None => None,
+    };
     let [corpus, out] = &args[..] else {
-        eprintln!("usage: floor [--combined-only] CORPUS OUT_DIR");
+        eprintln!("usage: floor [--combined-only] [--fetch URL_PREFIX] CORPUS OUT_DIR");
         return std::process::ExitCode::from(2);
     };
     let start = Instant::now();
-    match run(Path::new(corpus), Path::new(out), combined_only) {
+    match run(
+        Path::new(corpus),
+        Path::new(out),
+        combined_only,
+        fetch_from.as_deref(),
+    ) {
         Ok(r) => {
             for (name, s) in &r.stages {
                 println!("stage {name} {s:.4}");
@@ -949,7 +1011,7 @@ mod tests {
         let total = manifest["totals"]["items"].as_u64().unwrap() as usize;
         let labelled = manifest["totals"]["duplicates"].as_u64().unwrap() as usize;
         let out = tempfile::tempdir().unwrap();
-        let rep = run(Path::new(FIXTURE), out.path(), false).unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), false, None).unwrap();
         assert_eq!((rep.files, rep.entries), (4, total));
         assert_eq!(rep.dups, labelled, "{rep:?}");
         assert_eq!(rep.kept, total - labelled);
@@ -1021,11 +1083,58 @@ mod tests {
     #[test]
     fn combined_only_writes_the_combined_channel_and_its_archive() {
         let out = tempfile::tempdir().unwrap();
-        let rep = run(Path::new(FIXTURE), out.path(), true).unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), true, None).unwrap();
         assert!(!out.path().join("sources").exists() && !out.path().join("tags").exists());
         let pages = rep.kept.div_ceil(PAGE);
         assert_eq!(rep.documents, 3 + 2 * pages + 2);
         assert_eq!(rep.compressed, 2 * 5);
+    }
+
+    /// `--fetch`: the same files over HTTP (a one-request-per-connection server on
+    /// 127.0.0.1) give the same run as reading them.
+    #[test]
+    fn fetching_the_files_gives_the_same_run_as_reading_them() {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let feeds = Path::new(FIXTURE).join("feeds");
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                let mut line = String::new();
+                std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+                let name = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .trim_start_matches('/')
+                    .to_owned();
+                let body = std::fs::read(feeds.join(name)).unwrap();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                conn.write_all(head.as_bytes()).unwrap();
+                conn.write_all(&body).unwrap();
+            }
+        });
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let read = run(Path::new(FIXTURE), a.path(), true, None).unwrap();
+        let fetched = run(Path::new(FIXTURE), b.path(), true, Some(&base)).unwrap();
+        assert_eq!(fetched.stages[0].0, "fetch");
+        assert_eq!(
+            (
+                fetched.bytes,
+                fetched.entries,
+                fetched.kept,
+                fetched.documents
+            ),
+            (read.bytes, read.entries, read.kept, read.documents)
+        );
+        assert_eq!(
+            std::fs::read(a.path().join("rss.xml")).unwrap(),
+            std::fs::read(b.path().join("rss.xml")).unwrap()
+        );
     }
 
     #[test]
