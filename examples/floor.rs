@@ -23,7 +23,8 @@
 //!   `index.html` and `sources.opml`;
 //! - compress: gzip 6 and brotli 8 copies of the front-door documents (combined feeds,
 //!   index, OPML), as feedwerk's `publish::compress` does;
-//! - write: every file to a temp file and renamed into place, one `syncfs` at the end.
+//! - write: every file to a temp file, one `syncfs`, the renames, one fsync per directory
+//!   (feedwerk's crash-safe order, `publish::files::commit`).
 //!
 //! ```sh
 //! cargo build --release --example floor
@@ -909,23 +910,36 @@ fn brotli(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Temp file and rename for each document, then one `syncfs` for all of them.
+/// feedwerk's crash-safe order (`publish::files::commit`) with the fewest syncs: every
+/// document to a temp file beside its place, one `syncfs` for all of them, then the
+/// renames, then one fsync per directory so the renames are durable too.
 fn write_all(out: &Path, docs: &[Doc]) -> std::io::Result<()> {
+    let mut staged = Vec::with_capacity(docs.len());
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for d in docs {
         let dest = out.join(&d.path);
-        let dir = dest.parent().expect("under out");
-        std::fs::create_dir_all(dir)?;
+        let dir = dest.parent().expect("under out").to_owned();
+        if !dirs.contains(&dir) {
+            std::fs::create_dir_all(&dir)?;
+            dirs.push(dir.clone());
+        }
         let tmp = dir.join(format!(
             ".{}.tmp",
             dest.file_name().unwrap().to_string_lossy()
         ));
         std::fs::write(&tmp, &d.body)?;
-        std::fs::rename(&tmp, &dest)?;
+        staged.push((tmp, dest));
     }
     let f = std::fs::File::open(out)?;
     // SAFETY: syncfs on a file descriptor we own and keep open for the call.
     if unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) } != 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    for (tmp, dest) in &staged {
+        std::fs::rename(tmp, dest)?;
+    }
+    for dir in &dirs {
+        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }
