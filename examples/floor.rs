@@ -28,7 +28,7 @@
 //!
 //! ```sh
 //! cargo build --release --example floor
-//! target/release/examples/floor [--combined-only] [--fetch URL_PREFIX] CORPUS OUT_DIR
+//! target/release/examples/floor [--combined-only] [--fetch URL_PREFIX] [--threads N] CORPUS OUT_DIR
 //! ```
 //!
 //! Prints one line per stage (`stage <name> <seconds>`) and the counts; `bench/floor`
@@ -106,6 +106,7 @@ pub fn run(
     out: &Path,
     combined_only: bool,
     fetch_from: Option<&str>,
+    threads: usize,
 ) -> anyhow::Result<Report> {
     let mut rep = Report::default();
     let mut clock = Instant::now();
@@ -133,24 +134,26 @@ pub fn run(
         },
     );
 
-    let mut feeds = Vec::with_capacity(raw.len());
-    for (p, b) in paths.iter().zip(&raw) {
-        let f =
-            feed_rs::parser::parse(&b[..]).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        rep.entries += f.entries.len();
-        feeds.push(f);
-    }
-    drop(raw);
+    let parsed = par_map(raw.into_iter().zip(&paths).collect(), threads, |(b, p)| {
+        feed_rs::parser::parse(&b[..]).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    });
+    let feeds = parsed.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    rep.entries = feeds.iter().map(|f| f.entries.len()).sum();
     lap(&mut rep, "parse");
 
     let norm = Normaliser::new();
-    let mut items = Vec::with_capacity(rep.entries);
-    for (si, f) in feeds.into_iter().enumerate() {
-        let feed_lang = f.language.clone();
-        for e in f.entries {
-            items.push(norm.item(si as u32, e, feed_lang.as_deref()));
-        }
-    }
+    let per_feed = par_map(
+        feeds.into_iter().enumerate().collect(),
+        threads,
+        |(si, f)| {
+            let feed_lang = f.language.clone();
+            f.entries
+                .into_iter()
+                .map(|e| norm.item(si as u32, e, feed_lang.as_deref()))
+                .collect::<Vec<_>>()
+        },
+    );
+    let items: Vec<Item> = per_feed.into_iter().flatten().collect();
     lap(&mut rep, "normalise");
 
     let dup_of = dedupe(&items);
@@ -173,7 +176,7 @@ pub fn run(
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let mut docs = render_all(&kept, &names, combined_only);
+    let mut docs = render_all(&kept, &names, combined_only, threads);
     rep.documents = docs.len();
     lap(&mut rep, "render");
 
@@ -604,7 +607,7 @@ struct Chan<'a> {
     items: Vec<&'a Item>,
 }
 
-fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc> {
+fn render_all(kept: &[&Item], names: &[String], combined_only: bool, threads: usize) -> Vec<Doc> {
     let mut chans = vec![Chan {
         stem: String::new(),
         title: "feedwerk bench".into(),
@@ -652,44 +655,12 @@ fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc>
             });
         }
     }
-    let mut docs = Vec::new();
-    for (n, ch) in chans.iter_mut().enumerate() {
-        ch.items.truncate(MAX_ITEMS);
-        let base = if ch.stem.is_empty() {
-            String::new()
-        } else {
-            format!("{}.", ch.stem)
-        };
-        let (rss_p, atom_p, json_p) = if n == 0 {
-            (
-                "rss.xml".to_owned(),
-                "atom.xml".to_owned(),
-                "feed.json".to_owned(),
-            )
-        } else {
-            (
-                format!("{base}rss"),
-                format!("{base}atom"),
-                format!("{base}json"),
-            )
-        };
-        let links = vec![("self", format!("{SITE}{atom_p}"))];
-        docs.push(Doc {
-            body: rss(&ch.title, &ch.items, &links),
-            path: rss_p,
-            wide: n == 0,
-        });
-        docs.push(Doc {
-            body: atom(&ch.title, &ch.items, &links),
-            path: atom_p,
-            wide: n == 0,
-        });
-        docs.push(Doc {
-            body: json_feed(&ch.title, &ch.items),
-            path: json_p,
-            wide: n == 0,
-        });
-    }
+    let mut docs: Vec<Doc> = par_map(chans.iter().enumerate().collect(), threads, |(n, ch)| {
+        channel_docs(n, ch)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     // RFC 5005 archive pages of the combined channel: oldest items on page 1.
     let oldest_first: Vec<&Item> = kept.iter().rev().copied().collect();
     let pages: Vec<&[&Item]> = oldest_first.chunks(PAGE).collect();
@@ -726,6 +697,71 @@ fn render_all(kept: &[&Item], names: &[String], combined_only: bool) -> Vec<Doc>
         wide: true,
     });
     docs
+}
+
+/// The three subscription documents of channel `n` (0 is the combined channel).
+fn channel_docs(n: usize, ch: &Chan) -> Vec<Doc> {
+    let mut docs = Vec::with_capacity(3);
+    let items = &ch.items[..ch.items.len().min(MAX_ITEMS)];
+    let base = if ch.stem.is_empty() {
+        String::new()
+    } else {
+        format!("{}.", ch.stem)
+    };
+    let (rss_p, atom_p, json_p) = if n == 0 {
+        (
+            "rss.xml".to_owned(),
+            "atom.xml".to_owned(),
+            "feed.json".to_owned(),
+        )
+    } else {
+        (
+            format!("{base}rss"),
+            format!("{base}atom"),
+            format!("{base}json"),
+        )
+    };
+    let links = vec![("self", format!("{SITE}{atom_p}"))];
+    docs.push(Doc {
+        body: rss(&ch.title, items, &links),
+        path: rss_p,
+        wide: n == 0,
+    });
+    docs.push(Doc {
+        body: atom(&ch.title, items, &links),
+        path: atom_p,
+        wide: n == 0,
+    });
+    docs.push(Doc {
+        body: json_feed(&ch.title, items),
+        path: json_p,
+        wide: n == 0,
+    });
+    docs
+}
+
+/// `f` over `input` on `threads` scoped threads, in contiguous chunks, order kept.
+fn par_map<T: Send, R: Send>(input: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || input.len() < 2 {
+        return input.into_iter().map(f).collect();
+    }
+    let chunk = input.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut it = input.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(chunk).collect());
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| s.spawn(move || c.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    })
 }
 
 fn rss(title: &str, items: &[&Item], links: &[(&str, String)]) -> Vec<u8> {
@@ -948,6 +984,20 @@ fn main() -> std::process::ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let combined_only = args.iter().any(|a| a == "--combined-only");
     args.retain(|a| a != "--combined-only");
+    let threads = match args.iter().position(|a| a == "--threads") {
+        Some(i) => match args
+            .drain(i..(i + 2).min(args.len()))
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+        {
+            Some(n) => n,
+            None => {
+                eprintln!("floor: --threads needs a number");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        None => 1,
+    };
     let fetch_from = args
         .iter()
         .position(|a| a == "--fetch")
@@ -961,7 +1011,9 @@ fn main() -> std::process::ExitCode {
         None => None,
     };
     let [corpus, out] = &args[..] else {
-        eprintln!("usage: floor [--combined-only] [--fetch URL_PREFIX] CORPUS OUT_DIR");
+        eprintln!(
+            "usage: floor [--combined-only] [--fetch URL_PREFIX] [--threads N] CORPUS OUT_DIR"
+        );
         return std::process::ExitCode::from(2);
     };
     let start = Instant::now();
@@ -970,6 +1022,7 @@ fn main() -> std::process::ExitCode {
         Path::new(out),
         combined_only,
         fetch_from.as_deref(),
+        threads,
     ) {
         Ok(r) => {
             for (name, s) in &r.stages {
@@ -1025,7 +1078,7 @@ mod tests {
         let total = manifest["totals"]["items"].as_u64().unwrap() as usize;
         let labelled = manifest["totals"]["duplicates"].as_u64().unwrap() as usize;
         let out = tempfile::tempdir().unwrap();
-        let rep = run(Path::new(FIXTURE), out.path(), false, None).unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), false, None, 1).unwrap();
         assert_eq!((rep.files, rep.entries), (4, total));
         assert_eq!(rep.dups, labelled, "{rep:?}");
         assert_eq!(rep.kept, total - labelled);
@@ -1097,7 +1150,7 @@ mod tests {
     #[test]
     fn combined_only_writes_the_combined_channel_and_its_archive() {
         let out = tempfile::tempdir().unwrap();
-        let rep = run(Path::new(FIXTURE), out.path(), true, None).unwrap();
+        let rep = run(Path::new(FIXTURE), out.path(), true, None, 1).unwrap();
         assert!(!out.path().join("sources").exists() && !out.path().join("tags").exists());
         let pages = rep.kept.div_ceil(PAGE);
         assert_eq!(rep.documents, 3 + 2 * pages + 2);
@@ -1133,8 +1186,8 @@ mod tests {
             }
         });
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let read = run(Path::new(FIXTURE), a.path(), true, None).unwrap();
-        let fetched = run(Path::new(FIXTURE), b.path(), true, Some(&base)).unwrap();
+        let read = run(Path::new(FIXTURE), a.path(), true, None, 1).unwrap();
+        let fetched = run(Path::new(FIXTURE), b.path(), true, Some(&base), 1).unwrap();
         assert_eq!(fetched.stages[0].0, "fetch");
         assert_eq!(
             (
@@ -1149,6 +1202,28 @@ mod tests {
             std::fs::read(a.path().join("rss.xml")).unwrap(),
             std::fs::read(b.path().join("rss.xml")).unwrap()
         );
+    }
+
+    /// `--threads 2` splits parse, normalise and render and keeps the outputs as they are.
+    #[test]
+    fn two_threads_write_the_same_documents() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let one = run(Path::new(FIXTURE), a.path(), false, None, 1).unwrap();
+        let two = run(Path::new(FIXTURE), b.path(), false, None, 2).unwrap();
+        assert_eq!((one.kept, one.documents), (two.kept, two.documents));
+        for doc in [
+            "rss.xml",
+            "atom.xml",
+            "feed.json",
+            "archive/1.atom",
+            "sources/src00003.rss",
+        ] {
+            assert_eq!(
+                std::fs::read(a.path().join(doc)).unwrap(),
+                std::fs::read(b.path().join(doc)).unwrap(),
+                "{doc}"
+            );
+        }
     }
 
     #[test]
