@@ -12,13 +12,22 @@
 //! `.gz` and `.br` copies go with their document; the publisher's temporary files
 //! (hidden, `.feedwerk-…`) are skipped.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 
 use crate::catalog::{content_hash, Catalog, Rendered};
+use crate::config::RemoteTarget;
 use crate::model::Format;
+use crate::upload::{Client, Fetched, Listed};
+
+/// Objects fetched at once in a round.
+const FETCHES: usize = 8;
 
 /// How long a client may keep a document a standby served.
 const STANDBY_CACHE: &str = "public, max-age=60";
@@ -110,6 +119,217 @@ fn content_type(rel: &str) -> Option<&'static str> {
         (_, "js") => "text/javascript; charset=utf-8",
         _ => return None,
     })
+}
+
+/// A document mirrored from the bucket, with the ETag the bucket gave its object (what
+/// the next round compares; the served ETag is the hash of the bytes).
+#[derive(Clone)]
+struct Held {
+    bucket_etag: String,
+    doc: Arc<Rendered>,
+}
+
+/// The documents of `publish.target` as the last round found them.
+pub struct BucketMirror {
+    client: Client,
+    target: String,
+    held: HashMap<String, Held>,
+}
+
+/// What a round does with a listing: which objects to keep as held and which to fetch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Round<'a> {
+    pub keep: Vec<&'a str>,
+    pub fetch: Vec<&'a Listed>,
+}
+
+/// The servable objects of `listing` (the names publishing gives, no `.gz`/`.br`):
+/// kept when `held` has the same bucket ETag for the path, else fetched (an object
+/// without an ETag always is).
+pub fn round<'a>(listing: &'a [Listed], held: &HashMap<String, String>) -> Round<'a> {
+    let mut r = Round::default();
+    for l in listing {
+        if l.path.ends_with(".gz") || l.path.ends_with(".br") || content_type(&l.path).is_none() {
+            continue;
+        }
+        match (&l.etag, held.get(&l.path)) {
+            (Some(now), Some(before)) if now == before => r.keep.push(&l.path),
+            _ => r.fetch.push(l),
+        }
+    }
+    r
+}
+
+impl BucketMirror {
+    pub fn new(t: &RemoteTarget) -> Result<BucketMirror, String> {
+        Ok(BucketMirror {
+            client: Client::new(t)?,
+            target: t.url.clone(),
+            held: HashMap::new(),
+        })
+    }
+
+    /// The bucket's target, `s3://bucket/prefix/`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// One round: lists the prefix, fetches what changed, and returns the whole
+    /// catalog. On any failure nothing held changes (the caller keeps serving the last
+    /// catalog); so does a round dropped half-way.
+    pub async fn refresh(&mut self) -> Result<Catalog, String> {
+        let listing = self.client.list().await.map_err(|e| e.to_string())?;
+        let etags: HashMap<String, String> = self
+            .held
+            .iter()
+            .map(|(p, h)| (p.clone(), h.bucket_etag.clone()))
+            .collect();
+        let plan = round(&listing, &etags);
+        let wanted: Vec<Listed> = plan.fetch.iter().map(|l| (*l).clone()).collect();
+        let fetched: Vec<(Listed, _)> = futures_util::stream::iter(wanted)
+            .map(|l| {
+                let client = self.client.clone();
+                async move {
+                    let got = client.get(&l.path).await;
+                    (l, got)
+                }
+            })
+            .buffer_unordered(FETCHES)
+            .collect()
+            .await;
+        let (fetch_count, keep_count) = (plan.fetch.len(), plan.keep.len());
+        let mut next: HashMap<String, Held> = plan
+            .keep
+            .iter()
+            .filter_map(|p| self.held.get(*p).map(|h| ((*p).to_owned(), h.clone())))
+            .collect();
+        for (l, got) in fetched {
+            let got = got.map_err(|e| format!("{}{}: {e}", self.target, l.path))?;
+            // Gone since the listing: the leader deleted it.
+            let Some(f) = got else { continue };
+            let held = Held {
+                bucket_etag: f.etag.clone().or(l.etag.clone()).unwrap_or_default(),
+                doc: Arc::new(document(&l.path, f)),
+            };
+            next.insert(l.path.clone(), held);
+        }
+        tracing::debug!(target = %self.target, fetched = fetch_count, kept = keep_count, "standby: mirrored the bucket");
+        self.held = next;
+        let mut catalog = Catalog::default();
+        for h in self.held.values() {
+            catalog.insert_shared(h.doc.clone());
+        }
+        Ok(catalog)
+    }
+}
+
+/// A fetched object as the server serves it: the headers it was uploaded with (the
+/// type from its name when it has none, [`STANDBY_CACHE`] without `Cache-Control`),
+/// Last-Modified of the object, and the ETag of its bytes, as the leader's.
+fn document(path: &str, f: Fetched) -> Rendered {
+    let content_type = f
+        .content_type
+        .as_deref()
+        .map(intern)
+        .or_else(|| content_type(path))
+        .unwrap_or("application/octet-stream");
+    let cache = f
+        .cache_control
+        .as_deref()
+        .map(intern)
+        .unwrap_or(STANDBY_CACHE);
+    let etag = format!("\"{}\"", content_hash(&f.body));
+    Rendered::new(
+        path.to_owned(),
+        content_type,
+        cache,
+        f.body,
+        etag,
+        f.last_modified,
+    )
+}
+
+/// The one `'static` copy of a header value (the catalog's documents hold them so).
+/// The values are the few the leader uploads with, so the set stays small.
+fn intern(v: &str) -> &'static str {
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = seen.get(v) {
+        return s;
+    }
+    let s: &'static str = Box::leak(v.to_owned().into_boxed_str());
+    seen.insert(s);
+    s
+}
+
+/// The bucket rounds of a standby, each in a task of its own so the working loop keeps
+/// beating (and answers signals) while a slow bucket answers.
+#[derive(Default)]
+pub struct Mirroring {
+    /// Between rounds; `None` while one runs, or before the first.
+    idle: Option<BucketMirror>,
+    running: Option<JoinHandle<(BucketMirror, Result<Catalog, String>)>>,
+}
+
+impl Mirroring {
+    /// Starts a round for `t` unless one is running (a new mirror when the target
+    /// changed or none was made yet).
+    pub fn start(&mut self, t: &RemoteTarget) {
+        if self.running.is_some() {
+            return;
+        }
+        let mut mirror = match self.idle.take() {
+            Some(m) if m.target() == t.url => m,
+            _ => match BucketMirror::new(t) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(target = %t.url, "standby: cannot reach the bucket: {e}");
+                    return;
+                }
+            },
+        };
+        self.running = Some(tokio::spawn(async move {
+            let r = mirror.refresh().await;
+            (mirror, r)
+        }));
+    }
+
+    /// The catalog of the round running, once it ends; never when none runs. `None`
+    /// when it failed (logged).
+    pub async fn finished(&mut self) -> Option<Catalog> {
+        let Some(h) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let joined = h.await;
+        self.running = None;
+        match joined {
+            Ok((mirror, r)) => {
+                let target = mirror.target().to_owned();
+                self.idle = Some(mirror);
+                match r {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(%target, "standby: cannot read the bucket, still serving the last documents: {e}");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("standby: a bucket round ended abnormally: {e}");
+                None
+            }
+        }
+    }
+
+    /// Stops a running round (this process leads now); the next round starts afresh.
+    pub fn stop(&mut self) {
+        if let Some(h) = self.running.take() {
+            h.abort();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -845,3 +845,115 @@ fn keys_come_from_the_shared_credentials_file_when_the_environment_has_none() {
     );
     assert!(!r.all().contains("from-file-secret"));
 }
+
+/// `feedwerk run` as instance `name` on the PostgreSQL store at `url`, from the
+/// project's config with `edit` applied, and the test's credentials.
+fn run_on_postgres(p: &Project, url: &str, name: &str, edit: impl Fn(String) -> String) -> Daemon {
+    let text = p.read("config.toml").replace(
+        "path = \"state/feedwerk.sqlite\"",
+        &format!("url = \"{url}\"\ntakeover = \"5s\""),
+    );
+    let config = p.path().join(format!("{name}.toml"));
+    std::fs::write(&config, edit(text)).unwrap();
+    let mut cmd = Command::new(crate::support::bin());
+    cmd.current_dir(p.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .envs(CREDENTIALS)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env("FEEDWERK_LOG", "info");
+    Daemon::start_command(cmd)
+}
+
+#[test]
+fn a_standby_with_an_empty_output_dir_serves_the_buckets_documents_and_follows_the_leaders_changes()
+{
+    let Some(pg) = crate::pg_server::PgServer::start() else {
+        return;
+    };
+    let Some(moto) = Moto::start() else { return };
+    let server = TestServer::start();
+    partners(&server, "Story a");
+    let p = project(&server, moto.addr, &["a", "b"]);
+    let url = pg.create_database("standby_bucket");
+
+    let leader = run_on_postgres(&p, &url, "leader", |t| t);
+    wait_for(Duration::from_secs(30), || {
+        let h = leader.get("/healthz", &[]);
+        (h.status == 200 && h.text().starts_with("ok") && moto.get("atom.xml", &[]).status == 200)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the leader did not publish and upload:\n{}", leader.log()));
+    // On another machine: its own (empty) output directory, the bucket re-read every
+    // second.
+    let standby = run_on_postgres(&p, &url, "standby", |t| {
+        t.replace("output_dir = \"public\"", "output_dir = \"standby-public\"")
+            .replace(
+                "takeover = \"5s\"",
+                "takeover = \"5s\"\nstandby_refresh = \"1s\"",
+            )
+    });
+    assert!(standby.get("/healthz", &[]).text().starts_with("standby"));
+
+    let uploaded = moto.paths();
+    assert!(
+        uploaded.contains("atom.xml") && uploaded.contains("index.html"),
+        "{uploaded:?}"
+    );
+    let served = |path: &str| standby.get(&format!("/{path}"), &[]);
+    wait_for(Duration::from_secs(10), || {
+        (served("atom.xml").body == moto.get("atom.xml", &[]).body).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the standby does not serve the bucket's atom.xml:\n{}",
+            standby.log()
+        )
+    });
+    for path in &uploaded {
+        let (ours, theirs) = (served(path), moto.get(path, &[]));
+        assert_eq!(ours.status, 200, "{path}");
+        assert_eq!(ours.body, theirs.body, "{path}: the bucket's bytes");
+        for h in ["content-type", "cache-control"] {
+            assert_eq!(ours.header(h), theirs.header(h), "{path}: {h}");
+        }
+        let etag = ours.header("etag").expect("an ETag").to_owned();
+        let again = standby.get(&format!("/{path}"), &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{path}: If-None-Match {etag}");
+    }
+    // Nothing of it came from a directory of the standby's own.
+    assert!(!p.path().join("standby-public/atom.xml").exists());
+
+    // The leader publishes a change (a new partner, through a reload): the standby
+    // serves the new bytes within its interval.
+    let before = served("atom.xml").body;
+    let mut text = p.read("leader.toml");
+    text.push_str(&format!(
+        "\n[[source]]\nid = \"c\"\nkind = \"feed\"\ntitle = \"Partner c\"\nurl = \"{}\"\n",
+        server.url("/c.xml")
+    ));
+    std::fs::write(p.path().join("leader.toml"), text).unwrap();
+    leader.signal("HUP");
+    wait_for(Duration::from_secs(30), || {
+        let now = moto.get("atom.xml", &[]).body;
+        (now != before && String::from_utf8_lossy(&now).contains("Story c")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the leader did not upload the change:\n{}", leader.log()));
+    let uploaded = std::time::Instant::now();
+    wait_for(Duration::from_secs(5), || {
+        (served("atom.xml").body == moto.get("atom.xml", &[]).body).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the standby still serves the old atom.xml:\n{}",
+            standby.log()
+        )
+    });
+    eprintln!(
+        "the standby served the leader's change {:?} after it was uploaded",
+        uploaded.elapsed()
+    );
+    assert!(!p.path().join("standby-public/atom.xml").exists());
+}
