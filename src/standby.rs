@@ -362,6 +362,62 @@ mod tests {
         );
     }
 
+    fn listed(path: &str, etag: Option<&str>) -> Listed {
+        Listed {
+            path: path.into(),
+            etag: etag.map(Into::into),
+            last_modified: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_round_fetches_new_changed_and_untagged_objects_and_keeps_the_rest() {
+        let listing = [
+            listed("atom.xml", Some("\"same\"")),
+            listed("rss.xml", Some("\"new\"")),
+            listed("index.html", Some("\"first\"")),
+            listed("sources/a.json", None),
+            listed("atom.xml.gz", Some("\"gz\"")),
+            listed("notes.txt", Some("\"x\"")),
+        ];
+        let held: HashMap<String, String> = [
+            ("atom.xml", "\"same\""),
+            ("rss.xml", "\"old\""),
+            ("sources/a.json", ""),
+            ("gone.xml", "\"g\""),
+        ]
+        .into_iter()
+        .map(|(p, e)| (p.to_owned(), e.to_owned()))
+        .collect();
+        let r = round(&listing, &held);
+        assert_eq!(r.keep, ["atom.xml"]);
+        let fetch: Vec<&str> = r.fetch.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(fetch, ["rss.xml", "index.html", "sources/a.json"]);
+    }
+
+    #[test]
+    fn a_fetched_object_keeps_its_headers_and_gets_the_etag_of_its_bytes() {
+        let when = Utc::now();
+        let f = |content_type: Option<&str>, cache: Option<&str>| Fetched {
+            body: Bytes::from_static(b"<feed/>"),
+            etag: Some("\"md5\"".into()),
+            content_type: content_type.map(Into::into),
+            cache_control: cache.map(Into::into),
+            last_modified: when,
+        };
+        let d = document(
+            "atom.xml",
+            f(Some("application/atom+xml"), Some("public, max-age=300")),
+        );
+        assert_eq!(d.content_type, "application/atom+xml");
+        assert_eq!(d.cache_control, "public, max-age=300");
+        assert_eq!(d.etag, format!("\"{}\"", content_hash(b"<feed/>")));
+        assert_eq!(d.last_modified, when);
+        let bare = document("atom.xml", f(None, None));
+        assert_eq!(bare.content_type, Format::Atom.content_type());
+        assert_eq!(bare.cache_control, STANDBY_CACHE);
+    }
+
     #[test]
     fn a_missing_output_dir_is_an_empty_catalog() {
         assert!(catalog_from_dir(Path::new("does/not/exist")).is_empty());

@@ -925,6 +925,22 @@ fn a_standby_with_an_empty_output_dir_serves_the_buckets_documents_and_follows_t
     }
     // Nothing of it came from a directory of the standby's own.
     assert!(!p.path().join("standby-public/atom.xml").exists());
+    // Quiet rounds list the bucket and fetch no object again (nobody else reads it
+    // meanwhile: the leader has no cycle due).
+    let gets = || moto.requests().iter().filter(|(m, _)| m == "GET").count();
+    let lists = || {
+        std::fs::read_to_string(&moto.log)
+            .unwrap_or_default()
+            .matches("list-type=2")
+            .count()
+    };
+    let (got, listed) = (gets(), lists());
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(
+        lists() >= listed + 2,
+        "the standby lists the bucket each round"
+    );
+    assert_eq!(gets(), got, "quiet rounds fetch no object");
 
     // The leader publishes a change (a new partner, through a reload): the standby
     // serves the new bytes within its interval.
