@@ -1,16 +1,26 @@
 //! What a standby serves while another process leads (several `feedwerk run` on one
-//! PostgreSQL store): the documents in `publish.output_dir` as they are on disk, read
-//! into a [`Catalog`] for the server. With a shared output directory (or processes on
-//! one machine) those are the leader's latest; otherwise they are what this process
-//! published when it last led. Readers of a deployment with object storage are served
-//! by the bucket, whichever process leads.
+//! PostgreSQL store).
 //!
-//! The leader's catalog carries each document's exact headers from rendering; here they
-//! come from the file: its type from its name (the names publishing gives), its ETag
-//! from its bytes (the same hash the leader's is), Last-Modified from its mtime, and a
-//! short `Cache-Control`, since a standby's copy may be the older one. Precompressed
-//! `.gz` and `.br` copies go with their document; the publisher's temporary files
-//! (hidden, `.feedwerk-…`) are skipped.
+//! With `publish.target`, the bucket's documents ([`BucketMirror`]): instances on other
+//! machines never see the leader's files, but they all see the bucket. Each round lists
+//! the prefix and fetches only the objects whose ETag changed ([`round`]), so a quiet
+//! round costs one listing. Rounds run in a task of their own ([`Mirroring`]), so a slow
+//! bucket never stops the working loop's heartbeat; a failed round changes nothing (the
+//! last catalog keeps serving), and until one succeeds the local directory is served.
+//!
+//! Without a target, the documents in `publish.output_dir` as they are on disk
+//! ([`catalog_from_dir`]). With a shared output directory (or processes on one machine)
+//! those are the leader's latest; otherwise they are what this process published when
+//! it last led.
+//!
+//! The leader's catalog carries each document's exact headers from rendering. From the
+//! bucket they are the ones it uploaded; from a file, its type comes from its name (the
+//! names publishing gives) and the `Cache-Control` is short, since a standby's copy may
+//! be the older one. Either way the ETag is the hash of the bytes (the same the
+//! leader's is), so a client's conditional GET answers alike on every instance.
+//! Precompressed `.gz` and `.br` files go with their document; the bucket holds none
+//! (only identity bytes are uploaded). The publisher's temporary files (hidden,
+//! `.feedwerk-…`) are skipped.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

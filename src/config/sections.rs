@@ -558,4 +558,23 @@ mod store_timing_tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn standby_refresh_defaults_to_30s_and_is_one_to_thirty_seconds() {
+        assert_eq!(
+            store("").unwrap().store.standby_refresh,
+            Duration::from_secs(30)
+        );
+        let c = store("standby_refresh = \"2s\"").unwrap();
+        assert_eq!(c.store.standby_refresh, Duration::from_secs(2));
+        for v in ["500ms", "1m"] {
+            let err = store(&format!("standby_refresh = \"{v}\"")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "`store.standby_refresh`: `{v}` is outside 1s to 30s"
+                )),
+                "{err}"
+            );
+        }
+    }
 }
