@@ -334,11 +334,13 @@ impl Mirroring {
         }
     }
 
-    /// Stops a running round (this process leads now); the next round starts afresh.
+    /// Stops a running round and drops what was mirrored (this process leads now and
+    /// serves its own catalog); the next round starts afresh.
     pub fn stop(&mut self) {
         if let Some(h) = self.running.take() {
             h.abort();
         }
+        self.idle = None;
     }
 }
 

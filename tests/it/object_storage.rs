@@ -9,7 +9,11 @@
 //! uploads exactly the documents whose bytes changed (and `build --dry-run` lists
 //! them beforehand); deletes run after the uploads and the `max_deletes` guard holds
 //! them back; a server that dies mid-upload leaves the old objects serving, and the
-//! next cycle finishes the job; anonymous readers get 200 and 304 on the ETag.
+//! next cycle finishes the job; anonymous readers get 200 and 304 on the ETag. A
+//! standby `feedwerk run` on another machine (its own empty output directory, a real
+//! PostgreSQL store shared with the leader) serves the bucket's documents, follows the
+//! leader's changes within `store.standby_refresh`, and keeps serving when the bucket
+//! goes away.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -873,7 +877,9 @@ fn a_standby_with_an_empty_output_dir_serves_the_buckets_documents_and_follows_t
     let Some(pg) = crate::pg_server::PgServer::start() else {
         return;
     };
-    let Some(moto) = Moto::start() else { return };
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
     let server = TestServer::start();
     partners(&server, "Story a");
     let p = project(&server, moto.addr, &["a", "b"]);
@@ -972,4 +978,18 @@ fn a_standby_with_an_empty_output_dir_serves_the_buckets_documents_and_follows_t
         uploaded.elapsed()
     );
     assert!(!p.path().join("standby-public/atom.xml").exists());
+
+    // The bucket goes away: the standby says so and keeps serving what it fetched.
+    let last = served("atom.xml").body;
+    let _ = moto.child.kill();
+    let _ = moto.child.wait();
+    wait_for(Duration::from_secs(30), || {
+        standby
+            .log()
+            .contains("cannot read the bucket")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no warning about the bucket:\n{}", standby.log()));
+    let still = served("atom.xml");
+    assert_eq!((still.status, still.body), (200, last));
 }
