@@ -197,6 +197,8 @@ struct Daemon {
     /// The first cycle after start fetches every source not paused (partners may have
     /// news since we last ran); later cycles fetch the sources that are due.
     started_cycle: bool,
+    /// Standing by with `publish.target`: the bucket's documents, re-read each round.
+    mirroring: crate::standby::Mirroring,
 }
 
 /// Runs until SIGTERM or SIGINT: on a SQLite store as its only process (always
@@ -252,6 +254,7 @@ async fn run_with(
         replication,
         epoch: None,
         started_cycle: false,
+        mirroring: Default::default(),
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
         notifier,
@@ -338,9 +341,12 @@ impl Daemon {
                 // A new term: its first cycle fetches every source, at once.
                 next = Instant::now();
             }
-            let wait = next
+            let mut wait = next
                 .saturating_duration_since(Instant::now())
                 .min(self.tick);
+            if self.pipeline.is_none() {
+                wait = wait.min(self.cfg.store.standby_refresh);
+            }
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
@@ -353,13 +359,18 @@ impl Daemon {
                     continue;
                 }
                 _ = role::changed(&mut roles) => continue,
+                c = self.mirroring.finished() => {
+                    if let (Some(c), None) = (c, &self.pipeline) {
+                        self.catalog.store(c);
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             if self.pipeline.is_none() {
                 // Standing by: the leader may have published since.
-                self.catalog.store(crate::standby::catalog_from_dir(
-                    &self.cfg.publish.output_dir,
-                ));
+                self.reread_standby();
+                next = Instant::now() + self.cfg.store.standby_refresh;
                 continue;
             }
             if Instant::now() < next {
@@ -604,6 +615,7 @@ impl Daemon {
                     }
                 };
                 tracing::info!(epoch, "leading: refreshing and publishing");
+                self.mirroring.stop();
                 self.pipeline = Some(pipeline);
                 self.epoch = Some(epoch);
                 self.started_cycle = false;
@@ -625,7 +637,8 @@ impl Daemon {
         }
     }
 
-    /// Stops working (if it did) and serves what is published on disk.
+    /// Stops working (if it did) and serves what is published on disk until the
+    /// bucket's documents are read (the next round, at once).
     fn stand_by(&mut self) {
         self.pipeline = None;
         self.epoch = None;
@@ -633,6 +646,17 @@ impl Daemon {
         self.catalog.store(crate::standby::catalog_from_dir(
             &self.cfg.publish.output_dir,
         ));
+    }
+
+    /// A standby's round: with `publish.target`, a bucket round (its catalog is
+    /// stored when it ends; a failed one keeps the last); else the output directory.
+    fn reread_standby(&mut self) {
+        match &self.cfg.publish.target {
+            Some(t) => self.mirroring.start(t),
+            None => self.catalog.store(crate::standby::catalog_from_dir(
+                &self.cfg.publish.output_dir,
+            )),
+        }
     }
 }
 

@@ -196,6 +196,9 @@ pub(super) struct RawStore {
     /// With `url`: how soon a standby leads after the leader's connection is gone.
     #[serde(default)]
     pub(super) takeover: Option<Spanned<String>>,
+    /// With `url`: how often a standby re-reads what it serves.
+    #[serde(default)]
+    pub(super) standby_refresh: Option<Spanned<String>>,
     /// With `url`: the PEM file of the CA that signed the server's certificate.
     #[serde(default)]
     pub(super) ca_file: Option<Spanned<PathBuf>>,
@@ -216,6 +219,7 @@ impl Default for RawStore {
             max_items: default_keep(),
             max_age: None,
             takeover: None,
+            standby_refresh: None,
             ca_file: None,
         }
     }

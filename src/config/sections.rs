@@ -85,6 +85,9 @@ pub struct StoreConfig {
     /// With a PostgreSQL store: how soon a standby leads once the leader's connection
     /// is gone (`store::postgres::Timing`).
     pub takeover: Duration,
+    /// With a PostgreSQL store: how often a standby re-reads the documents it serves
+    /// (from `publish.target` when set, else `publish.output_dir`).
+    pub standby_refresh: Duration,
     /// With a PostgreSQL store: the CA certificates trusted for the server instead of
     /// the system's.
     pub ca_file: Option<PathBuf>,
@@ -116,6 +119,8 @@ pub const DEFAULT_TAKEOVER: Duration = Duration::from_secs(15);
 /// The shortest `store.takeover`: the server's keepalive settings go in whole seconds,
 /// and a fifth of it is the leader's probe interval.
 pub const MIN_TAKEOVER: Duration = Duration::from_secs(5);
+/// `store.standby_refresh` when not set, and its longest: the loop's longest round.
+pub const DEFAULT_STANDBY_REFRESH: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
@@ -345,6 +350,7 @@ impl StoreConfig {
                 .as_ref()
                 .and_then(|s| duration(s, "store.max_age", p)),
             takeover: takeover(raw.takeover.as_ref(), p),
+            standby_refresh: standby_refresh(raw.standby_refresh.as_ref(), p),
             ca_file: raw
                 .ca_file
                 .map(|f| relative_to(dir, &Spanned::into_inner(f))),
@@ -372,6 +378,30 @@ fn takeover(raw: Option<&Spanned<String>>, p: &mut Problems) -> Duration {
         }
         Some(d) => d,
         None => DEFAULT_TAKEOVER,
+    }
+}
+
+/// `store.standby_refresh`: a duration of one second to [`DEFAULT_STANDBY_REFRESH`]
+/// (a standby's loop goes round at least that often anyway).
+fn standby_refresh(raw: Option<&Spanned<String>>, p: &mut Problems) -> Duration {
+    let Some(v) = raw else {
+        return DEFAULT_STANDBY_REFRESH;
+    };
+    match duration(v, "store.standby_refresh", p) {
+        Some(d) if d < Duration::from_secs(1) || d > DEFAULT_STANDBY_REFRESH => {
+            p.add(
+                "store.standby_refresh",
+                v.span(),
+                format!(
+                    "`{}` is outside 1s to {}s",
+                    v.get_ref(),
+                    DEFAULT_STANDBY_REFRESH.as_secs()
+                ),
+            );
+            DEFAULT_STANDBY_REFRESH
+        }
+        Some(d) => d,
+        None => DEFAULT_STANDBY_REFRESH,
     }
 }
 
@@ -527,5 +557,24 @@ mod store_timing_tests {
             err.contains("line 6: `store.takeover`: invalid duration"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn standby_refresh_defaults_to_30s_and_is_one_to_thirty_seconds() {
+        assert_eq!(
+            store("").unwrap().store.standby_refresh,
+            Duration::from_secs(30)
+        );
+        let c = store("standby_refresh = \"2s\"").unwrap();
+        assert_eq!(c.store.standby_refresh, Duration::from_secs(2));
+        for v in ["500ms", "1m"] {
+            let err = store(&format!("standby_refresh = \"{v}\"")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "`store.standby_refresh`: `{v}` is outside 1s to 30s"
+                )),
+                "{err}"
+            );
+        }
     }
 }

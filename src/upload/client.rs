@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path as Key;
 use object_store::{
@@ -31,6 +33,25 @@ pub struct Found {
     pub etag: Option<String>,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+}
+
+/// An object under the prefix, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The published path: the key without the prefix.
+    pub path: String,
+    pub etag: Option<String>,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// An object's bytes with the headers it was stored with.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub last_modified: DateTime<Utc>,
 }
 
 /// A connected target: the bucket client and the key prefix.
@@ -136,6 +157,53 @@ impl Client {
             .put_opts(&self.key(path), PutPayload::from_bytes(body), opts)
             .await?;
         Ok(r.e_tag)
+    }
+
+    /// Every object under the prefix (what a standby mirrors).
+    pub async fn list(&self) -> Result<Vec<Listed>, object_store::Error> {
+        let prefix = self.prefix.trim_end_matches('/');
+        let prefix = (!prefix.is_empty()).then(|| Key::from(prefix));
+        let mut stream = self.store.list(prefix.as_ref());
+        let mut out = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = meta?;
+            let key = meta.location.as_ref();
+            let Some(path) = key.strip_prefix(self.prefix.as_str()) else {
+                continue;
+            };
+            out.push(Listed {
+                path: path.to_owned(),
+                etag: meta.e_tag,
+                last_modified: meta.last_modified,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The object at `path` with its headers; `None` when it is gone.
+    pub async fn get(&self, path: &str) -> Result<Option<Fetched>, object_store::Error> {
+        let r = match self
+            .store
+            .get_opts(&self.key(path), GetOptions::default())
+            .await
+        {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let attr = |a: &Attribute| r.attributes.get(a).map(|v| v.to_string());
+        let (content_type, cache_control) = (
+            attr(&Attribute::ContentType),
+            attr(&Attribute::CacheControl),
+        );
+        let (etag, last_modified) = (r.meta.e_tag.clone(), r.meta.last_modified);
+        Ok(Some(Fetched {
+            body: r.bytes().await?,
+            etag,
+            content_type,
+            cache_control,
+            last_modified,
+        }))
     }
 
     /// Deletes the object at `path`; one already gone is no error.

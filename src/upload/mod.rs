@@ -46,7 +46,7 @@ use futures_util::StreamExt;
 use crate::config::RemoteTarget;
 use crate::schedule::Politeness;
 use crate::store::{Backend, PublishedOutput, RemoteObject, RemoteState, StoreError};
-pub use client::{single_put_etag, Client, Found, Headers};
+pub use client::{single_put_etag, Client, Fetched, Found, Headers, Listed};
 
 /// Uploads (and deletes) in flight at once.
 const CONCURRENCY: usize = 8;

@@ -9,7 +9,11 @@
 //! uploads exactly the documents whose bytes changed (and `build --dry-run` lists
 //! them beforehand); deletes run after the uploads and the `max_deletes` guard holds
 //! them back; a server that dies mid-upload leaves the old objects serving, and the
-//! next cycle finishes the job; anonymous readers get 200 and 304 on the ETag.
+//! next cycle finishes the job; anonymous readers get 200 and 304 on the ETag. A
+//! standby `feedwerk run` on another machine (its own empty output directory, a real
+//! PostgreSQL store shared with the leader) serves the bucket's documents, follows the
+//! leader's changes within `store.standby_refresh`, and keeps serving when the bucket
+//! goes away.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -844,4 +848,148 @@ fn keys_come_from_the_shared_credentials_file_when_the_environment_has_none() {
         heads[0]
     );
     assert!(!r.all().contains("from-file-secret"));
+}
+
+/// `feedwerk run` as instance `name` on the PostgreSQL store at `url`, from the
+/// project's config with `edit` applied, and the test's credentials.
+fn run_on_postgres(p: &Project, url: &str, name: &str, edit: impl Fn(String) -> String) -> Daemon {
+    let text = p.read("config.toml").replace(
+        "path = \"state/feedwerk.sqlite\"",
+        &format!("url = \"{url}\"\ntakeover = \"5s\""),
+    );
+    let config = p.path().join(format!("{name}.toml"));
+    std::fs::write(&config, edit(text)).unwrap();
+    let mut cmd = Command::new(crate::support::bin());
+    cmd.current_dir(p.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .envs(CREDENTIALS)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env("FEEDWERK_LOG", "info");
+    Daemon::start_command(cmd)
+}
+
+#[test]
+fn a_standby_with_an_empty_output_dir_serves_the_buckets_documents_and_follows_the_leaders_changes()
+{
+    let Some(pg) = crate::pg_server::PgServer::start() else {
+        return;
+    };
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
+    let server = TestServer::start();
+    partners(&server, "Story a");
+    let p = project(&server, moto.addr, &["a", "b"]);
+    let url = pg.create_database("standby_bucket");
+
+    let leader = run_on_postgres(&p, &url, "leader", |t| t);
+    wait_for(Duration::from_secs(30), || {
+        let h = leader.get("/healthz", &[]);
+        (h.status == 200 && h.text().starts_with("ok") && moto.get("atom.xml", &[]).status == 200)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the leader did not publish and upload:\n{}", leader.log()));
+    // On another machine: its own (empty) output directory, the bucket re-read every
+    // second.
+    let standby = run_on_postgres(&p, &url, "standby", |t| {
+        t.replace("output_dir = \"public\"", "output_dir = \"standby-public\"")
+            .replace(
+                "takeover = \"5s\"",
+                "takeover = \"5s\"\nstandby_refresh = \"1s\"",
+            )
+    });
+    assert!(standby.get("/healthz", &[]).text().starts_with("standby"));
+
+    let uploaded = moto.paths();
+    assert!(
+        uploaded.contains("atom.xml") && uploaded.contains("index.html"),
+        "{uploaded:?}"
+    );
+    let served = |path: &str| standby.get(&format!("/{path}"), &[]);
+    wait_for(Duration::from_secs(10), || {
+        (served("atom.xml").body == moto.get("atom.xml", &[]).body).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the standby does not serve the bucket's atom.xml:\n{}",
+            standby.log()
+        )
+    });
+    for path in &uploaded {
+        let (ours, theirs) = (served(path), moto.get(path, &[]));
+        assert_eq!(ours.status, 200, "{path}");
+        assert_eq!(ours.body, theirs.body, "{path}: the bucket's bytes");
+        for h in ["content-type", "cache-control"] {
+            assert_eq!(ours.header(h), theirs.header(h), "{path}: {h}");
+        }
+        let etag = ours.header("etag").expect("an ETag").to_owned();
+        let again = standby.get(&format!("/{path}"), &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{path}: If-None-Match {etag}");
+    }
+    // Nothing of it came from a directory of the standby's own.
+    assert!(!p.path().join("standby-public/atom.xml").exists());
+    // Quiet rounds list the bucket and fetch no object again (nobody else reads it
+    // meanwhile: the leader has no cycle due).
+    let gets = || moto.requests().iter().filter(|(m, _)| m == "GET").count();
+    let lists = || {
+        std::fs::read_to_string(&moto.log)
+            .unwrap_or_default()
+            .matches("list-type=2")
+            .count()
+    };
+    let (got, listed) = (gets(), lists());
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(
+        lists() >= listed + 2,
+        "the standby lists the bucket each round"
+    );
+    assert_eq!(gets(), got, "quiet rounds fetch no object");
+
+    // The leader publishes a change (a new partner, through a reload): the standby
+    // serves the new bytes within its interval.
+    let before = served("atom.xml").body;
+    let mut text = p.read("leader.toml");
+    text.push_str(&format!(
+        "\n[[source]]\nid = \"c\"\nkind = \"feed\"\ntitle = \"Partner c\"\nurl = \"{}\"\n",
+        server.url("/c.xml")
+    ));
+    std::fs::write(p.path().join("leader.toml"), text).unwrap();
+    leader.signal("HUP");
+    wait_for(Duration::from_secs(30), || {
+        let now = moto.get("atom.xml", &[]).body;
+        (now != before && String::from_utf8_lossy(&now).contains("Story c")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the leader did not upload the change:\n{}", leader.log()));
+    let uploaded = std::time::Instant::now();
+    wait_for(Duration::from_secs(5), || {
+        (served("atom.xml").body == moto.get("atom.xml", &[]).body).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the standby still serves the old atom.xml:\n{}",
+            standby.log()
+        )
+    });
+    eprintln!(
+        "the standby served the leader's change {:?} after it was uploaded",
+        uploaded.elapsed()
+    );
+    assert!(!p.path().join("standby-public/atom.xml").exists());
+
+    // The bucket goes away: the standby says so and keeps serving what it fetched.
+    let last = served("atom.xml").body;
+    let _ = moto.child.kill();
+    let _ = moto.child.wait();
+    wait_for(Duration::from_secs(30), || {
+        standby
+            .log()
+            .contains("cannot read the bucket")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no warning about the bucket:\n{}", standby.log()));
+    let still = served("atom.xml");
+    assert_eq!((still.status, still.body), (200, last));
 }

@@ -366,10 +366,14 @@ impl Instance {
                 "listen = \"127.0.0.1:0\"",
                 &format!("listen = \"127.0.0.1:{port}\""),
             )
-            // The tests' own takeover.
+            // The tests' own takeover, and a standby re-reading the output directory
+            // every second.
             .replace(
                 "path = \"state/feedwerk.sqlite\"",
-                &format!("url = \"{url}\"\ntakeover = \"{}s\"", TAKEOVER.as_secs()),
+                &format!(
+                    "url = \"{url}\"\ntakeover = \"{}s\"\nstandby_refresh = \"1s\"",
+                    TAKEOVER.as_secs()
+                ),
             );
         let path = p.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
