@@ -200,23 +200,24 @@ pub trait ArchiveStore {
     fn archive_page_end(&self, channel: &str, page: u32) -> Result<Option<Cursor>, StoreError>;
     fn add_archive_page(&self, channel: &str, page: u32, end: &Cursor) -> Result<(), StoreError>;
     fn seal_archive_page(&self, channel: &str, page: u32) -> Result<(), StoreError>;
+    /// Visible items matching `filter` after `after` and up to `upto`, in first-seen
+    /// order: [`ArchiveStore::archive_items_cached`] with a cache of its own.
     fn archive_items(
         &self,
         filter: &ChannelFilter,
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
-    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError>;
-    /// [`ArchiveStore::archive_items`] through a publishing pass's [`ItemCache`]; a
-    /// store that keeps no parsed items may ignore the cache.
+    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
+        self.archive_items_cached(filter, after, upto, &mut ItemCache::new(0))
+    }
+    /// [`ArchiveStore::archive_items`] through a publishing pass's [`ItemCache`].
     fn archive_items_cached(
         &self,
         filter: &ChannelFilter,
         after: Option<&Cursor>,
         upto: Option<&Cursor>,
-        _cache: &mut ItemCache,
-    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
-        self.archive_items(filter, after, upto)
-    }
+        cache: &mut ItemCache,
+    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError>;
     fn archive_cursors(
         &self,
         filter: &ChannelFilter,
@@ -466,14 +467,6 @@ impl ArchiveStore for Store {
     }
     fn seal_archive_page(&self, channel: &str, page: u32) -> Result<(), StoreError> {
         Store::seal_archive_page(self, channel, page)
-    }
-    fn archive_items(
-        &self,
-        filter: &ChannelFilter,
-        after: Option<&Cursor>,
-        upto: Option<&Cursor>,
-    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
-        Store::archive_items(self, filter, after, upto)
     }
     fn archive_items_cached(
         &self,

@@ -153,15 +153,6 @@ impl ArchiveStore for PgStore {
         )
     }
 
-    fn archive_items(
-        &self,
-        filter: &ChannelFilter,
-        after: Option<&Cursor>,
-        upto: Option<&Cursor>,
-    ) -> Result<Vec<(StoredItem, Cursor)>, StoreError> {
-        self.archive_items_cached(filter, after, upto, &mut ItemCache::new(0))
-    }
-
     /// `Store::archive_items_cached`: the items and their copies through `cache`.
     fn archive_items_cached(
         &self,
