@@ -83,7 +83,6 @@ struct Job {
     body: Vec<u8>,
     /// Where the body's item fragments are, when it was spliced from them.
     splice: Option<Splice>,
-    hash: String,
     file: PathBuf,
     /// Was a version of the file there already (so compressed copies may be too)?
     on_disk: bool,
@@ -137,6 +136,9 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
             reach: job.reach,
         });
     }
+    // Hashed here, not by the renderer: the main thread is the critical path of a cold
+    // publish once the writers are more than one (a cold medium build hashes 190 MB).
+    let hash = content_hash(&job.body);
     let body = Bytes::from(job.body);
     let (gz, br) = variants(&job.file, &body, job.content_type, job.reach, true);
     let err = |p: &Path| {
@@ -175,7 +177,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
                     job.content_type,
                     job.cache_control,
                     body,
-                    format!("\"{}\"", job.hash),
+                    format!("\"{hash}\""),
                     now,
                 )
                 .with_variants(gz, br),
@@ -183,7 +185,7 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
         }),
         path: job.path,
         file: job.file,
-        hash: job.hash,
+        hash,
     })
 }
 
@@ -194,7 +196,9 @@ fn write_job(job: Job, keep: bool, now: DateTime<Utc>) -> Result<Outcome, Publis
 /// pass, [`Publisher::add`] and the `keep_*` methods feed it, [`Publisher::finish`]
 /// waits for the writers and records what reached the disk.
 pub struct Publisher<'a> {
-    out_dir: &'a Path,
+    /// Absolute: a temporary file under a relative directory cost a `getcwd` each
+    /// (tempfile makes its path absolute, so that it can always remove it).
+    out_dir: PathBuf,
     store: &'a dyn Backend,
     now: DateTime<Utc>,
     keep: bool,
@@ -249,7 +253,7 @@ impl<'a> Publisher<'a> {
             })
             .collect();
         Publisher {
-            out_dir,
+            out_dir: std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_owned()),
             store,
             now,
             keep,
@@ -310,6 +314,18 @@ impl<'a> Publisher<'a> {
             sync_dir(dir);
         }
         let mut first_error = None;
+        // Every document that reached the disk, recorded in one go (see
+        // `OutputStore::save_output_states`): after the renames, before the report.
+        let states: Vec<(String, String)> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Outcome::Written { path, hash, .. }) => Some((path.clone(), hash.clone())),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.store.save_output_states(&states, self.now) {
+            first_error.get_or_insert(e.into());
+        }
         for o in outcomes {
             if let Err(e) = o.and_then(|o| self.record(o)) {
                 first_error.get_or_insert(e);
@@ -424,7 +440,6 @@ impl Publisher<'_> {
                 None => return Ok(()),
             },
         };
-        let hash = content_hash(&body);
         if changed && self.plan {
             self.report.written.push(doc.path);
             return Ok(());
@@ -439,7 +454,6 @@ impl Publisher<'_> {
                 reach: doc.reach,
                 body,
                 splice,
-                hash,
                 file,
                 on_disk,
                 previous,
@@ -455,6 +469,7 @@ impl Publisher<'_> {
         self.report.unchanged += 1;
         self.published.insert(doc.path.clone(), last_modified);
         if self.keep {
+            let hash = content_hash(&body);
             let body = Bytes::from(body);
             // A sealed document is served from its files: no need to read its variants.
             let (gz, br) = if sealed(doc.cache_control) {
@@ -503,13 +518,13 @@ impl Publisher<'_> {
         match outcome {
             Outcome::Written {
                 path,
-                hash,
                 feed,
                 rendered,
+                // Saved with the others' in `finish`.
+                hash: _,
                 file: _,
                 staged: _,
             } => {
-                self.store.save_output_state(&path, &hash, self.now)?;
                 self.published.insert(path.clone(), self.now);
                 if let Some(r) = rendered {
                     self.hold(*r);
