@@ -40,6 +40,7 @@
 //! been shown to readers it stays, whatever arrives later.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -77,6 +78,33 @@ pub struct Held {
     pub guid: Option<String>,
 }
 
+/// What comparing a held item derives from its text and title, each part computed on
+/// first use. Storage that keeps held items in memory (`store::overlay`) shares one per
+/// item across the decisions of a run, so a held story is shingled once, not once for
+/// every new item it is compared with. It must be dropped when the item's text or
+/// title changes.
+#[derive(Debug, Default)]
+pub struct Derived {
+    shingles: OnceLock<Vec<u64>>,
+    title_key: OnceLock<String>,
+    title_parts: OnceLock<Vec<String>>,
+    /// Detected on first use (see `language_of`).
+    language: OnceLock<Option<String>>,
+}
+
+impl Derived {
+    /// The [`fingerprint::title_key`] of `title`, the title of the item this is for.
+    pub fn title_key(&self, title: &str) -> &str {
+        self.title_key.get_or_init(|| fingerprint::title_key(title))
+    }
+
+    /// The [`fingerprint::title_parts`] of `title`, the title of the item this is for.
+    pub fn title_parts(&self, title: &str) -> &[String] {
+        self.title_parts
+            .get_or_init(|| fingerprint::title_parts(title))
+    }
+}
+
 /// What deduplication needs from the items held: candidates found by index only (so
 /// the cost per item does not grow with the store), the held items themselves, and
 /// whether readers have seen a representative. Each lookup returns a bounded number
@@ -97,8 +125,20 @@ pub trait Candidates {
     fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError>;
     /// One held item, if it is still held.
     fn held(&self, id: &ItemId) -> Result<Option<Held>, LookupError>;
+    /// One held item with what comparing it derives; storage that keeps these across
+    /// decisions returns its shared copy.
+    fn held_derived(&self, id: &ItemId) -> Result<Option<(Held, Arc<Derived>)>, LookupError> {
+        Ok(self.held(id)?.map(|h| (h, Arc::default())))
+    }
     /// Has this representative's published ID been shown to readers?
     fn was_shown(&self, id: &ItemId) -> Result<bool, LookupError>;
+    /// Where what comparing the new `item` derives is kept while it is decided. Storage
+    /// that keeps held items in memory hands out the one it keeps the item with once
+    /// stored (and uses for its own title lookups), so nothing is derived twice.
+    fn derived_for(&self, item: &Item) -> Arc<Derived> {
+        let _ = item;
+        Arc::default()
+    }
 }
 
 /// A lookup the storage behind [`Candidates`] could not answer; it says what the
@@ -194,8 +234,8 @@ impl Deduper {
         let reason = reason.to_string();
         // The representative is usually one of the candidates just read: its row is
         // not read again.
-        let rep_held = match seen.into_iter().find(|h| h.id == rep) {
-            Some(h) => h,
+        let rep_held = match seen.into_iter().find(|(h, _)| h.id == rep) {
+            Some((h, _)) => h,
             None => match held.held(&rep)? {
                 Some(h) => h,
                 None => return Ok(Decision::New),
@@ -243,8 +283,9 @@ impl Deduper {
         &self,
         held: &dyn Candidates,
         item: &Item,
-        seen: &mut Vec<Held>,
+        seen: &mut Vec<(Held, Arc<Derived>)>,
     ) -> Result<Option<(ItemId, Reason)>, LookupError> {
+        let derived = held.derived_for(item);
         let mut cands: Vec<ItemId> = Vec::new();
         if let Some(u) = &item.canonical_url {
             cands.extend(held.by_canonical_url(u)?);
@@ -275,18 +316,18 @@ impl Deduper {
         if cands.is_empty() {
             return Ok(None);
         }
-        let mine = Side::of_item(item);
+        let mine = Side::of_item(item, &derived);
         let mut best: Option<(ItemId, Reason)> = None;
         for id in cands {
-            let Some(h) = held.held(&id)? else {
+            let Some((h, d)) = held.held_derived(&id)? else {
                 continue;
             };
-            if let Some(r) = self.verify(&mine, &Side::of_held(&h)) {
+            if let Some(r) = self.verify(&mine, &Side::of_held(&h, &d)) {
                 if best.as_ref().is_none_or(|(_, b)| r.rank() > b.rank()) {
                     best = Some((h.rep.clone(), r));
                 }
             }
-            seen.push(h);
+            seen.push((h, d));
         }
         Ok(best)
     }
@@ -295,7 +336,7 @@ impl Deduper {
     /// runs last and only for a pair that would otherwise match: detecting a language
     /// is the dearest step, and most candidates fail on text first.
     fn verify(&self, a: &Side, b: &Side) -> Option<Reason> {
-        let (shingles_a, shingles_b) = (&a.shingles, &b.shingles);
+        let (shingles_a, shingles_b) = (a.shingles, b.shingles);
         let (jac, cont) = fingerprint::overlap(shingles_a, shingles_b);
         if a.url.is_some() && a.url == b.url {
             let substantial = shingles_a.len() >= MIN_SHINGLES && shingles_b.len() >= MIN_SHINGLES;
@@ -316,7 +357,7 @@ impl Deduper {
 
     /// Rules 3–7, before the language guard.
     fn text_rule(&self, a: &Side, b: &Side, jac: f64, cont: f64) -> Option<Reason> {
-        let (shingles_a, shingles_b) = (&a.shingles, &b.shingles);
+        let (shingles_a, shingles_b) = (a.shingles, b.shingles);
         if a.text.len() >= MIN_TEXT_FOR_HASH && a.text_hash == b.text_hash {
             return Some(Reason::SameText);
         }
@@ -351,57 +392,57 @@ impl Deduper {
 /// Rule 8's titles: one is a part of the other (a subtitle or prefix added or dropped),
 /// or both share a part.
 fn titles_related(a: &Side, b: &Side) -> bool {
-    let (pa, pb) = (
-        fingerprint::title_parts(a.title),
-        fingerprint::title_parts(b.title),
-    );
-    (!a.title_key.is_empty() && pb.contains(&a.title_key))
-        || (!b.title_key.is_empty() && pa.contains(&b.title_key))
+    let (pa, pb) = (a.title_parts(), b.title_parts());
+    (!a.title_key.is_empty() && pb.iter().any(|p| p == a.title_key))
+        || (!b.title_key.is_empty() && pa.iter().any(|p| p == b.title_key))
         || pa.iter().any(|p| pb.contains(p))
 }
 
-/// One side of a comparison, borrowed from a new item or a held one. The new item's side
-/// is built once per decision and compared with every candidate, so its shingles and
-/// language are computed once, not once per candidate.
+/// One side of a comparison, borrowed from a new item or a held one and what it
+/// derives ([`Derived`]). The new item's side is built once per decision and compared
+/// with every candidate, so its shingles and language are computed once, not once per
+/// candidate; a held item's are shared by whoever keeps its [`Derived`].
 struct Side<'a> {
     title: &'a str,
-    title_key: String,
+    title_key: &'a str,
     text: &'a str,
     text_hash: Option<&'a str>,
     url: Option<&'a str>,
     guid: Option<&'a str>,
     published: DateTime<Utc>,
-    shingles: Vec<u64>,
-    /// Detected on first use (see `language_of`).
-    language: std::cell::OnceCell<Option<String>>,
+    shingles: &'a [u64],
+    derived: &'a Derived,
 }
 
 impl<'a> Side<'a> {
-    fn of_item(i: &'a Item) -> Side<'a> {
+    fn of_item(i: &'a Item, d: &'a Derived) -> Side<'a> {
         Side {
             title: &i.title,
-            title_key: fingerprint::title_key(&i.title),
+            title_key: d.title_key(&i.title),
             text: &i.text,
             text_hash: Some(&i.fingerprint.text_hash),
             url: i.canonical_url.as_deref(),
             guid: i.guid.as_deref(),
             published: i.published,
-            shingles: fingerprint::shingles(&i.text),
-            language: std::cell::OnceCell::new(),
+            shingles: d.shingles.get_or_init(|| fingerprint::shingles(&i.text)),
+            derived: d,
         }
     }
-    fn of_held(h: &'a Held) -> Side<'a> {
+    fn of_held(h: &'a Held, d: &'a Derived) -> Side<'a> {
         Side {
             title: &h.title,
-            title_key: fingerprint::title_key(&h.title),
+            title_key: d.title_key(&h.title),
             text: &h.text,
             text_hash: h.text_hash.as_deref(),
             url: h.canonical_url.as_deref(),
             guid: h.guid.as_deref(),
             published: h.published,
-            shingles: fingerprint::shingles(&h.text),
-            language: std::cell::OnceCell::new(),
+            shingles: d.shingles.get_or_init(|| fingerprint::shingles(&h.text)),
+            derived: d,
         }
+    }
+    fn title_parts(&self) -> &'a [String] {
+        self.derived.title_parts(self.title)
     }
 }
 
@@ -410,7 +451,8 @@ impl<'a> Side<'a> {
 /// and texts that share long word runs are in one language anyway; the guard is for
 /// versions of a story whose texts really are in different languages.
 fn language_of<'s>(s: &'s Side) -> Option<&'s str> {
-    s.language
+    s.derived
+        .language
         .get_or_init(|| crate::normalise::lang::detect(s.text))
         .as_deref()
 }

@@ -7,17 +7,19 @@
 //! [`Candidates`] trait (implemented here by [`Lookup`]) and hands back a [`Decision`]
 //! the store applies; the fingerprint itself is made in `normalise::fingerprint`.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::bandfilter::{BandFilter, BANDS_THROUGH};
-use super::bounded::{bounded_ids, by_title_key, EXACT_KEY_LIMIT};
+use super::bounded::{bounded_ids, by_title_key, by_title_part, EXACT_KEY_LIMIT};
+use super::overlay::{Exact, Overlay};
 use super::pending::Pending;
 use super::{from_ts, parse_item, ts, Store, StoreError};
-use crate::dedupe::{Candidates, Decision, Held, LookupError};
+use crate::dedupe::{Candidates, Decision, Derived, Held, LookupError};
 use crate::model::{Item, ItemId, SourceId};
 use crate::normalise::fingerprint::{self, MIN_TEXT_FOR_HASH};
 
@@ -186,20 +188,21 @@ fn index_all(conn: &Connection, pending: &mut Pending) -> Result<(), StoreError>
                 // it is a function of the text they keep.
                 item.fingerprint = fingerprint::fingerprint(&item.text);
             }
-            index_item(conn, pending, &item, true)?;
+            index_item(conn, pending, &item, true, &Derived::default())?;
         }
     }
 }
 
 /// (Re-)indexes an item's signature, title key and LSH bands; the band rows go to
 /// `pending` (see [`Pending`]), to be written by [`flush_bands`]. `fresh`: the item has
-/// just been inserted, so it has no band rows to remove.
+/// just been inserted, so it has no band rows to remove. Returns the signature's number.
 pub(super) fn index_item(
     conn: &Connection,
     pending: &mut Pending,
     item: &Item,
     fresh: bool,
-) -> Result<(), rusqlite::Error> {
+    derived: &Derived,
+) -> Result<i64, rusqlite::Error> {
     if !fresh {
         let old: Option<(i64, Vec<u8>)> = conn
             .prepare_cached("SELECT n, sig FROM dedupe_sig WHERE item_id = ?1")?
@@ -216,7 +219,7 @@ pub(super) fn index_item(
         conn.prepare_cached("DELETE FROM dedupe_sig WHERE item_id = ?1")?
             .execute([&item.id.0])?;
     }
-    super::title_parts::index(conn, item, fresh)?;
+    super::title_parts::index(conn, item, fresh, derived.title_parts(&item.title))?;
     let fp = &item.fingerprint;
     // Not `RETURNING n`: SQLite buffers returned rows in an ephemeral b-tree it opens
     // and closes per statement. `n` is the row's rowid (INTEGER PRIMARY KEY) and the
@@ -230,7 +233,7 @@ pub(super) fn index_item(
         fp.version,
         fp.shingles,
         fingerprint::to_blob(&fp.minhash),
-        fingerprint::title_key(&item.title),
+        derived.title_key(&item.title),
         ts(item.published)
     ])?;
     let n = conn.last_insert_rowid();
@@ -238,7 +241,7 @@ pub(super) fn index_item(
     if keys.len() == fingerprint::BANDS {
         pending.add(n, &keys);
     }
-    Ok(())
+    Ok(n)
 }
 
 /// Deletes signature `n`'s rows from the band table, by primary key: the keys are a
@@ -379,25 +382,34 @@ pub fn by_bands(
     conn: &Connection,
     minhash: &[u32],
 ) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
-    by_band_keys(conn, None, &fingerprint::band_keys(minhash))
+    by_band_keys(conn, None, &fingerprint::band_keys(minhash), None)
 }
 
 impl Store {
     /// Held items sharing an LSH bucket with `minhash`, in the band table or still
     /// pending, with their signatures (what deduplication's band lookup finds).
     pub fn band_candidates(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, StoreError> {
-        let lookup = Lookup::new(&self.conn, &self.bands, &self.pending);
+        let lookup =
+            Lookup::new(&self.conn, &self.bands, &self.pending).with_overlay(&self.overlay);
         Ok(lookup.by_bands(minhash)?)
     }
 }
 
 /// The store as deduplication reads it while new items are stored: its connection,
-/// the band-key bitmap that spares most of [`by_bands`]' queries, and the band rows of
-/// this process not yet in the band table.
+/// the band-key bitmap that spares most of [`by_bands`]' queries, the band rows of
+/// this process not yet in the band table, and the overlay (see `overlay`), asked
+/// before SQLite.
 pub struct Lookup<'a> {
     conn: &'a Connection,
     bands: &'a RefCell<BandFilter>,
     pending: &'a RefCell<Pending>,
+    overlay: Option<&'a RefCell<Overlay>>,
+    /// The item being decided, its title, and what comparing it derives (see
+    /// [`Candidates::derived_for`]): its title key and parts serve the title lookups.
+    deciding: OnceCell<(ItemId, String, Arc<Derived>)>,
+    /// Tests: what the overlay answers is asked of SQLite too and must agree.
+    #[cfg(test)]
+    checked: bool,
 }
 
 impl<'a> Lookup<'a> {
@@ -410,29 +422,103 @@ impl<'a> Lookup<'a> {
             conn,
             bands,
             pending,
+            overlay: None,
+            deciding: OnceCell::new(),
+            #[cfg(test)]
+            checked: false,
+        }
+    }
+
+    pub(super) fn with_overlay(self, overlay: &'a RefCell<Overlay>) -> Lookup<'a> {
+        Lookup {
+            overlay: Some(overlay),
+            ..self
+        }
+    }
+
+    /// What deciding `id` derived from it, to keep with the item once it is stored.
+    pub(super) fn derived_of(self, id: &ItemId) -> Arc<Derived> {
+        match self.deciding.into_inner() {
+            Some((of, _, d)) if of == *id => d,
+            _ => Arc::default(),
+        }
+    }
+
+    /// What the item being decided derives, if `title` is its title.
+    fn deciding(&self, title: &str) -> Option<&Derived> {
+        self.deciding
+            .get()
+            .filter(|(_, t, _)| t == title)
+            .map(|(_, _, d)| &**d)
+    }
+
+    #[cfg(test)]
+    pub(super) fn checked(self, checked: bool) -> Lookup<'a> {
+        Lookup { checked, ..self }
+    }
+
+    /// The overlay's answer if it has one, else SQLite's. Checked against SQLite's in
+    /// tests that ask for it.
+    fn either<T: PartialEq + std::fmt::Debug>(
+        &self,
+        fast: impl FnOnce(&Overlay) -> Option<T>,
+        sql: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, LookupError> {
+        let known = self.overlay.and_then(|o| fast(&o.borrow()));
+        match known {
+            Some(v) => {
+                #[cfg(test)]
+                if self.checked {
+                    assert_eq!(
+                        v,
+                        sql(self.conn).unwrap(),
+                        "the overlay disagrees with SQLite"
+                    );
+                }
+                Ok(v)
+            }
+            None => sql(self.conn).map_err(LookupError::new),
         }
     }
 }
 
 impl Candidates for Lookup<'_> {
     fn by_canonical_url(&self, url: &str) -> Result<Vec<ItemId>, LookupError> {
-        by_canonical_url(self.conn, url).map_err(LookupError::new)
+        self.either(
+            |o| o.by_exact(Exact::Url, url),
+            |c| by_canonical_url(c, url),
+        )
     }
 
     fn by_guid(&self, guid: &str) -> Result<Vec<ItemId>, LookupError> {
-        by_guid(self.conn, guid).map_err(LookupError::new)
+        self.either(|o| o.by_exact(Exact::Guid, guid), |c| by_guid(c, guid))
     }
 
     fn by_text_hash(&self, hash: &str) -> Result<Vec<ItemId>, LookupError> {
-        by_text_hash(self.conn, hash).map_err(LookupError::new)
+        self.either(
+            |o| o.by_exact(Exact::TextHash, hash),
+            |c| by_text_hash(c, hash),
+        )
     }
 
     fn by_title(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
-        by_title(self.conn, title).map_err(LookupError::new)
+        let fresh = Derived::default();
+        let key = self.deciding(title).unwrap_or(&fresh).title_key(title);
+        if key.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.either(|o| o.by_title_key(key), |c| by_title_key(c, key))
     }
 
     fn by_title_parts(&self, title: &str) -> Result<Vec<ItemId>, LookupError> {
-        super::title_parts::by_title_parts(self.conn, title).map_err(LookupError::new)
+        let fresh = Derived::default();
+        let d = self.deciding(title).unwrap_or(&fresh);
+        super::title_parts::by_title_parts_with(
+            d.title_key(title),
+            d.title_parts(title),
+            |part| self.either(|o| o.by_title_part(part), |c| by_title_part(c, part)),
+            |key| self.either(|o| o.by_title_key(key), |c| by_title_key(c, key)),
+        )
     }
 
     /// The pending rows' members of each bucket, and the band table's for the keys the
@@ -440,28 +526,83 @@ impl Candidates for Lookup<'_> {
     fn by_bands(&self, minhash: &[u32]) -> Result<Vec<(ItemId, Vec<u32>)>, LookupError> {
         let keys = fingerprint::band_keys(minhash);
         let on_disk = self.bands.borrow_mut().narrow(self.conn, &keys);
-        on_disk
+        let overlay = self.overlay.map(|o| o.borrow());
+        let pending = self.pending.borrow();
+        let found = on_disk
             .and_then(|on_disk| {
-                by_band_keys(self.conn, Some((&self.pending.borrow(), &keys)), &on_disk)
+                let found = by_band_keys(
+                    self.conn,
+                    Some((&pending, &keys)),
+                    &on_disk,
+                    overlay.as_deref(),
+                )?;
+                #[cfg(test)]
+                if self.checked {
+                    let sql = by_band_keys(self.conn, Some((&pending, &keys)), &on_disk, None)?;
+                    assert_eq!(found, sql, "the overlay's signatures are not the rows");
+                }
+                Ok(found)
             })
-            .map_err(LookupError::new)
+            .map_err(LookupError::new)?;
+        Ok(found)
     }
 
     fn held(&self, id: &ItemId) -> Result<Option<Held>, LookupError> {
-        held(self.conn, id).map_err(LookupError::new)
+        Ok(self.held_derived(id)?.map(|(h, _)| h))
+    }
+
+    /// From the overlay, else from SQLite (and then kept in the overlay).
+    fn held_derived(&self, id: &ItemId) -> Result<Option<(Held, Arc<Derived>)>, LookupError> {
+        let Some(overlay) = self.overlay else {
+            return Ok(held(self.conn, id)
+                .map_err(LookupError::new)?
+                .map(|h| (h, Arc::default())));
+        };
+        if let Some(found) = overlay.borrow().held(id) {
+            #[cfg(test)]
+            if self.checked {
+                assert_eq!(
+                    Some(&found.0),
+                    held(self.conn, id).unwrap().as_ref(),
+                    "the overlay's candidate is not the row"
+                );
+            }
+            return Ok(Some(found));
+        }
+        let Some(h) = held(self.conn, id).map_err(LookupError::new)? else {
+            return Ok(None);
+        };
+        let derived = Arc::new(Derived::default());
+        overlay
+            .borrow_mut()
+            .cache_held(h.clone(), Arc::clone(&derived));
+        Ok(Some((h, derived)))
     }
 
     fn was_shown(&self, id: &ItemId) -> Result<bool, LookupError> {
         was_shown(self.conn, id).map_err(LookupError::new)
     }
+
+    fn derived_for(&self, item: &Item) -> Arc<Derived> {
+        let (of, _, d) = self
+            .deciding
+            .get_or_init(|| (item.id.clone(), item.title.clone(), Arc::default()));
+        if *of == item.id {
+            Arc::clone(d)
+        } else {
+            Arc::default()
+        }
+    }
 }
 
 /// The members of the `on_disk` buckets in the band table and of the `pending` ones
-/// in memory, at most [`BUCKET_CAP`] of each (the newest), with their signatures.
+/// in memory, at most [`BUCKET_CAP`] of each (the newest), with their signatures (from
+/// the overlay when it has them).
 fn by_band_keys(
     conn: &Connection,
     pending: Option<(&Pending, &[i64])>,
     on_disk: &[i64],
+    overlay: Option<&Overlay>,
 ) -> Result<Vec<(ItemId, Vec<u32>)>, rusqlite::Error> {
     let mut found: Vec<i64> = Vec::new();
     if let Some((pending, keys)) = pending {
@@ -483,11 +624,16 @@ fn by_band_keys(
     }
     found.sort_unstable();
     found.dedup();
-    let mut sig =
-        conn.prepare_cached("SELECT item_id, sig, version FROM dedupe_sig WHERE n = ?1")?;
     let mut out = Vec::with_capacity(found.len());
     for n in found {
-        let row = sig
+        if let Some((id, version, sig)) = overlay.and_then(|o| o.sig(n)) {
+            if *version == fingerprint::VERSION {
+                out.push((id.clone(), sig.clone()));
+            }
+            continue;
+        }
+        let row = conn
+            .prepare_cached("SELECT item_id, sig, version FROM dedupe_sig WHERE n = ?1")?
             .query_row([n], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -570,9 +716,14 @@ impl Store {
         items: &mut [Item],
         now: DateTime<Utc>,
     ) -> Result<Churn, StoreError> {
+        self.overlay.get_mut().begin(&self.conn)?;
+        // When nothing was held before the run, the overlay knows which IDs are held,
+        // that there are no aliases, and which sources have items (only those can have
+        // a churned item).
+        let overlay = self.overlay.get_mut();
         let tx = super::Scope::of(&mut self.conn, self.grouped)?;
         let mut churn = Churn::default();
-        {
+        if !overlay.no_aliases() {
             let mut alias = tx.prepare_cached("SELECT item_id FROM item_alias WHERE alias = ?1")?;
             for it in items.iter_mut() {
                 if let Some(to) = alias
@@ -595,12 +746,20 @@ impl Store {
         )?;
         let mut taken: HashSet<String> = HashSet::new();
         let mut remaps: Vec<(String, String)> = Vec::new();
+        let source_held = overlay.holds_source(source) != Some(false);
         for it in items.iter_mut() {
-            if known.exists([&it.id.0])? {
+            let is_known = match overlay.holds(&it.id) {
+                Some(held) => held,
+                None => known.exists([&it.id.0])?,
+            };
+            if is_known {
                 continue;
             }
             churn.new_ids += 1;
             let mut cands: Vec<String> = Vec::new();
+            if !source_held {
+                continue;
+            }
             if let Some(u) = &it.canonical_url {
                 let rows = by_url.query_map(params![source.as_str(), u], |r| {
                     Ok((
@@ -637,6 +796,9 @@ impl Store {
         }
         drop((known, by_url, by_text));
         churn.remapped = remaps.len();
+        if !remaps.is_empty() {
+            overlay.aliased();
+        }
         for (alias, to) in &remaps {
             tx.execute(
                 "INSERT INTO item_alias (alias, item_id) VALUES (?1, ?2)

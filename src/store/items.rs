@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
 
 use super::bandfilter::BandFilter;
+use super::overlay::Overlay;
 use super::pending::Pending;
 use super::{dedup, from_ts, parse_item, ts, Lookup, Scope, Store, StoreError};
 use crate::dedupe::{Candidates, Decision, LookupError};
@@ -90,11 +91,15 @@ impl Store {
         now: DateTime<Utc>,
         mut decide: impl FnMut(&dyn Candidates, &Item) -> Result<Decision, LookupError>,
     ) -> Result<UpsertReport, StoreError> {
+        self.overlay.get_mut().begin(&self.conn)?;
         let mark = self.pending.get_mut().mark();
+        let overlay_mark = self.overlay.get_mut().mark();
         let result = self.upsert_in_scope(source, items, now, &mut decide);
         if result.is_err() {
-            // Its statements were rolled back (or the group's will be): so are its bands.
+            // Its statements were rolled back (or the group's will be): so are its bands
+            // and its entries in the overlay.
             self.pending.get_mut().undo_to(mark);
+            self.overlay.get_mut().undo_to(overlay_mark);
         }
         let report = result?;
         self.flush_bands_if_full()?;
@@ -113,6 +118,9 @@ impl Store {
             tx: &tx,
             bands: &self.bands,
             pending: &self.pending,
+            overlay: &self.overlay,
+            #[cfg(test)]
+            check_overlay: self.check_overlay,
             authority: &self.authority,
             now,
         };
@@ -181,6 +189,8 @@ impl Store {
         // index on every refresh (14 % of an all-304 build's instructions at 10,000
         // held, growing with history). A changed limit, or a store that never
         // recorded one, counts every source once.
+        // Deletes held items: a run in progress has its overlay turned off.
+        self.overlay.get_mut().turn_off();
         let limit = max_items.to_string();
         let every_source = self.meta(PRUNED_WITH_LIMIT)?.as_deref() != Some(limit.as_str());
         let scope = if every_source {
@@ -239,6 +249,8 @@ impl Store {
     /// Returns how many items were withdrawn.
     pub fn withdraw_unconfigured(&mut self, configured: &[SourceId]) -> Result<usize, StoreError> {
         let ids = serde_json::to_string(&configured).expect("ids serialise");
+        // Hands stories on to other representatives: likewise.
+        self.overlay.get_mut().turn_off();
         let tx = self.conn.savepoint()?;
         let n = tx.execute(
             // The sources holding items are read from the `items_source` index by
@@ -325,6 +337,9 @@ struct Writer<'a> {
     tx: &'a Connection,
     bands: &'a RefCell<BandFilter>,
     pending: &'a RefCell<Pending>,
+    overlay: &'a RefCell<Overlay>,
+    #[cfg(test)]
+    check_overlay: bool,
     authority: &'a str,
     now: DateTime<Utc>,
 }
@@ -390,7 +405,14 @@ impl Writer<'_> {
                 item.text
             ])?;
             index_tags(tx, &item, false)?;
-            dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, false)?;
+            let n = dedup::index_item(
+                tx,
+                &mut self.pending.borrow_mut(),
+                &item,
+                false,
+                &Default::default(),
+            )?;
+            self.overlay.borrow_mut().updated(&item, n);
         }
         Ok(())
     }
@@ -410,7 +432,11 @@ impl Writer<'_> {
         if item.date_source == DateSource::FirstSeen {
             item.published = from_ts(ts(item.published));
         }
-        let decision = decide(&Lookup::new(tx, bands, self.pending), &item)?;
+        let lookup = Lookup::new(tx, bands, self.pending).with_overlay(self.overlay);
+        #[cfg(test)]
+        let lookup = lookup.checked(self.check_overlay);
+        let decision = decide(&lookup, &item)?;
+        let derived = lookup.derived_of(&item.id);
         let published_id = self_mint(self.authority, &item);
         let json = serde_json::to_string(&item).expect("items serialise");
         // A copy is inserted into its cluster at once: one statement and one trigger
@@ -450,7 +476,10 @@ impl Writer<'_> {
         ])?;
         index_tags(tx, &item, true)?;
         dedup::apply(tx, &item.id, &decision)?;
-        dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, true)?;
+        let n = dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, true, &derived)?;
+        self.overlay
+            .borrow_mut()
+            .inserted(&item, &decision, n, derived);
         Ok(())
     }
 }

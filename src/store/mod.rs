@@ -18,6 +18,9 @@
 //! - `pending`: the band rows this process made and has not written to the band
 //!   table yet, as an in-memory index (SQLite stays the record and the index of
 //!   history; memory holds what a run adds);
+//! - `overlay`: the rest of the dedupe index of what a run adds (keys, held candidates
+//!   with their shingles, signatures), consulted before SQLite and answering for it
+//!   when nothing was held before the run;
 //! - `uploads`: what publishing to object storage remembers (headers of each output,
 //!   objects uploaded per target, how the last upload went);
 //! - `reading`: the reading fingerprint each source was last read with;
@@ -41,6 +44,7 @@ mod bounded;
 mod dedup;
 mod items;
 mod outputs;
+mod overlay;
 mod pending;
 pub mod postgres;
 mod publish_index;
@@ -59,6 +63,7 @@ pub use dedup::{by_bands, by_canonical_url, by_guid, by_text_hash, by_title, hel
 pub use dedup::{Churn, Cluster, DedupeEvent, Lookup};
 pub use items::{item_key, HeldItem, UpsertReport};
 pub use outputs::{Dirty, OutputState};
+use overlay::Overlay;
 use pending::Pending;
 pub use title_parts::by_title_parts;
 pub use uploads::{PublishedOutput, RemoteObject, RemoteState};
@@ -182,6 +187,11 @@ pub struct Store {
     bands: RefCell<BandFilter>,
     /// Band rows of signatures stored by this process, not yet in the band table.
     pending: RefCell<Pending>,
+    /// The dedupe index of the items this run stored (see `overlay`); kept for one run.
+    overlay: RefCell<Overlay>,
+    /// Tests: every lookup the overlay answers is asked of SQLite too, and must agree.
+    #[cfg(test)]
+    check_overlay: bool,
 }
 
 /// Where a write method's statements go: into its own savepoint (called alone, it is
@@ -278,6 +288,9 @@ impl Store {
             grouped: false,
             bands: RefCell::default(),
             pending: RefCell::default(),
+            overlay: RefCell::default(),
+            #[cfg(test)]
+            check_overlay: false,
         })
     }
 
@@ -301,6 +314,7 @@ impl Store {
             .map_err(|e| E::from(e.into()))?;
         self.grouped = true;
         let mark = self.pending.get_mut().mark();
+        let overlay_mark = self.overlay.get_mut().mark();
         let result = f(self);
         self.grouped = false;
         match result {
@@ -308,6 +322,7 @@ impl Store {
                 if let Err(e) = self.conn.execute_batch("COMMIT") {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     self.pending.get_mut().undo_to(mark);
+                    self.overlay.get_mut().undo_to(overlay_mark);
                     return Err(E::from(e.into()));
                 }
                 self.flush_bands_if_full().map_err(E::from)?;
@@ -317,6 +332,7 @@ impl Store {
                 // The group's error says what went wrong; a failed rollback adds nothing.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.pending.get_mut().undo_to(mark);
+                self.overlay.get_mut().undo_to(overlay_mark);
                 Err(e)
             }
         }
@@ -355,8 +371,9 @@ impl Store {
             self.write_pending_bands()
         };
         // The bitmap is for one run: the next reads it again and catches up with the
-        // rows another process wrote meanwhile.
+        // rows another process wrote meanwhile. So is the overlay.
         self.bands.get_mut().reset();
+        self.overlay.get_mut().reset();
         written
     }
 

@@ -482,6 +482,16 @@ fn items_are_stored_without_their_signature_and_older_rows_are_not_changes() {
 fn candidate_lookups_are_compiled_once_not_per_item() {
     let mut s = Store::in_memory("example.org").unwrap();
     let deduper = crate::dedupe::Deduper::new(Default::default(), Default::default());
+    // A store holding an item before the run: its lookups are SQLite's (on an empty
+    // one the overlay answers them).
+    s.upsert_source_items(
+        &SourceId("b".into()),
+        vec![item("0", "b", &[], "de")],
+        Utc::now(),
+        |_, _| Ok(Decision::New),
+    )
+    .unwrap();
+    s.flush_dedupe_index().unwrap();
     for round in 0..3 {
         let items: Vec<Item> = (0..20)
             .map(|i| {

@@ -71,16 +71,30 @@ pub(super) fn init(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 /// (Re-)indexes `item`'s title parts. `fresh`: just inserted, no rows to replace.
-pub(super) fn index(conn: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite::Error> {
+/// `parts`: the item's title parts.
+pub(super) fn index(
+    conn: &Connection,
+    item: &Item,
+    fresh: bool,
+    parts: &[String],
+) -> Result<(), rusqlite::Error> {
     if !fresh {
         conn.prepare_cached("DELETE FROM dedupe_title_part WHERE item_id = ?1")?
             .execute([&item.id.0])?;
     }
-    insert(conn, &item.id.0, &item.title, item.published.timestamp())
+    insert_parts(conn, &item.id.0, parts, item.published.timestamp())
 }
 
 fn insert(conn: &Connection, id: &str, title: &str, published: i64) -> Result<(), rusqlite::Error> {
-    let parts = fingerprint::title_parts(title);
+    insert_parts(conn, id, &fingerprint::title_parts(title), published)
+}
+
+fn insert_parts(
+    conn: &Connection,
+    id: &str,
+    parts: &[String],
+    published: i64,
+) -> Result<(), rusqlite::Error> {
     if parts.is_empty() {
         return Ok(());
     }
@@ -97,16 +111,29 @@ fn insert(conn: &Connection, id: &str, title: &str, published: i64) -> Result<()
 /// their whole title or one of their parts, or `title` is one of their parts. At most
 /// 50 per key (the most recent), so a rubric shared by many items stays cheap.
 pub fn by_title_parts(conn: &Connection, title: &str) -> Result<Vec<ItemId>, rusqlite::Error> {
-    let whole = fingerprint::title_key(title);
-    let parts = fingerprint::title_parts(title);
+    by_title_parts_with(
+        &fingerprint::title_key(title),
+        &fingerprint::title_parts(title),
+        |part| super::bounded::by_title_part(conn, part),
+        |key| super::bounded::by_title_key(conn, key),
+    )
+}
+
+/// [`by_title_parts`] of a title with this key (`whole`) and these `parts`, its two
+/// lookups given: by part, and by whole title key.
+pub(super) fn by_title_parts_with<E>(
+    whole: &str,
+    parts: &[String],
+    by_part: impl Fn(&str) -> Result<Vec<ItemId>, E>,
+    by_key: impl Fn(&str) -> Result<Vec<ItemId>, E>,
+) -> Result<Vec<ItemId>, E> {
     let mut out = Vec::new();
-    let by_part = |part: &str| super::bounded::by_title_part(conn, part);
     if whole.split(' ').count() >= 2 {
-        out.extend(by_part(&whole)?);
+        out.extend(by_part(whole)?);
     }
-    for part in &parts {
+    for part in parts {
         out.extend(by_part(part)?);
-        out.extend(super::bounded::by_title_key(conn, part)?);
+        out.extend(by_key(part)?);
     }
     Ok(out)
 }
