@@ -39,6 +39,7 @@ mod backend;
 mod bandfilter;
 mod bounded;
 mod dedup;
+mod inserted;
 mod items;
 mod outputs;
 mod pending;
