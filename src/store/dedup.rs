@@ -831,8 +831,10 @@ impl Store {
         let tx = super::Scope::of(&mut self.conn, self.grouped)?;
         let rows: Vec<(String, i64, String)> = {
             let mut stmt = tx.prepare_cached(
+                // In the order they were stored (the PostgreSQL store's `seq`), which
+                // the retractions are reported in.
                 "SELECT id, published, title FROM items
-                 WHERE source_id = ?1 AND withdrawn = 0",
+                 WHERE source_id = ?1 AND withdrawn = 0 ORDER BY rowid",
             )?;
             let r = stmt.query_map([source.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             r.collect::<Result<_, _>>()?

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
 
 use super::bandfilter::BandFilter;
+use super::inserted::{Inserted, NewRow};
 use super::overlay::Overlay;
 use super::pending::Pending;
 use super::{dedup, from_ts, parse_item, ts, Lookup, Scope, Store, StoreError};
@@ -123,6 +124,7 @@ impl Store {
             check_overlay: self.check_overlay,
             authority: &self.authority,
             now,
+            inserted: RefCell::default(),
         };
         let mut report = UpsertReport::default();
         for item in items {
@@ -145,6 +147,7 @@ impl Store {
                 None => w.insert(source, item, decide, &mut report)?,
             }
         }
+        w.inserted.into_inner().finish(&tx)?;
         tx.prepare_cached(
             "INSERT INTO sources (id, window_at) VALUES (?1, ?2)
              ON CONFLICT(id) DO UPDATE SET window_at = ?2",
@@ -185,7 +188,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         // A source only grows past the limit by gaining items, and every insert marks
         // its source in `publish_dirty` until a publish has shown it, so only those
-        // sources are counted; counting all of them read the whole `items_source`
+        // sources are counted; counting all of them read the whole `items_by_source`
         // index on every refresh (14 % of an all-304 build's instructions at 10,000
         // held, growing with history). A changed limit, or a store that never
         // recorded one, counts every source once.
@@ -202,7 +205,7 @@ impl Store {
         let tx = self.conn.savepoint()?;
         let mut n = tx.execute(
             // Only sources over the limit are ranked: counting per source reads the
-            // `items_source` index alone, where ranking every item sorted the whole
+            // `items_by_source` index alone, where ranking every item sorted the whole
             // store on every refresh (0.34 s of an all-304 refresh with 200,000 held).
             &format!(
                 "DELETE FROM items WHERE id IN (
@@ -253,7 +256,7 @@ impl Store {
         self.overlay.get_mut().turn_off();
         let tx = self.conn.savepoint()?;
         let n = tx.execute(
-            // The sources holding items are read from the `items_source` index by
+            // The sources holding items are read from the `items_by_source` index by
             // stepping from one source ID to the next (a seek per source, not a scan of
             // every item: SQLite has no skip-scan without statistics), so an all-304
             // refresh costs the same with 10,000 or 200,000 items held. The rows
@@ -287,14 +290,12 @@ impl Store {
     }
 }
 
-/// Replaces the indexed copies of an item's tags (its `language` column is written with
-/// the row itself, so the update trigger runs once per item, not twice). `fresh`: the
-/// item has just been inserted and has no tag rows yet.
-fn index_tags(tx: &Connection, item: &Item, fresh: bool) -> Result<(), rusqlite::Error> {
-    if !fresh {
-        tx.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?
-            .execute([&item.id.0])?;
-    }
+/// Replaces the indexed copies of a changed item's tags (its `language` column is
+/// written with the row itself, so the update trigger runs once per item, not twice).
+/// A new item's are written with the other new items' (`inserted`).
+fn index_tags(tx: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?
+        .execute([&item.id.0])?;
     if item.tags.is_empty() {
         return Ok(());
     }
@@ -342,6 +343,8 @@ struct Writer<'a> {
     check_overlay: bool,
     authority: &'a str,
     now: DateTime<Utc>,
+    /// What the new items change besides their rows (see `inserted`).
+    inserted: RefCell<Inserted>,
 }
 
 impl Writer<'_> {
@@ -404,7 +407,7 @@ impl Writer<'_> {
                 item.title,
                 item.text
             ])?;
-            index_tags(tx, &item, false)?;
+            index_tags(tx, &item)?;
             let n = dedup::index_item(
                 tx,
                 &mut self.pending.borrow_mut(),
@@ -474,7 +477,14 @@ impl Writer<'_> {
             dup_of,
             dup_reason
         ])?;
-        index_tags(tx, &item, true)?;
+        let row = NewRow {
+            id: &item.id.0,
+            source: source.as_str(),
+            language: item.language.as_deref(),
+            tags: &item.tags,
+            dup_of,
+        };
+        self.inserted.borrow_mut().item(tx, row)?;
         dedup::apply(tx, &item.id, &decision)?;
         let n = dedup::index_item(tx, &mut self.pending.borrow_mut(), &item, true, &derived)?;
         self.overlay

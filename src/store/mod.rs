@@ -42,6 +42,7 @@ mod backend;
 mod bandfilter;
 mod bounded;
 mod dedup;
+mod inserted;
 mod items;
 mod outputs;
 mod overlay;

@@ -113,6 +113,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::inserted::{Inserted, NewRow};
 
     /// The index as the triggers keep it, and as computed from scratch.
     fn kept_and_recomputed(s: &Store) -> (String, String) {
@@ -146,6 +147,8 @@ mod tests {
         (kept, read())
     }
 
+    /// A new item as `items::Writer::insert` stores one: its row, then what
+    /// `inserted` does for it.
     fn item(s: &Store, id: &str, lang: Option<&str>, tags: &[&str]) {
         s.conn
             .execute(
@@ -155,14 +158,17 @@ mod tests {
                 rusqlite::params![id, lang],
             )
             .unwrap();
-        for t in tags {
-            s.conn
-                .execute(
-                    "INSERT INTO item_tags (item_id, tag) VALUES (?1, ?2)",
-                    [id, t],
-                )
-                .unwrap();
-        }
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        let mut new = Inserted::default();
+        let row = NewRow {
+            id,
+            source: "src",
+            language: lang,
+            tags: &tags,
+            dup_of: None,
+        };
+        new.item(&s.conn, row).unwrap();
+        new.finish(&s.conn).unwrap();
     }
 
     #[test]

@@ -40,14 +40,9 @@ BEGIN
     DELETE FROM visible_tag_counts WHERE tag = OLD.tag AND items <= 0;
 END;
 
-CREATE TRIGGER IF NOT EXISTS publish_index_item_insert AFTER INSERT ON items
-WHEN NEW.dup_of IS NULL AND NEW.withdrawn = 0
-BEGIN
-    INSERT INTO visible_language_counts (language, items)
-        SELECT NEW.language, 1 WHERE NEW.language IS NOT NULL
-        ON CONFLICT(language) DO UPDATE SET items = items + 1;
-    INSERT OR IGNORE INTO unshown_representatives (item_id) VALUES (NEW.id);
-END;
+-- A new item is counted by the code that inserts it (`inserted.rs`), not by an AFTER
+-- INSERT trigger (it gave every insert a statement journal); older builds' is dropped.
+DROP TRIGGER IF EXISTS publish_index_item_insert;
 
 -- Only an update that makes an item visible or hides it, or changes its language
 -- (an unchanged item's refresh sets `withdrawn = 0` again: the WHEN says no).

@@ -15,7 +15,10 @@ use super::{dedup, publish_index, table_exists, title_parts, uploads, StoreError
 /// 4: the title lookups read indexes kept in their order: signature rows keep their
 /// item's date (`dedup::init`), title-part rows are keyed by part and date
 /// (`title_parts::init`).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// 5: item inserts fire no trigger (their publish marks and counts are written by
+/// `inserted`, so an insert needs no statement journal), one index by source
+/// (`items_by_source`) for the two by source and held, none by language.
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Prepared statements kept per connection. An upsert with deduplication cycles through
 /// about 25 distinct statements; rusqlite's default of 16 made the cache evict and
@@ -44,7 +47,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Without the query planner stability guarantee, SQLite marks a statement for
     // re-preparation whenever it binds a new value to a parameter the planner
-    // compared with a partial index's WHERE (items_visible, items_language), so every
+    // compared with a partial index's WHERE (items_visible, items_dups), so every
     // candidate lookup by URL, title or representative was compiled again per item.
     // Our plans never depend on parameter values.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;

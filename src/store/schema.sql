@@ -39,10 +39,13 @@ CREATE TABLE IF NOT EXISTS items (
     text          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS items_visible ON items(published DESC, id) WHERE dup_of IS NULL AND withdrawn = 0;
-CREATE INDEX IF NOT EXISTS items_source ON items(source_id, published DESC);
--- Items held per source (every refresh reads it): counted from this small index, not by
--- reading every row for its `withdrawn` flag.
-CREATE INDEX IF NOT EXISTS items_held ON items(source_id) WHERE withdrawn = 0;
+-- A source's items (prune, withdrawals, source channels) and the items it holds (every
+-- refresh counts them from this index, not by reading every row for its `withdrawn`
+-- flag): one index for both since schema 5, where two (`items_source` by date,
+-- `items_held` of the held) each cost every insert a b-tree write.
+DROP INDEX IF EXISTS items_source;
+DROP INDEX IF EXISTS items_held;
+CREATE INDEX IF NOT EXISTS items_by_source ON items(source_id, withdrawn, published DESC);
 CREATE INDEX IF NOT EXISTS items_canonical ON items(canonical_url);
 CREATE INDEX IF NOT EXISTS items_text_hash ON items(text_hash);
 -- Only the duplicates: lookups are always `dup_of = ?`. A full index made `dup_of IS NULL`
@@ -70,7 +73,9 @@ CREATE TABLE IF NOT EXISTS item_tags (
     PRIMARY KEY (tag, item_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS item_tags_item ON item_tags(item_id);
-CREATE INDEX IF NOT EXISTS items_language ON items(language) WHERE dup_of IS NULL AND withdrawn = 0;
+-- No index by language (schema 5): a language channel matches `de` and `de-*`, which
+-- no query plan reads from one, and `items_language` only cost every insert.
+DROP INDEX IF EXISTS items_language;
 
 -- What changed since the last publish, recorded by the triggers below whatever code path
 -- changes an item, so publishing re-renders only the channels those items belong to.
@@ -82,15 +87,10 @@ CREATE TABLE IF NOT EXISTS publish_dirty (
 ) WITHOUT ROWID;
 
 -- An item's channels are its source's, its language's and its tags'; a duplicate's
--- change also touches its representative's channels ("also published by").
-CREATE TRIGGER IF NOT EXISTS items_dirty_insert AFTER INSERT ON items BEGIN
-    INSERT OR IGNORE INTO publish_dirty (kind, key) VALUES ('source', NEW.source_id);
-    INSERT OR IGNORE INTO publish_dirty (kind, key)
-        SELECT 'lang', NEW.language WHERE NEW.language IS NOT NULL
-        UNION ALL SELECT 'source', source_id FROM items WHERE id = NEW.dup_of
-        UNION ALL SELECT 'lang', language FROM items WHERE id = NEW.dup_of AND language IS NOT NULL
-        UNION ALL SELECT 'tag', tag FROM item_tags WHERE item_id = NEW.dup_of;
-END;
+-- change also touches its representative's channels ("also published by"). A new
+-- item's are marked by the code that inserts it (`inserted.rs`: an AFTER INSERT
+-- trigger gave every insert a statement journal); older builds' trigger is dropped.
+DROP TRIGGER IF EXISTS items_dirty_insert;
 
 CREATE TRIGGER IF NOT EXISTS items_dirty_update AFTER UPDATE ON items
 WHEN OLD.data IS NOT NEW.data OR OLD.dup_of IS NOT NEW.dup_of OR OLD.withdrawn IS NOT NEW.withdrawn

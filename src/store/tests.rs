@@ -83,12 +83,12 @@ fn store_made_before_the_tag_index_opens_and_is_indexed() {
     // Take the store back to what the first schema had.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER items_dirty_insert; DROP TRIGGER items_dirty_update;
+        "DROP TRIGGER IF EXISTS items_dirty_insert; DROP TRIGGER items_dirty_update;
          DROP TRIGGER items_dirty_delete; DROP TABLE item_tags; DROP TABLE publish_dirty;
-         DROP TRIGGER publish_index_item_insert; DROP TRIGGER publish_index_item_update;
+         DROP TRIGGER IF EXISTS publish_index_item_insert; DROP TRIGGER publish_index_item_update;
          DROP TRIGGER publish_index_item_delete; DROP TABLE visible_tag_counts;
          DROP TABLE visible_language_counts; DROP TABLE unshown_representatives;
-         DROP INDEX items_language; ALTER TABLE items DROP COLUMN language;",
+         ALTER TABLE items DROP COLUMN language;",
     )
     .unwrap();
     drop(conn);
@@ -1075,4 +1075,98 @@ fn archive_pages_and_channels_of_one_pass_share_parsed_items_and_their_copies() 
         .visible_items_where(&filter(&["Wetter"], &[]), 10)
         .unwrap();
     assert!(uncached[0].also_at.is_empty());
+}
+
+/// A store of schema 4 as that version wrote it (the `.dump` of the multi-partner golden
+/// build's store): opening it drops the item insert triggers and the indexes schema 5
+/// replaces, and keeps every item, published ID and cluster and the publish index;
+/// items stored then keep the publish index equal to a recount.
+#[test]
+fn store_of_schema_4_loses_its_insert_triggers_and_keeps_every_item_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    let dump = include_str!("../../tests/fixtures/store/multi-partner-1.schema-4.sql");
+    type Row = ItemRow<i64>;
+    let rows = |conn: &Connection| -> Vec<Row> { item_rows(conn, "published") };
+    let text = |conn: &Connection, sql: &str| -> String {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let all = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}={}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?
+                ))
+            })
+            .unwrap();
+        all.map(Result::unwrap).collect::<Vec<_>>().join(" ")
+    };
+    let tag_counts = "SELECT tag, items FROM visible_tag_counts ORDER BY 1";
+    let lang_counts = "SELECT language, items FROM visible_language_counts ORDER BY 1";
+    let (before, tags_before, langs_before) = {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(dump).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        (
+            rows(&conn),
+            text(&conn, tag_counts),
+            text(&conn, lang_counts),
+        )
+    };
+    assert_eq!(before.len(), 17);
+    assert!(!tags_before.is_empty() && !langs_before.is_empty());
+
+    let mut s = Store::open(&path, "example.org").unwrap();
+    let conn = s.connection();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(rows(conn), before, "items, published IDs and clusters kept");
+    assert_eq!(text(conn, tag_counts), tags_before);
+    assert_eq!(text(conn, lang_counts), langs_before);
+    let gone: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('items_dirty_insert',
+                 'publish_index_item_insert', 'items_source', 'items_held', 'items_language')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(gone, 0, "the insert triggers and replaced indexes are gone");
+
+    // New items, one a copy of another, counted as a recount counts them.
+    let a = item("n1", "neu", &["Wetter", "Neu"], "de");
+    let b = item("n2", "neu", &["Neu"], "de-AT");
+    let rep = a.id.clone();
+    s.upsert_source_items(&a.source.clone(), vec![a, b], Utc::now(), |_, it| {
+        Ok(if it.id == rep {
+            Decision::New
+        } else {
+            Decision::Joins {
+                rep: rep.clone(),
+                reason: "test".into(),
+            }
+        })
+    })
+    .unwrap();
+    let conn = s.connection();
+    let kept = (text(conn, tag_counts), text(conn, lang_counts));
+    conn.execute_batch(
+        "DELETE FROM visible_tag_counts; DELETE FROM visible_language_counts;
+         INSERT INTO visible_tag_counts (tag, items)
+             SELECT t.tag, COUNT(*) FROM item_tags t JOIN items i ON i.id = t.item_id
+             WHERE i.dup_of IS NULL AND i.withdrawn = 0 GROUP BY t.tag;
+         INSERT INTO visible_language_counts (language, items)
+             SELECT language, COUNT(*) FROM items
+             WHERE dup_of IS NULL AND withdrawn = 0 AND language IS NOT NULL GROUP BY language;",
+    )
+    .unwrap();
+    assert_eq!(kept, (text(conn, tag_counts), text(conn, lang_counts)));
+    let dirty = s.publish_dirty().unwrap();
+    assert!(dirty.sources.contains("neu") && dirty.tags.contains("Neu"));
+    assert!(dirty.languages.contains("de") && dirty.languages.contains("de-AT"));
 }

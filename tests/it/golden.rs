@@ -220,6 +220,13 @@ fn golden_multi_partner_second_build_over_a_schema_3_store() {
     second_build_over_an_older_store("store/multi-partner-1.schema-3.sql");
 }
 
+/// The same over the store as schema 4 wrote it (the version whose item inserts fired
+/// the publish-index triggers, with two indexes by source and one by language).
+#[test]
+fn golden_multi_partner_second_build_over_a_schema_4_store() {
+    second_build_over_an_older_store("store/multi-partner-1.schema-4.sql");
+}
+
 fn second_build_over_an_older_store(dump: &str) {
     let _turn = PARTNER_ADDRESS.lock().unwrap_or_else(|e| e.into_inner());
     let root = golden("multi-partner");
