@@ -435,26 +435,22 @@ const DETECTED_KEPT: usize = 4096;
 fn detect_raw(prefix: &str) -> Detected {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static KEPT: Mutex<Option<HashMap<Box<str>, Detected>>> = Mutex::new(None);
-    let kept = |f: &mut dyn FnMut(&mut HashMap<Box<str>, Detected>)| {
-        // A panic elsewhere with the lock held leaves only answers behind: keep using it.
-        let mut guard = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-        f(guard.get_or_insert_with(HashMap::new));
-    };
-    let mut found = None;
-    kept(&mut |m| found = m.get(prefix).copied());
-    if let Some(d) = found {
-        return d;
+    type Kept = HashMap<Box<str>, Detected>;
+    static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+    // A panic elsewhere with the lock held leaves only answers behind: keep using it.
+    let lock = || KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = lock().get_or_insert_with(HashMap::new).get(prefix) {
+        return *d;
     }
     let d = detector()
         .detect(prefix)
         .map(|info| (info.lang(), info.is_reliable(), info.confidence()));
-    kept(&mut |m| {
-        if m.len() >= DETECTED_KEPT {
-            m.clear();
-        }
-        m.insert(prefix.into(), d);
-    });
+    let mut kept = lock();
+    let m = kept.get_or_insert_with(HashMap::new);
+    if m.len() >= DETECTED_KEPT {
+        m.clear();
+    }
+    m.insert(prefix.into(), d);
     d
 }
 
