@@ -87,10 +87,103 @@ fn minhash(shingles: &[u64], sig: &mut [u32]) {
     minhash_portable(shingles, sig);
 }
 
+/// The coefficients of [`coefficients`] cut into 32-bit halves, as [`minhash_avx2`]
+/// reads them: with `a = aH·2³² + aL`, `b = bH·2³² + bL` and `h = hH·2³² + hL`, bits
+/// 32–63 of `a·h + b` are `hi32(aL·hL + bL) + aL·hH + aH·hL + bH` (mod 2³²), and
+/// `aL·hL + bL` cannot overflow 64 bits. So each function takes one 32×32→64 product
+/// and two 32-bit ones, where the 64-bit product of the portable loop takes three
+/// 32×32→64 products and a shift; the lanes are 32 bits wide (eight to a register).
+#[cfg(target_arch = "x86_64")]
+struct Halves {
+    a_lo: [u32; HASHES],
+    a_hi: [u32; HASHES],
+    b_hi: [u32; HASHES],
+    /// `aL` and `bL` of the odd-numbered functions, and `bL` of the even-numbered ones,
+    /// each widened to 64 bits (the 32×32→64 product reads the low half of each 64-bit
+    /// lane; `aL` of the even ones is read from `a_lo` as it is).
+    a_lo_odd: [u64; HASHES / 2],
+    b_lo_odd: [u64; HASHES / 2],
+    b_lo_even: [u64; HASHES / 2],
+}
+
+#[cfg(target_arch = "x86_64")]
+fn halves() -> &'static Halves {
+    static H: std::sync::OnceLock<Halves> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        let (a, b) = split_coefficients();
+        let mut h = Halves {
+            a_lo: [0; HASHES],
+            a_hi: [0; HASHES],
+            b_hi: [0; HASHES],
+            a_lo_odd: [0; HASHES / 2],
+            b_lo_odd: [0; HASHES / 2],
+            b_lo_even: [0; HASHES / 2],
+        };
+        for k in 0..HASHES {
+            h.a_lo[k] = a[k] as u32;
+            h.a_hi[k] = (a[k] >> 32) as u32;
+            h.b_hi[k] = (b[k] >> 32) as u32;
+        }
+        for m in 0..HASHES / 2 {
+            h.a_lo_odd[m] = u64::from(a[2 * m + 1] as u32);
+            h.b_lo_odd[m] = u64::from(b[2 * m + 1] as u32);
+            h.b_lo_even[m] = u64::from(b[2 * m] as u32);
+        }
+        h
+    })
+}
+
+/// [`minhash_portable`]'s arithmetic on 32-bit halves (see [`Halves`]), eight functions
+/// to a register: the same values, in about half the instructions.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn minhash_avx2(shingles: &[u64], sig: &mut [u32]) {
-    minhash_portable(shingles, sig);
+    use std::arch::x86_64::*;
+    let c = halves();
+    let sig: &mut [u32; HASHES] = sig.try_into().expect("a signature has HASHES slots");
+    // SAFETY (all loads and stores below): every index is `8 * g .. 8 * g + 8` of an
+    // array of `HASHES` u32s, or `4 * g .. 4 * g + 4` of one of `HASHES / 2` u64s, with
+    // `g < HASHES / 8`; unaligned loads and stores take any address.
+    // Macros rather than closures: a closure would not inherit the AVX2 target feature,
+    // and the intrinsics in it would not be inlined.
+    macro_rules! load32 {
+        ($v:expr, $g:expr) => {
+            _mm256_loadu_si256($v.as_ptr().add(8 * $g).cast())
+        };
+    }
+    macro_rules! load64 {
+        ($v:expr, $g:expr) => {
+            _mm256_loadu_si256($v.as_ptr().add(4 * $g).cast())
+        };
+    }
+    for &h in shingles {
+        let h_lo = h as u32;
+        let h_hi = (h >> 32) as u32;
+        let h_lo32 = _mm256_set1_epi32(h_lo as i32);
+        let h_hi32 = _mm256_set1_epi32(h_hi as i32);
+        let h_lo64 = _mm256_set1_epi64x(i64::from(h_lo));
+        for g in 0..HASHES / 8 {
+            let a_lo = load32!(&c.a_lo, g);
+            // hi32(aL·hL + bL), even functions in the even lanes, odd ones in the odd.
+            let even = _mm256_add_epi64(_mm256_mul_epu32(a_lo, h_lo64), load64!(&c.b_lo_even, g));
+            let odd = _mm256_add_epi64(
+                _mm256_mul_epu32(load64!(&c.a_lo_odd, g), h_lo64),
+                load64!(&c.b_lo_odd, g),
+            );
+            let high = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
+            // aL·hH + aH·hL + bH, mod 2³².
+            let cross = _mm256_add_epi32(
+                _mm256_add_epi32(
+                    _mm256_mullo_epi32(a_lo, h_hi32),
+                    _mm256_mullo_epi32(load32!(&c.a_hi, g), h_lo32),
+                ),
+                load32!(&c.b_hi, g),
+            );
+            let v = _mm256_add_epi32(high, cross);
+            let slot = sig.as_mut_ptr().add(8 * g).cast::<__m256i>();
+            _mm256_storeu_si256(slot, _mm256_min_epu32(v, _mm256_loadu_si256(slot)));
+        }
+    }
 }
 
 #[inline(always)]
@@ -379,6 +472,25 @@ mod tests {
         let mut dispatched = vec![u32::MAX; HASHES];
         minhash(&sh, &mut dispatched);
         assert_eq!(dispatched, reference);
+    }
+
+    proptest::proptest! {
+        /// The AVX2 loop on 32-bit halves gives the portable loop's signature for any
+        /// shingle hashes (the halves' carries and wrap-arounds included).
+        #[test]
+        fn the_dispatched_minhash_equals_the_portable_one(
+            sh in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..40),
+            extremes in proptest::collection::vec(proptest::sample::select(vec![
+                0u64, 1, u64::MAX, u64::MAX - 1, 1 << 32, (1 << 32) - 1, u64::from(u32::MAX) << 32,
+            ]), 0..6),
+        ) {
+            let sh: Vec<u64> = sh.into_iter().chain(extremes).collect();
+            let mut portable = vec![u32::MAX; HASHES];
+            minhash_portable(&sh, &mut portable);
+            let mut dispatched = vec![u32::MAX; HASHES];
+            minhash(&sh, &mut dispatched);
+            proptest::prop_assert_eq!(dispatched, portable);
+        }
     }
 
     #[test]

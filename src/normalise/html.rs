@@ -39,7 +39,7 @@ pub fn sanitise(html: &str, base: Option<&Url>, allow_iframe_hosts: &[String]) -
     let out = POLICIES.with_borrow_mut(|p| {
         let b = p.for_hosts(allow_iframe_hosts);
         b.url_relative(relative);
-        b.clean(&html).to_string()
+        serialised(&b.clean(&html), html.len())
     });
     let out = if out.contains("<iframe") {
         drop_empty_iframes(&out)
@@ -65,6 +65,17 @@ pub fn sanitised_text(html: &str, base: Option<&Url>) -> String {
         Some(raw) => text::collapse_whitespace(&text::strip_controls(&raw)),
         None => text::to_text(&sanitise(html, base, &[])),
     }
+}
+
+/// A cleaned document as a string, serialised straight into a buffer of about its size:
+/// `Document::to_string` goes through `Display`, which serialises into a growing buffer
+/// of its own and copies that into the string.
+fn serialised(doc: &ammonia::Document, size_hint: usize) -> String {
+    // Attributes gain `rel` and absolute URLs; a little room saves the last regrowth.
+    let mut buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
+    doc.write_to(&mut buf)
+        .expect("writing to a Vec fails only when out of memory");
+    String::from_utf8(buf).expect("html5ever serialises str")
 }
 
 thread_local! {

@@ -19,10 +19,23 @@ pub fn collapse_whitespace(s: &str) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         let (c, end) = if is_printable_ascii(b) {
-            let run = bytes[i..]
-                .iter()
-                .take_while(|b| is_printable_ascii(**b))
-                .count();
+            // The run goes on across Latin-1 letters (U+00C0–U+00FF, lead byte C3: none
+            // is whitespace or a control) and across single spaces before a printable
+            // character, which stay as they are: a line of words is one copy, not one
+            // per word (the copy per word was most of this function's cost, issue 16).
+            let mut run = 1;
+            loop {
+                match bytes.get(i + run) {
+                    Some(&n) if is_printable_ascii(n) => run += 1,
+                    Some(0xC3) => run += 2,
+                    Some(b' ') => match bytes.get(i + run + 1) {
+                        Some(&n) if is_printable_ascii(n) => run += 2,
+                        Some(0xC3) => run += 3,
+                        _ => break,
+                    },
+                    _ => break,
+                }
+            }
             if space && !out.is_empty() {
                 out.push(' ');
             }
@@ -271,105 +284,141 @@ pub fn summarise(text: &str, max: usize) -> String {
 /// boundary before it (UAX #15: it never combines with what precedes it), so normalising
 /// the pieces on their own gives NFKC of the whole, and a piece the quick check passes is
 /// its own NFKC. The property tests hold this against NFKC of the whole text.
+///
+/// One pass: each character is lowered and written as it is read, and the state before
+/// the current piece is remembered; when the piece turns out to need NFKC, what it wrote
+/// is taken back and its NFKC written instead (pieces are a character or a few). ASCII,
+/// nearly all of every text, goes through one table. Reading the text twice (once to cut
+/// it, once to lower it) was most of this function's cost (issue 16).
 pub fn for_matching(text: &str) -> String {
     let mut out = Matching::with_capacity(text.len());
     let bytes = text.as_bytes();
-    // `clean..start`: pieces the quick check passed, handed on together (most of a text
-    // is one such run); `start..`: the current piece.
-    let mut clean = 0;
+    // Where the current piece starts, and the output as it was before it.
     let mut start = 0;
-    // Whether the current piece needs NFKC.
+    let mut before = out.mark();
+    // Whether the current piece needs NFKC (then what it wrote is taken back at its end).
     let mut needs = false;
     let mut last_class = 0u8;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i].is_ascii() {
+        let b = bytes[i];
+        if b.is_ascii() {
             // Every ASCII character is a starter that passes the quick check: a piece of
-            // its own. The run's pieces need nothing; the last one stays current.
-            if i > start && needs {
-                out.pieces(&text[clean..start], &text[start..i]);
-                clean = i;
+            // its own, which needs nothing.
+            if needs {
+                out.replace_with_nfkc(before, &text[start..i]);
+                needs = false;
             }
-            let run = bytes[i..].iter().take_while(|b| b.is_ascii()).count();
-            start = i + run - 1;
-            needs = false;
             last_class = 0;
-            i += run;
+            // The run of ASCII, each character a piece; only the last one stays current.
+            while i < bytes.len() && bytes[i].is_ascii() {
+                before = out.mark();
+                out.push_ascii(bytes[i]);
+                i += 1;
+            }
+            start = i - 1;
             continue;
         }
         let c = text[i..].chars().next().expect("i is at a char boundary");
-        let class = canonical_combining_class(c);
-        let quick = is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes;
+        let (class, quick) = nfkc_class(c);
         if class == 0 && quick && i > start {
             if needs {
-                out.pieces(&text[clean..start], &text[start..i]);
-                clean = i;
+                out.replace_with_nfkc(before, &text[start..i]);
+                needs = false;
             }
             start = i;
-            needs = false;
+            before = out.mark();
         }
         if !quick || (class != 0 && last_class > class) {
             needs = true;
         }
         last_class = class;
+        if !needs {
+            out.push(c);
+        }
         i += c.len_utf8();
     }
     if needs {
-        out.pieces(&text[clean..start], &text[start..]);
-    } else {
-        out.passed(&text[clean..]);
+        out.replace_with_nfkc(before, &text[start..]);
     }
-    out.text
+    out.finish()
 }
+
+/// A char's canonical combining class and whether it passes NFKC's quick check. The
+/// accented letters of Latin-1 (U+00C0–U+00FF, most of the non-ASCII in our partners'
+/// texts) are starters that pass, without the tables' search (a test holds this to them).
+#[inline]
+fn nfkc_class(c: char) -> (u8, bool) {
+    if ('\u{c0}'..='\u{ff}').contains(&c) {
+        return (0, true);
+    }
+    (
+        canonical_combining_class(c),
+        is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes,
+    )
+}
+
+/// How [`for_matching`] writes an ASCII byte: letters lowered, digits as they are, and
+/// 0 for every other byte (a separator).
+const MATCHING_ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() {
+            t[i] = b.to_ascii_lowercase();
+        }
+        i += 1;
+    }
+    t
+};
 
 /// The rest of [`for_matching`], after NFKC: lower case, letters and digits only.
 struct Matching {
-    text: String,
+    text: Vec<u8>,
+    space: bool,
+}
+
+/// The output of a [`Matching`] at one point, to go back to.
+#[derive(Clone, Copy)]
+struct Mark {
+    len: usize,
     space: bool,
 }
 
 impl Matching {
     fn with_capacity(n: usize) -> Matching {
         Matching {
-            text: String::with_capacity(n),
+            text: Vec::with_capacity(n),
             space: false,
         }
     }
 
-    /// Text the quick check passed, then a piece that needs NFKC.
-    fn pieces(&mut self, passed: &str, needs_nfkc: &str) {
-        self.passed(passed);
-        needs_nfkc.nfkc().for_each(|c| self.push(c));
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.text.len(),
+            space: self.space,
+        }
     }
 
-    /// Text that is its own NFKC. Runs of ASCII letters and digits are copied whole and
-    /// lowered in place; other ASCII is a separator.
-    fn passed(&mut self, text: &str) {
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b.is_ascii_alphanumeric() {
-                let run = bytes[i..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_alphanumeric())
-                    .count();
-                if self.space && !self.text.is_empty() {
-                    self.text.push(' ');
-                }
-                self.space = false;
-                let start = self.text.len();
-                self.text.push_str(&text[i..i + run]);
-                self.text[start..].make_ascii_lowercase();
-                i += run;
-            } else if b.is_ascii() {
-                self.space = true;
-                i += 1;
-            } else {
-                let c = text[i..].chars().next().expect("i is at a char boundary");
-                self.push(c);
-                i += c.len_utf8();
+    /// Takes back what was written since `mark`, and writes `piece`'s NFKC instead.
+    fn replace_with_nfkc(&mut self, mark: Mark, piece: &str) {
+        self.text.truncate(mark.len);
+        self.space = mark.space;
+        piece.nfkc().for_each(|c| self.push(c));
+    }
+
+    #[inline(always)]
+    fn push_ascii(&mut self, b: u8) {
+        let lower = MATCHING_ASCII[usize::from(b)];
+        if lower == 0 {
+            self.space = true;
+        } else {
+            if self.space && !self.text.is_empty() {
+                self.text.push(b' ');
             }
+            self.space = false;
+            self.text.push(lower);
         }
     }
 
@@ -377,7 +426,7 @@ impl Matching {
         // ASCII (most of every text) without the Unicode tables: its lower case is one
         // ASCII character, and its letters and digits are the ASCII ones.
         if c.is_ascii() {
-            self.push_lower(c.to_ascii_lowercase(), c.is_ascii_alphanumeric());
+            self.push_ascii(c as u8);
         } else if let Some((lower, alphanumeric)) = latin1_lower(c) {
             self.push_lower(lower, alphanumeric);
         } else {
@@ -390,13 +439,19 @@ impl Matching {
     fn push_lower(&mut self, c: char, alphanumeric: bool) {
         if alphanumeric {
             if self.space && !self.text.is_empty() {
-                self.text.push(' ');
+                self.text.push(b' ');
             }
             self.space = false;
-            self.text.push(c);
+            let mut buf = [0u8; 4];
+            self.text
+                .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         } else {
             self.space = true;
         }
+    }
+
+    fn finish(self) -> String {
+        String::from_utf8(self.text).expect("written as whole chars")
     }
 }
 
@@ -444,6 +499,19 @@ mod tests {
                     "{c:?} at {at}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn latin1_letters_are_starters_that_pass_the_quick_check_as_the_tables_say() {
+        for c in '\u{c0}'..='\u{ff}' {
+            assert_eq!(canonical_combining_class(c), 0, "U+{:04X}", c as u32);
+            assert_eq!(
+                is_nfkc_quick(std::iter::once(c)),
+                IsNormalized::Yes,
+                "U+{:04X}",
+                c as u32
+            );
         }
     }
 
