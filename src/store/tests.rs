@@ -878,6 +878,18 @@ fn title_lookups_return_the_newest_of_a_crowded_title_in_index_order() {
     );
 }
 
+/// A new SQLite file at `path` holding `dump` (a store's `.dump` as an older version
+/// wrote it), checked to be of schema `version` before any code of today opens it.
+fn restore_dump(path: &std::path::Path, dump: &str, version: i64) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(dump).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, version, "the fixture's schema");
+    conn
+}
+
 /// A store of schema 3 as that version wrote it (the `.dump` of the multi-partner golden
 /// build's store): opening it dates the signature rows and rekeys the title-part rows
 /// by date, and keeps every item, published ID, cluster, signature and part; each held
@@ -894,12 +906,7 @@ fn store_of_schema_3_gets_dated_title_indexes_and_keeps_every_published_id() {
     let parts_sql = "SELECT count(*) FROM dedupe_title_part";
     let sigs_sql = "SELECT count(*) FROM dedupe_sig";
     let (before, parts_before, sigs_before) = {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(dump).unwrap();
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 3);
+        let conn = restore_dump(&path, dump, 3);
         (rows(&conn), count(&conn, parts_sql), count(&conn, sigs_sql))
     };
     assert_eq!(before.len(), 17);
@@ -1104,12 +1111,7 @@ fn store_of_schema_4_loses_its_insert_triggers_and_keeps_every_item_and_count() 
     let tag_counts = "SELECT tag, items FROM visible_tag_counts ORDER BY 1";
     let lang_counts = "SELECT language, items FROM visible_language_counts ORDER BY 1";
     let (before, tags_before, langs_before) = {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(dump).unwrap();
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 4);
+        let conn = restore_dump(&path, dump, 4);
         (
             rows(&conn),
             text(&conn, tag_counts),
