@@ -198,10 +198,7 @@ fn store_of_schema_1_gets_the_integer_band_table_and_keeps_finding_copies() {
     drop(conn);
 
     let s = Store::open(&path, "example.org").unwrap();
-    let version: i64 = s
-        .connection()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let version = user_version(s.connection());
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(
         bands_of(&s, "a:1"),
@@ -655,10 +652,7 @@ fn store_of_schema_2_gets_lean_item_rows_and_keeps_every_published_id() {
     );
 
     let mut s = Store::open(&path, "example.org").unwrap();
-    let version: i64 = s
-        .connection()
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let version = user_version(s.connection());
     assert_eq!(version, SCHEMA_VERSION);
     let after = rows(s.connection());
     assert_eq!(after.len(), before.len());
@@ -878,14 +872,18 @@ fn title_lookups_return_the_newest_of_a_crowded_title_in_index_order() {
     );
 }
 
+/// The schema version a store file says it has.
+fn user_version(conn: &Connection) -> i64 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 /// A new SQLite file at `path` holding `dump` (a store's `.dump` as an older version
 /// wrote it), checked to be of schema `version` before any code of today opens it.
 fn restore_dump(path: &std::path::Path, dump: &str, version: i64) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(dump).unwrap();
-    let v: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let v = user_version(&conn);
     assert_eq!(v, version, "the fixture's schema");
     conn
 }
@@ -914,9 +912,7 @@ fn store_of_schema_3_gets_dated_title_indexes_and_keeps_every_published_id() {
 
     let s = Store::open(&path, "example.org").unwrap();
     let conn = s.connection();
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let version = user_version(conn);
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(rows(conn), before, "items, published IDs and clusters kept");
     assert_eq!(count(conn, parts_sql), parts_before);
@@ -1123,9 +1119,7 @@ fn store_of_schema_4_loses_its_insert_triggers_and_keeps_every_item_and_count() 
 
     let mut s = Store::open(&path, "example.org").unwrap();
     let conn = s.connection();
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let version = user_version(conn);
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(rows(conn), before, "items, published IDs and clusters kept");
     assert_eq!(text(conn, tag_counts), tags_before);
