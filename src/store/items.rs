@@ -103,6 +103,10 @@ impl Store {
             self.overlay.get_mut().undo_to(overlay_mark);
         }
         let report = result?;
+        if !self.grouped {
+            // Its own savepoint was the outermost transaction: it committed.
+            self.overlay.get_mut().committed();
+        }
         self.flush_bands_if_full()?;
         Ok(report)
     }

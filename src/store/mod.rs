@@ -326,6 +326,7 @@ impl Store {
                     self.overlay.get_mut().undo_to(overlay_mark);
                     return Err(E::from(e.into()));
                 }
+                self.overlay.get_mut().committed();
                 self.flush_bands_if_full().map_err(E::from)?;
                 Ok(v)
             }

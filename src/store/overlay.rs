@@ -39,6 +39,11 @@ const KEYS_CAP: usize = 1 << 17;
 /// about 35 MB of text.
 const HELD_BUDGET: usize = 64 << 20;
 
+/// Most signatures kept (about 0.6 KB each); past it the band lookup reads the rest
+/// from SQLite, as it reads those of earlier runs.
+/// The tests keep few, so candidates past the cap are read back from SQLite.
+const SIGS_CAP: usize = if cfg!(test) { 64 } else { 1 << 15 };
+
 /// Which exact-key lookup (`dedup::by_canonical_url`, `by_guid`, `by_text_hash`).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Exact {
@@ -52,7 +57,7 @@ pub(super) enum Exact {
 type Lists = HashMap<String, Vec<(i64, ItemId)>>;
 
 /// An item of the key lists, as inserted: what to take out again when its
-/// transaction rolls back.
+/// transaction rolls back. Kept only until the transaction commits.
 struct Entry {
     id: ItemId,
     source: SourceId,
@@ -63,6 +68,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Keys {
+    /// Items in the lists, for [`KEYS_CAP`].
+    count: usize,
+    /// The entries of the open transaction, newest last.
     entries: Vec<Entry>,
     exact: [Lists; 3],
     title: Lists,
@@ -149,12 +157,26 @@ impl Overlay {
     }
 
     /// Frees everything; the next write begins a new run.
+    ///
+    /// A cold run's overlay holds every item it stored: freeing its maps costs tens of
+    /// milliseconds that the publish, which comes next, need not wait for.
     pub(super) fn reset(&mut self) {
-        *self = Overlay::default();
+        let old = std::mem::take(self);
+        if old.begun {
+            drop_elsewhere(old);
+        }
     }
 
     pub(super) fn mark(&self) -> Mark {
         Mark(self.log.len())
+    }
+
+    /// The open transaction committed: nothing before now can be undone, so the undo
+    /// log and the entries it would pop go. Without this they held every item of the
+    /// run twice more (a cold large build: hundreds of MB).
+    pub(super) fn committed(&mut self) {
+        self.log = Vec::new();
+        self.keys.entries = Vec::new();
     }
 
     /// Forgets what was added or changed since `mark`: its transaction rolled back.
@@ -182,6 +204,7 @@ impl Overlay {
             return;
         };
         let keys = &mut self.keys;
+        keys.count -= 1;
         let take = |lists: &mut Lists, key: &str| {
             let list = lists.get_mut(key).expect("the entry's key has a list");
             let last = list.pop().expect("the entry is the list's last");
@@ -286,7 +309,7 @@ impl Overlay {
     }
 
     fn index_keys(&mut self, item: &Item, derived: &Derived) {
-        if self.keys.entries.len() >= KEYS_CAP {
+        if self.keys.count >= KEYS_CAP {
             self.complete = false;
             self.keys = Keys::default();
             return;
@@ -324,6 +347,7 @@ impl Overlay {
         }
         keys.ids.insert(item.id.clone());
         *keys.sources.entry(item.source.clone()).or_default() += 1;
+        keys.count += 1;
         keys.entries.push(Entry {
             id: item.id.clone(),
             source: item.source.clone(),
@@ -335,6 +359,9 @@ impl Overlay {
     }
 
     fn signature(&mut self, item: &Item, n: i64) {
+        if self.sigs.len() >= SIGS_CAP {
+            return;
+        }
         let fp = &item.fingerprint;
         self.sigs
             .insert(n, (item.id.clone(), fp.version, fp.minhash.clone()));
@@ -438,13 +465,20 @@ fn recent(lists: &Lists, key: &str) -> Vec<ItemId> {
     rows.into_iter().map(|(_, id)| id.clone()).collect()
 }
 
+/// Drops `value` on a thread of its own; a failed spawn drops it here, with the closure.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("overlay-free".into())
+        .spawn(move || drop(value));
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
-    use super::{Exact, Lists, EXACT_KEY_LIMIT, TITLE_LIMIT};
+    use super::{Exact, Lists, EXACT_KEY_LIMIT, SIGS_CAP, TITLE_LIMIT};
     use crate::dedupe::{Decision, Deduper};
     use crate::model::{DateSource, Item, ItemId, SourceId};
     use crate::normalise::fingerprint;
@@ -644,6 +678,10 @@ mod tests {
         {
             let o = fast.overlay.borrow();
             assert!(o.complete, "the first run's lookups were the overlay's");
+            // Committed groups leave nothing to undo: the log and the entries went.
+            assert!(o.log.is_empty() && o.keys.entries.is_empty());
+            assert_eq!(o.keys.count, first.iter().flatten().flatten().count());
+            assert_eq!(o.sigs.len(), SIGS_CAP, "later signatures came from SQLite");
             let longest = |lists: &Lists| lists.values().map(Vec::len).max().unwrap_or(0);
             assert!(longest(&o.keys.title) > TITLE_LIMIT && longest(&o.keys.parts) > TITLE_LIMIT);
             assert!(o.keys.exact[..2]
@@ -686,7 +724,7 @@ mod tests {
         let mut s = Store::in_memory("example.org").unwrap();
         s.check_overlay = true;
         store_all(&mut s, &[vec![sources[0].clone()]], 0);
-        let before = s.overlay.borrow().keys.entries.len();
+        let before = s.overlay.borrow().keys.count;
         let deduper = Deduper::new(Default::default(), HashMap::new());
         let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
         let failed = s.in_transaction(|s| -> Result<(), StoreError> {
@@ -704,7 +742,7 @@ mod tests {
         {
             let o = s.overlay.borrow();
             assert!(o.complete);
-            assert_eq!(o.keys.entries.len(), before);
+            assert_eq!(o.keys.count, before);
             for it in sources[1].iter().chain(&sources[2]) {
                 assert_eq!(o.holds(&it.id), Some(false), "{}", it.id.0);
                 assert!(o.held(&it.id).is_none(), "{}", it.id.0);
