@@ -40,8 +40,8 @@ const KEYS_CAP: usize = 1 << 17;
 const HELD_BUDGET: usize = 64 << 20;
 
 /// Most signatures kept (about 0.6 KB each); past it the band lookup reads the rest
-/// from SQLite, as it reads those of earlier runs.
-/// The tests keep few, so candidates past the cap are read back from SQLite.
+/// from SQLite, as it reads those of earlier runs. The tests keep few, so that path
+/// is exercised too.
 const SIGS_CAP: usize = if cfg!(test) { 64 } else { 1 << 15 };
 
 /// Which exact-key lookup (`dedup::by_canonical_url`, `by_guid`, `by_text_hash`).
@@ -68,8 +68,6 @@ struct Entry {
 
 #[derive(Default)]
 struct Keys {
-    /// Items in the lists, for [`KEYS_CAP`].
-    count: usize,
     /// The entries of the open transaction, newest last.
     entries: Vec<Entry>,
     exact: [Lists; 3],
@@ -204,7 +202,6 @@ impl Overlay {
             return;
         };
         let keys = &mut self.keys;
-        keys.count -= 1;
         let take = |lists: &mut Lists, key: &str| {
             let list = lists.get_mut(key).expect("the entry's key has a list");
             let last = list.pop().expect("the entry is the list's last");
@@ -309,7 +306,7 @@ impl Overlay {
     }
 
     fn index_keys(&mut self, item: &Item, derived: &Derived) {
-        if self.keys.count >= KEYS_CAP {
+        if self.keys.ids.len() >= KEYS_CAP {
             self.complete = false;
             self.keys = Keys::default();
             return;
@@ -347,7 +344,6 @@ impl Overlay {
         }
         keys.ids.insert(item.id.clone());
         *keys.sources.entry(item.source.clone()).or_default() += 1;
-        keys.count += 1;
         keys.entries.push(Entry {
             id: item.id.clone(),
             source: item.source.clone(),
@@ -680,7 +676,7 @@ mod tests {
             assert!(o.complete, "the first run's lookups were the overlay's");
             // Committed groups leave nothing to undo: the log and the entries went.
             assert!(o.log.is_empty() && o.keys.entries.is_empty());
-            assert_eq!(o.keys.count, first.iter().flatten().flatten().count());
+            assert_eq!(o.keys.ids.len(), first.iter().flatten().flatten().count());
             assert_eq!(o.sigs.len(), SIGS_CAP, "later signatures came from SQLite");
             let longest = |lists: &Lists| lists.values().map(Vec::len).max().unwrap_or(0);
             assert!(longest(&o.keys.title) > TITLE_LIMIT && longest(&o.keys.parts) > TITLE_LIMIT);
@@ -724,7 +720,7 @@ mod tests {
         let mut s = Store::in_memory("example.org").unwrap();
         s.check_overlay = true;
         store_all(&mut s, &[vec![sources[0].clone()]], 0);
-        let before = s.overlay.borrow().keys.count;
+        let before = s.overlay.borrow().keys.ids.len();
         let deduper = Deduper::new(Default::default(), HashMap::new());
         let now = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
         let failed = s.in_transaction(|s| -> Result<(), StoreError> {
@@ -742,7 +738,7 @@ mod tests {
         {
             let o = s.overlay.borrow();
             assert!(o.complete);
-            assert_eq!(o.keys.count, before);
+            assert_eq!(o.keys.ids.len(), before);
             for it in sources[1].iter().chain(&sources[2]) {
                 assert_eq!(o.holds(&it.id), Some(false), "{}", it.id.0);
                 assert!(o.held(&it.id).is_none(), "{}", it.id.0);
