@@ -6,6 +6,7 @@
 //! Modules, each owning one part of the schema's use:
 //!
 //! - `schema`: connection settings, the schema and its migrations;
+//! - `checkpointer`: WAL checkpoints of a store file, on a thread of their own;
 //! - `sources`: the `sources` table, each source's fetch state ([`SourceState`]);
 //! - `items`: storing a source's items (upsert, published IDs, retention, withdrawals);
 //! - `visible`: what channels read: visible items by filter;
@@ -41,6 +42,7 @@ pub mod archive;
 mod backend;
 mod bandfilter;
 mod bounded;
+mod checkpointer;
 mod dedup;
 mod inserted;
 mod items;
@@ -190,6 +192,9 @@ pub struct Store {
     pending: RefCell<Pending>,
     /// The dedupe index of the items this run stored (see `overlay`); kept for one run.
     overlay: RefCell<Overlay>,
+    /// Checkpoints this store file's WAL off the writing thread (see `checkpointer`);
+    /// `None` in memory, where there is no WAL.
+    checkpointer: Option<checkpointer::Checkpointer>,
     /// Tests: every lookup the overlay answers is asked of SQLite too, and must agree.
     #[cfg(test)]
     check_overlay: bool,
@@ -238,6 +243,9 @@ impl Drop for Store {
         if let Err(e) = self.flush_dedupe_index() {
             tracing::warn!(error = %e, "near-duplicate band rows left pending for the next open");
         }
+        // Before the writer's connection (the first field) closes: the last connection
+        // to close checkpoints the WAL and removes it.
+        self.checkpointer.take();
     }
 }
 
@@ -254,7 +262,9 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        Store::init(conn, authority)
+        let mut store = Store::init(conn, authority)?;
+        store.checkpointer = checkpointer::Checkpointer::start(path, &mut store.conn);
+        Ok(store)
     }
 
     /// An in-memory store, for tests and `--dry-run`.
@@ -290,6 +300,7 @@ impl Store {
             bands: RefCell::default(),
             pending: RefCell::default(),
             overlay: RefCell::default(),
+            checkpointer: None,
             #[cfg(test)]
             check_overlay: false,
         })

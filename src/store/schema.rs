@@ -32,8 +32,10 @@ const STATEMENT_CACHE: usize = 96;
 const PAGE_CACHE_KIB: i64 = 4 * 1024;
 /// WAL pages before an automatic checkpoint. SQLite's default (1000) copied the hot
 /// index pages back to the main file after every few sources; 8000 (~32 MiB of WAL)
-/// checkpoints them once per several times as many writes.
-const WAL_AUTOCHECKPOINT: i64 = 8000;
+/// checkpoints them once per several times as many writes. A store file opened for
+/// writing hands its checkpoints to a thread of their own at the same threshold
+/// (`checkpointer`); this one stays for the connections without one.
+const WAL_AUTOCHECKPOINT: i64 = super::checkpointer::WAL_SOFT_LIMIT as i64;
 
 /// Sets up a freshly opened connection and brings its schema to [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
