@@ -150,6 +150,15 @@ impl Bitmap {
         bits < MAX_BITS && self.keys > bits / MAX_LOAD_DIVISOR
     }
 
+    /// The keys an overloaded bitmap is rebuilt for: those it holds, and at least
+    /// twice what it was sized for. Not just twice: one flush of pending rows adds up
+    /// to [`super::pending::PENDING_CAP`] keys at once, and a bitmap that only doubled
+    /// trailed them (a cold build of 60,000 items ended with 1.9 million keys in
+    /// 262,144 bits, every bit set, so every key was queried all the same).
+    fn regrown_capacity(&self) -> u64 {
+        ((self.mask + 1) * 2 / BITS_PER_KEY).max(self.keys)
+    }
+
     /// Every key in the band table (the pending rows are looked up in memory): the
     /// signatures up to the band table's watermark.
     fn build(conn: &Connection, expected: u64) -> rusqlite::Result<Bitmap> {
@@ -303,12 +312,12 @@ impl BandFilter {
         };
         map.catch_up(conn)?;
         if map.overloaded() {
-            let doubled = (map.mask + 1) * 2 / BITS_PER_KEY;
+            let capacity = map.regrown_capacity();
             // Free the old bitmap before building the new one: both at once would be
             // the run's peak. If the build fails, the transaction rolls back and the
             // filter is simply cold again.
             *self = BandFilter::default();
-            *self = BandFilter::Warm(Bitmap::build(conn, doubled)?);
+            *self = BandFilter::Warm(Bitmap::build(conn, capacity)?);
         }
         let BandFilter::Warm(map) = self else {
             unreachable!("warm above")
@@ -375,15 +384,45 @@ fn estimate_rows(conn: &Connection) -> rusqlite::Result<u64> {
 mod tests {
     use super::*;
 
+    fn spread(i: u64) -> i64 {
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
+    }
+
+    /// A flush of a million pending rows into a bitmap sized for a few: rebuilt for
+    /// the keys it then holds, it is not overloaded again, and it answers for
+    /// unseen keys as a filter should (mostly no), where a bitmap that only doubled
+    /// would be saturated.
+    #[test]
+    fn an_overloaded_bitmap_is_rebuilt_for_the_keys_it_holds() {
+        let mut map = Bitmap::with_capacity(0);
+        let keys = super::super::pending::PENDING_CAP as u64;
+        for i in 0..keys {
+            map.insert(spread(i));
+        }
+        assert!(map.overloaded());
+        let mut regrown = Bitmap::with_capacity(map.regrown_capacity());
+        for i in 0..keys {
+            regrown.insert(spread(i));
+        }
+        assert!(
+            !regrown.overloaded(),
+            "{} bits for {keys} keys",
+            regrown.mask + 1
+        );
+        let unseen = (0..10_000u64)
+            .map(|i| (i.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5555) as i64)
+            .filter(|&k| regrown.may_hold(k))
+            .count();
+        assert!(unseen < 1_000, "{unseen} of 10,000 unseen keys pass");
+    }
+
     #[test]
     fn a_bitmap_never_misses_a_key_it_was_given_and_grows_before_it_fills() {
         let mut map = Bitmap::with_capacity(0);
         let bits = map.mask + 1;
         assert_eq!(bits, MIN_BITS);
         // Keys spread like fnv hashes; every one of them must be found.
-        let keys: Vec<i64> = (0..bits / MAX_LOAD_DIVISOR + 1)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64)
-            .collect();
+        let keys: Vec<i64> = (0..bits / MAX_LOAD_DIVISOR + 1).map(spread).collect();
         for &k in &keys {
             map.insert(k);
         }
