@@ -68,27 +68,21 @@ impl Checkpointer {
         soft: i32,
         hard: i32,
     ) -> Option<Checkpointer> {
-        let other = match Connection::open(path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "no checkpoint connection; checkpoints stay inline");
-                return None;
-            }
-        };
+        let other = Connection::open(path)
+            .map_err(|e| stay_inline(&e, "no checkpoint connection"))
+            .ok()?;
         // The checkpoint's own syncs are those of `synchronous = NORMAL`: the WAL
         // before copying, the store file after.
-        if let Err(e) = other.pragma_update(None, "synchronous", "NORMAL") {
-            tracing::debug!(error = %e, "checkpoint connection not set up; checkpoints stay inline");
-            return None;
-        }
+        other
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| stay_inline(&e, "checkpoint connection not set up"))
+            .ok()?;
         let shared = Arc::new(Shared::default());
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || run(&other, &worker))
-            .map_err(
-                |e| tracing::debug!(error = %e, "no checkpoint thread; checkpoints stay inline"),
-            )
+            .map_err(|e| stay_inline(&e, "no checkpoint thread"))
             .ok()?;
         let hooked = Arc::clone(&shared);
         let installed = conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
@@ -105,14 +99,16 @@ impl Checkpointer {
             shared,
             thread: Some(thread),
         };
-        match installed {
-            Ok(()) => Some(checkpointer),
-            Err(e) => {
-                tracing::debug!(error = %e, "WAL hook not installed; checkpoints stay inline");
-                None
-            }
-        }
+        installed
+            .map_err(|e| stay_inline(&e, "WAL hook not installed"))
+            .ok()?;
+        Some(checkpointer)
     }
+}
+
+/// Logs why a store keeps SQLite's automatic checkpoints.
+fn stay_inline(e: &dyn std::fmt::Display, why: &str) {
+    tracing::debug!(error = %e, "{why}; checkpoints stay inline");
 }
 
 /// Waits for the writer's call and checkpoints, until told to stop.
