@@ -31,11 +31,20 @@ pub fn compressible(content_type: &str) -> bool {
 /// (archive pages) at 57–77 MB/s. Quality 11 would save another 7.5 % at under 1 MB/s
 /// — 70× the CPU of quality 8 for every changed document, not worth it for files that
 /// readers mostly revalidate with a `304`.
+///
+/// Front-door documents get quality 6, not 8: from quality 7 the H5 hasher's table is
+/// 2^15 buckets × 2^(quality−1) slots of `u32` (8 MiB at 7, 16 MiB at 8, against 2 MiB at
+/// 6), allocated zeroed for every document and all of it touched by a 150 KB feed. On
+/// a VM where a page fault is dear that dominated: in `perf` of a cold medium build
+/// `brotli_at` was 4.5 % of all CPU, for 7 documents, 70 % of it in `clear_page`.
+/// Compressing a medium build's 7 front-door documents (614 KB) in a fresh process,
+/// 3 rounds: quality 8 39–50 ms, 112 178 bytes; quality 7 26–28 ms, 112 270 bytes;
+/// quality 6 16–18 ms, 112 560 bytes (+0.34 %); quality 5 16–23 ms, 113 236 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
     /// The site's front door, fetched by most readers and rewritten on every change:
     /// the combined feeds, `[[channel]]` feeds, the news and post pages, OPML and
-    /// assets. Brotli quality 8.
+    /// assets. Brotli quality 6.
     Wide,
     /// One of many: per-source, per-tag and per-language channels (hundreds, each with
     /// few readers) and RFC 5005 archive pages (written once, rarely fetched). Not
@@ -71,7 +80,7 @@ pub enum Coding {
 const GZIP_ON_REQUEST: u32 = 6;
 const BROTLI_ON_REQUEST: i32 = 5;
 /// Brotli quality of precompressed front-door documents (see [`Reach`]).
-const BROTLI_WIDE: i32 = 8;
+const BROTLI_WIDE: i32 = 6;
 
 /// `data` compressed with `coding` at the levels for a request ([`GZIP_ON_REQUEST`],
 /// [`BROTLI_ON_REQUEST`]).
